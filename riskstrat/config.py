@@ -1,0 +1,107 @@
+"""Deployment configuration (YAML under ``configs/``), separate from code.
+
+A configuration says where things are and how a region's extracts differ from the
+contract: the file name of each table and the local name of each column. Secrets never
+live here: keys come from the environment (see ``spec/interface.md``).
+
+Example (``configs/examples/udal-style.yaml``)::
+
+    tables:
+      sus_apc:
+        file: apcs_extract.csv
+        columns:              # contract name: name in the user's extract
+          nhs_number: Der_NHS_Number
+          admission_date: Admission_Date
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from riskstrat.errors import ConfigError
+from riskstrat.schema import TABLES
+
+__all__ = ["Config", "TableMapping", "load_config", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+_KNOWN_KEYS = {"tables", "region", "validation"}
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    """How one contract table appears in a user's extracts directory."""
+
+    file: str | None = None  # file name; default <table>.parquet or <table>.csv
+    columns: dict[str, str] = field(default_factory=dict)  # contract name -> source name
+
+    def source_name(self, contract_name: str) -> str:
+        return self.columns.get(contract_name, contract_name)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed configuration. Build with :func:`load_config`."""
+
+    tables: dict[str, TableMapping] = field(default_factory=dict)
+    region: str = "default"
+    batch_rows: int = 1_000_000
+    source: str = "embedded defaults"
+
+    def mapping(self, table_name: str) -> TableMapping:
+        return self.tables.get(table_name, TableMapping())
+
+
+def _fail(path: Path | str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}")
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read a YAML configuration; ``None`` gives the embedded defaults.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or malformed, or maps a table or column the contract
+        does not have.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise _fail(path, "configuration file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(path, f"cannot read configuration ({first})") from None
+    if not isinstance(raw, dict):
+        raise _fail(path, "configuration must be a mapping of keys to values")
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise _fail(path, f"unknown key(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
+    tables: dict[str, TableMapping] = {}
+    for name, spec in (raw.get("tables") or {}).items():
+        if name not in TABLES:
+            raise _fail(path, f"tables.{name}: no such table in the data contract")
+        spec = spec or {}
+        if not isinstance(spec, dict) or set(spec) - {"file", "columns"}:
+            raise _fail(path, f"tables.{name}: expected keys 'file' and/or 'columns'")
+        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        bad = [c for c in columns if c not in TABLES[name].column_names]
+        if bad:
+            raise _fail(path, f"tables.{name}.columns: {bad} not in the contract for {name}")
+        sources = list(columns.values())
+        if len(set(sources)) != len(sources):
+            raise _fail(path, f"tables.{name}.columns: a source column is mapped twice")
+        tables[name] = TableMapping(file=spec.get("file"), columns=columns)
+    validation = raw.get("validation") or {}
+    batch_rows = int(validation.get("batch_rows", 1_000_000))
+    if batch_rows < 1:
+        raise _fail(path, "validation.batch_rows must be a positive integer")
+    return Config(
+        tables=tables, region=str(raw.get("region", "default")), batch_rows=batch_rows, source=str(path)
+    )

@@ -1,0 +1,267 @@
+"""Find and read the extract files of contract v1, in batches, under contract names.
+
+CSV values are read as text (so that one bad value quarantines one row, not the file);
+Parquet columns keep their types, which must be compatible with the contract. Memory is
+bounded by the batch size, not by the size of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from riskstrat.config import Config
+from riskstrat.errors import ContractError
+from riskstrat.schema import TABLES, ColumnType, Table
+
+__all__ = ["SourceFile", "Batch", "InvalidLine", "locate_tables", "read_batches"]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One extract file and how its columns map to the contract table."""
+
+    table: Table
+    path: Path
+    format: str  # "csv" or "parquet"
+    columns: dict[str, str]  # contract name -> source name, for columns present in the file
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class InvalidLine:
+    """A CSV line that could not be split into the header's fields."""
+
+    row: int  # data row number, 1 = first row after the header
+    detail: str
+    text: str  # the line as read (identifiable: it goes to the quarantine only)
+
+
+@dataclass
+class Batch:
+    """Up to ``batch_rows`` rows of one file, under contract column names."""
+
+    data: pa.Table
+    rows: np.ndarray  # data row number of each row (1 = first data row)
+    invalid: list[InvalidLine] = field(default_factory=list)  # lines skipped before/within it
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            return next(csv.reader(fh), [])
+    except UnicodeDecodeError:
+        raise ContractError(f"{path.name}: not UTF-8 text (data contract: CSV is UTF-8)") from None
+    except OSError as exc:
+        raise ContractError(f"{path.name}: cannot read file ({exc.strerror})") from None
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        return pq.ParquetFile(path).schema_arrow.names
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError(f"{path.name}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
+    """Find each contract table's file in ``extracts``.
+
+    Returns the tables present (optional tables may be absent).
+
+    Raises
+    ------
+    ContractError
+        If the directory is missing, a required table or a required column is missing, or
+        a table is present both as CSV and as Parquet.
+    """
+    if not extracts.is_dir():
+        raise ContractError(f"{extracts}: extracts directory not found")
+    found: dict[str, SourceFile] = {}
+    for name, tbl in TABLES.items():
+        mapping = config.mapping(name)
+        if mapping.file:
+            candidates = [extracts / mapping.file]
+        else:
+            candidates = [extracts / f"{name}.parquet", extracts / f"{name}.csv"]
+        present = [p for p in candidates if p.is_file()]
+        if len(present) > 1:
+            raise ContractError(
+                f"{extracts}: table {name} is present twice ({present[0].name} and {present[1].name}); "
+                "keep one"
+            )
+        if not present:
+            if tbl.required:
+                expected = " or ".join(p.name for p in candidates)
+                raise ContractError(f"{extracts}: required table {name} is missing (expected {expected})")
+            continue
+        path = present[0]
+        fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
+        header = _parquet_columns(path) if fmt == "parquet" else _header(path)
+        if len(set(header)) != len(header):
+            raise ContractError(f"{path.name}: the header names a column twice")
+        columns: dict[str, str] = {}
+        for col in tbl.columns:
+            source = mapping.source_name(col.name)
+            if source in header:
+                columns[col.name] = source
+            elif col.required:
+                shown = col.name if source == col.name else f"{source} (mapped to {col.name})"
+                alt = ""
+                if "pseudonym" in header and col.name == "nhs_number":
+                    alt = "; it has a 'pseudonym' column: extracts pseudonymised at source are read by 'riskstrat pseudonymise'"
+                raise ContractError(f"{path.name}: required column {shown} is missing{alt}")
+        found[name] = SourceFile(tbl, path, fmt, columns)
+    return found
+
+
+_COMPATIBLE = {
+    ColumnType.STRING: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    ColumnType.DATE: lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_string(t)
+    or pa.types.is_large_string(t),
+    ColumnType.INTEGER: lambda t: pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
+    ColumnType.FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)
+    or pa.types.is_string(t) or pa.types.is_large_string(t),
+    ColumnType.BOOLEAN: lambda t: pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
+}
+
+
+def _check_parquet_types(source: SourceFile) -> None:
+    schema = pq.ParquetFile(source.path).schema_arrow
+    for contract_name, source_name in source.columns.items():
+        col = source.table.column(contract_name)
+        typ = schema.field(source_name).type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if pa.types.is_null(typ):
+            continue
+        if not _COMPATIBLE[col.type](typ):
+            raise ContractError(
+                f"{source.name}: column {source_name} has type {typ}; the contract says {col.type}"
+            )
+
+
+def _rename(table: pa.Table, source: SourceFile) -> pa.Table:
+    arrays, names = [], []
+    for col in source.table.columns:
+        if col.name in source.columns:
+            arr = table[source.columns[col.name]]
+            if pa.types.is_dictionary(arr.type):
+                arr = arr.cast(arr.type.value_type)
+        else:
+            arr = pa.nulls(table.num_rows, pa.string())
+        arrays.append(arr)
+        names.append(col.name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def read_batches(source: SourceFile, batch_rows: int = 1_000_000) -> Iterator[Batch]:
+    """Yield the file's rows in batches, under contract names, absent optional columns as nulls.
+
+    Raises
+    ------
+    ContractError
+        If the file cannot be read (for CSV: not UTF-8, broken quoting) or a Parquet
+        column has a type the contract cannot take.
+    """
+    if source.format == "parquet":
+        yield from _parquet_batches(source, batch_rows)
+    else:
+        yield from _csv_batches(source, batch_rows)
+
+
+def _parquet_batches(source: SourceFile, batch_rows: int) -> Iterator[Batch]:
+    _check_parquet_types(source)
+    try:
+        pf = pq.ParquetFile(source.path)
+        start = 1
+        for rb in pf.iter_batches(batch_size=batch_rows, columns=list(source.columns.values())):
+            data = _rename(pa.Table.from_batches([rb]), source)
+            yield Batch(data, np.arange(start, start + data.num_rows, dtype=np.int64))
+            start += data.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError(f"{source.name}: cannot read Parquet file ({_first_line(exc)})") from None
+
+
+def _csv_batches(source: SourceFile, batch_rows: int) -> Iterator[Batch]:
+    invalid: list[InvalidLine] = []
+    skipped: list[int] = []  # 0-based data rows skipped so far, ascending
+
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        data_row = (row.number - 1) if row.number is not None else -1
+        invalid.append(
+            InvalidLine(
+                data_row, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text
+            )
+        )
+        skipped.append(data_row - 1)
+        return "skip"
+
+    names = list(source.columns.values())
+    try:
+        reader = pcsv.open_csv(
+            source.path,
+            read_options=pcsv.ReadOptions(use_threads=False, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                include_columns=names,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+        ordinal = 0  # valid rows seen so far
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for rb in _iter_reader(reader):
+            pending.append(rb)
+            pending_rows += rb.num_rows
+            if pending_rows >= batch_rows:
+                yield _csv_batch(pending, source, ordinal, skipped, invalid)
+                ordinal += pending_rows
+                pending, pending_rows, invalid = [], 0, []
+        if pending or invalid:
+            yield _csv_batch(pending, source, ordinal, skipped, invalid)
+    except UnicodeDecodeError:
+        raise ContractError(f"{source.name}: not UTF-8 text (data contract: CSV is UTF-8)") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ContractError(f"{source.name}: cannot read CSV file ({_first_line(exc)})") from None
+
+
+def _iter_reader(reader: pcsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+
+
+def _csv_batch(
+    pending: list[pa.RecordBatch], source: SourceFile, ordinal: int, skipped: list[int], invalid: list[InvalidLine]
+) -> Batch:
+    names = list(source.columns.values())
+    if pending:
+        data = pa.Table.from_batches(pending)
+    else:
+        data = pa.table({n: pa.array([], pa.string()) for n in names})
+    valid = np.arange(ordinal, ordinal + data.num_rows, dtype=np.int64)
+    # Turn valid-row ordinals into data row numbers, stepping over skipped lines.
+    s = np.asarray(skipped, dtype=np.int64)
+    shifted = s - np.arange(s.shape[0])
+    rows = valid + np.searchsorted(shifted, valid, side="right") + 1
+    return Batch(_rename(data, source), rows, list(invalid))

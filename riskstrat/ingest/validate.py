@@ -1,0 +1,476 @@
+"""Validate extracts against contract v1 without losing a row.
+
+Every input row ends in exactly one place:
+
+* **accepted**: typed, written to ``<accepted_dir>/<table>.parquet`` (column ``_row`` keeps
+  the source row number);
+* **quarantined**: written to ``<quarantine_dir>/<table>.csv`` with the file name, the row
+  number (1 = first data row), the column and the rule it broke, and its original values;
+  exact duplicates of an earlier row are quarantined under the rule ``duplicate_row``.
+
+Well-shaped codes that cannot be real (see :mod:`riskstrat.codes`) are accepted and counted
+as *unknown codes*; empty optional values are counted as *missing*. The report reconciles,
+per table, rows read = accepted + quarantined. Problems with a whole file (missing table or
+column, unreadable file, wrong Parquet type) raise :class:`~riskstrat.errors.ContractError`.
+
+The quarantine holds NHS numbers: it belongs to the identifiable zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from riskstrat.codes import CODE_TYPES, is_known, is_well_shaped
+from riskstrat.config import Config
+from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
+from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
+from riskstrat.schema import EARLIEST_DATE, TABLES, Column, ColumnType, Table, arrow_schema
+
+__all__ = ["TableReport", "ValidationReport", "validate_extracts", "validate_batch", "ROW_COLUMN"]
+
+ROW_COLUMN = "_row"
+QUARANTINE_META = ("source_file", "row", "column", "rule", "detail", "raw_line")
+_TRUE = ("true", "t", "1", "y", "yes")
+_FALSE = ("false", "f", "0", "n", "no")
+
+
+@dataclass
+class TableReport:
+    """Counts for one table. ``quarantined`` is keyed by ``"column:rule"``."""
+
+    table: str
+    file: str
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+    unknown_codes: Counter = field(default_factory=Counter)
+    missing_optional: Counter = field(default_factory=Counter)
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def duplicates(self) -> int:
+        return self.quarantined.get("*:duplicate_row", 0)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.accepted + self.quarantined_rows
+
+    def to_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "file": self.file,
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "quarantined_rows": self.quarantined_rows,
+            "duplicates": self.duplicates,
+            "reconciles": self.reconciles,
+            "quarantined": dict(sorted(self.quarantined.items())),
+            "unknown_codes": dict(sorted(self.unknown_codes.items())),
+            "missing_optional": dict(sorted(self.missing_optional.items())),
+        }
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one extracts directory."""
+
+    extracts: str
+    tables: dict[str, TableReport]
+    absent_optional: list[str]
+    quarantine_dir: str
+    accepted_dir: str | None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(t.rows_read for t in self.tables.values())
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(t.quarantined_rows for t in self.tables.values())
+
+    @property
+    def reconciles(self) -> bool:
+        return all(t.reconciles for t in self.tables.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "extracts": self.extracts,
+            "quarantine_dir": self.quarantine_dir,
+            "absent_optional_tables": self.absent_optional,
+            "rows_read": self.rows_read,
+            "quarantined_rows": self.quarantined_rows,
+            "reconciles": self.reconciles,
+            "tables": {k: v.to_dict() for k, v in self.tables.items()},
+        }
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _as_text(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse(col: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Typed values and a mask of values that parsed (True where present and well-typed)."""
+    typ = raw.type
+    if pa.types.is_null(typ):
+        return pa.nulls(len(raw), _ARROW[col.type]), np.zeros(len(raw), dtype=bool)
+    if col.type is ColumnType.STRING:
+        text = pc.utf8_trim_whitespace(_as_text(raw))
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        return text, ~_np(pc.is_null(text))
+    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        if col.type is ColumnType.DATE and pa.types.is_timestamp(typ):
+            raw = pc.cast(pc.floor_temporal(raw, unit="day"), pa.timestamp(typ.unit)).cast(pa.date32())
+        values = raw.cast(_ARROW[col.type])
+        return values, ~_np(pc.is_null(values))
+    text = pc.utf8_trim_whitespace(_as_text(raw))
+    if col.type is ColumnType.DATE:
+        stamp = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        # strptime is lenient on some platforms: insist that the text is the canonical form.
+        same = pc.equal(pc.strftime(stamp, format="%Y-%m-%d"), text)
+        ok = _np(same)
+        values = pc.if_else(pa.array(ok), pc.cast(stamp, pa.date32()), pa.scalar(None, pa.date32()))
+        return values, ok
+    if col.type is ColumnType.INTEGER:
+        ok = _np(pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$"))
+        cleaned = pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))
+        return pc.cast(cleaned, pa.int64()), ok
+    if col.type is ColumnType.FLOAT:
+        ok = _np(pc.match_substring_regex(text, r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"))
+        cleaned = pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))
+        return pc.cast(cleaned, pa.float64()), ok
+    if col.type is ColumnType.BOOLEAN:
+        lower = pc.utf8_lower(text)
+        is_true, is_false = _np(pc.is_in(lower, pa.array(_TRUE))), _np(pc.is_in(lower, pa.array(_FALSE)))
+        ok = is_true | is_false
+        values = pa.array(np.where(ok, is_true, False), pa.bool_())
+        return pc.if_else(pa.array(ok), values, pa.scalar(None, pa.bool_())), ok
+    raise AssertionError(col.type)
+
+
+_ARROW = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+}
+
+
+# --------------------------------------------------------------------------- one batch
+
+
+@dataclass
+class BatchResult:
+    accepted: pa.Table  # typed, contract columns + _row
+    quarantine: pa.Table  # QUARANTINE_META + contract columns as text
+    unknown_codes: Counter
+    missing_optional: Counter
+    quarantined: Counter
+
+
+def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> BatchResult:
+    """Check one batch of a table against its declaration.
+
+    Each failing row is reported once, against the first rule it breaks (columns in
+    contract order, then the table's row checks).
+    """
+    n = batch.data.num_rows
+    failed = np.zeros(n, dtype=bool)
+    fail_column = np.full(n, "", dtype=object)
+    fail_rule = np.full(n, "", dtype=object)
+    fail_detail = np.full(n, "", dtype=object)
+    unknown_masks: dict[str, np.ndarray] = {}
+    missing_masks: dict[str, np.ndarray] = {}
+    typed: dict[str, pa.Array] = {}
+    latest = pa.scalar(today, pa.date32())
+    earliest = pa.scalar(EARLIEST_DATE, pa.date32())
+
+    def fail(mask: np.ndarray, column: str, rule: str, detail: str) -> None:
+        new = mask & ~failed
+        if new.any():
+            failed[new] = True
+            fail_column[new] = column
+            fail_rule[new] = rule
+            fail_detail[new] = detail
+
+    for col in tbl.columns:
+        raw = batch.data[col.name]
+        raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+        text_present = ~_np(pc.is_null(raw))
+        if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+            text_present &= ~_np(pc.equal(pc.utf8_trim_whitespace(_as_text(raw)), ""))
+        values, parsed = _parse(col, raw)
+        typed[col.name] = values
+        if col.required:
+            fail(~text_present, col.name, "required", f"{col.name} is required")
+        else:
+            missing_masks[col.name] = ~text_present
+        fail(text_present & ~parsed, col.name, f"type_{col.type}", f"{col.name} is not a valid {col.type}")
+        ok = parsed & ~failed
+        if col.type is ColumnType.DATE:
+            bad = _np(pc.or_(pc.less(values, earliest), pc.greater(values, latest)))
+            fail(ok & bad, col.name, "date_plausible", f"{col.name} is before {EARLIEST_DATE} or after {today}")
+        if col.nhs_number:
+            valid = nhs_number_is_valid(values)
+            fail(ok & ~valid, col.name, "nhs_number_mod11", f"{col.name} is not 10 digits with a valid check digit")
+        if col.code is not None:
+            shaped = is_well_shaped(values, col.code)
+            fail(ok & ~shaped, col.name, f"code_shape_{col.code}", f"{col.name} is not a {CODE_TYPES[col.code].description}")
+            check = ok & shaped & ~failed
+            if check.any():
+                unknown_masks[col.name] = check & ~is_known(values, col.code)
+        if col.allowed is not None:
+            allowed = _np(pc.is_in(values, pa.array(col.allowed)))
+            fail(ok & ~allowed, col.name, "allowed_values", f"{col.name} is not one of {', '.join(col.allowed)}")
+        if col.value_range is not None:
+            low, high = col.value_range
+            outside = _np(pc.or_(pc.less(values, low), pc.greater(values, high)))
+            fail(ok & outside, col.name, "value_range", f"{col.name} is outside {low:g} to {high:g}")
+    typed_table = pa.Table.from_arrays(
+        [typed[c.name] for c in tbl.columns], schema=arrow_schema(tbl).remove_metadata()
+    ) if n else arrow_schema(tbl).empty_table()
+    for check in tbl.checks:
+        fail(~check.passes(typed_table), check.column, check.name, check.message)
+
+    keep = ~failed
+    unknown = Counter({k: int((m & keep).sum()) for k, m in unknown_masks.items()})
+    missing = Counter({k: int((m & keep).sum()) for k, m in missing_masks.items()})
+    accepted = typed_table.filter(pa.array(keep)).append_column(
+        ROW_COLUMN, pa.array(batch.rows[keep], pa.int64())
+    )
+    quarantined = Counter(f"{c}:{r}" for c, r in zip(fail_column[failed], fail_rule[failed], strict=True))
+    quarantine = _quarantine_rows(
+        tbl, batch.data.filter(pa.array(failed)), file_name, batch.rows[failed],
+        fail_column[failed], fail_rule[failed], fail_detail[failed],
+    )
+    for line in batch.invalid:
+        quarantined["*:csv_field_count"] += 1
+    if batch.invalid:
+        quarantine = pa.concat_tables([quarantine, _invalid_lines(tbl, batch, file_name)])
+    return BatchResult(accepted, quarantine, unknown, missing, quarantined)
+
+
+def _quarantine_schema(tbl: Table) -> pa.Schema:
+    meta = [pa.field("source_file", pa.string()), pa.field("row", pa.int64())]
+    meta += [pa.field(k, pa.string()) for k in QUARANTINE_META[2:]]
+    return pa.schema(meta + [pa.field(c.name, pa.string()) for c in tbl.columns])
+
+
+def _as_string_column(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), pa.string())
+    return pc.cast(arr, pa.string())
+
+
+def _quarantine_rows(
+    tbl: Table, data: pa.Table, file_name: str, rows: np.ndarray,
+    columns: np.ndarray, rules: np.ndarray, details: np.ndarray,
+) -> pa.Table:
+    m = data.num_rows
+    arrays = [
+        pa.array([file_name] * m, pa.string()),
+        pa.array(rows, pa.int64()),
+        pa.array(list(columns), pa.string()),
+        pa.array(list(rules), pa.string()),
+        pa.array(list(details), pa.string()),
+        pa.nulls(m, pa.string()),
+    ]
+    arrays += [_as_string_column(data[c.name]) for c in tbl.columns]
+    return pa.Table.from_arrays(arrays, schema=_quarantine_schema(tbl))
+
+
+def _invalid_lines(tbl: Table, batch: Batch, file_name: str) -> pa.Table:
+    m = len(batch.invalid)
+    arrays = [
+        pa.array([file_name] * m, pa.string()),
+        pa.array([x.row for x in batch.invalid], pa.int64()),
+        pa.array(["*"] * m, pa.string()),
+        pa.array(["csv_field_count"] * m, pa.string()),
+        pa.array([x.detail for x in batch.invalid], pa.string()),
+        pa.array([x.text for x in batch.invalid], pa.string()),
+    ]
+    arrays += [pa.nulls(m, pa.string()) for _ in tbl.columns]
+    return pa.Table.from_arrays(arrays, schema=_quarantine_schema(tbl))
+
+
+# --------------------------------------------------------------------------- whole directory
+
+
+class _QuarantineFile:
+    """Appends quarantined rows to ``<dir>/<table>.csv``, created on first use."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema, self._writer = path, schema, None
+
+    def write(self, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pcsv.CSVWriter(self.path, self.schema)
+        self._writer.write_table(rows.cast(self.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _connect(tmp: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
+    """Move the first copy of every row to ``final``; return the later copies (typed)."""
+    cols = ", ".join(_quote(c.name) for c in tbl.columns)
+    src = f"read_parquet('{staging.as_posix()}')"
+    con = _connect(tmp)
+    try:
+        dups = con.sql(
+            f"SELECT * EXCLUDE (_k) FROM (SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW_COLUMN}) AS _k "
+            f"FROM {src}) WHERE _k > 1 ORDER BY {ROW_COLUMN}"
+        ).to_arrow_table()
+        if dups.num_rows == 0:
+            staging.replace(final)
+            return dups
+        con.register("_dups", dups.select([ROW_COLUMN]))
+        con.execute(
+            f"COPY (SELECT * FROM {src} WHERE {ROW_COLUMN} NOT IN (SELECT {ROW_COLUMN} FROM _dups) "
+            f"ORDER BY {ROW_COLUMN}) TO '{final.as_posix()}' (FORMAT parquet)"
+        )
+    finally:
+        con.close()
+    staging.unlink()
+    return dups
+
+
+def validate_extracts(
+    extracts: Path,
+    config: Config,
+    quarantine_dir: Path,
+    accepted_dir: Path | None = None,
+    today: dt.date | None = None,
+    progress=None,
+) -> ValidationReport:
+    """Validate every contract table in ``extracts``.
+
+    Parameters
+    ----------
+    extracts : directory of contract v1 files.
+    config : column mappings and file names.
+    quarantine_dir : where ``<table>.csv`` quarantine files go (identifiable zone).
+    accepted_dir : where typed, de-duplicated ``<table>.parquet`` files go; ``None`` keeps
+        them only long enough to count duplicates.
+    today : latest plausible date (default: the date the check runs).
+    progress : optional callable ``(table_name, rows_so_far)`` for a progress display.
+
+    Raises
+    ------
+    ContractError
+        A required table or column is missing, a file is unreadable, or a Parquet column
+        has the wrong type.
+    """
+    today = today or dt.date.today()
+    sources = locate_tables(extracts, config)
+    keep_accepted = accepted_dir is not None
+    work = accepted_dir if keep_accepted else quarantine_dir / ".accepted-tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    reports: dict[str, TableReport] = {}
+    try:
+        for name, source in sources.items():
+            reports[name] = _validate_table(source, config, quarantine_dir, work, today, progress)
+    finally:
+        if not keep_accepted:
+            shutil.rmtree(work, ignore_errors=True)
+    absent = [t for t in TABLES if t not in sources]
+    return ValidationReport(
+        str(extracts), reports, absent, str(quarantine_dir), str(accepted_dir) if keep_accepted else None
+    )
+
+
+def _validate_table(
+    source: SourceFile, config: Config, quarantine_dir: Path, work: Path, today: dt.date, progress
+) -> TableReport:
+    tbl = source.table
+    report = TableReport(tbl.name, source.name)
+    qfile = _QuarantineFile(quarantine_dir / f"{tbl.name}.csv", _quarantine_schema(tbl))
+    staging = work / f".{tbl.name}.staging.parquet"
+    schema = arrow_schema(tbl).remove_metadata().append(pa.field(ROW_COLUMN, pa.int64()))
+    writer = pq.ParquetWriter(staging, schema.remove_metadata())
+    try:
+        for batch in read_batches(source, config.batch_rows):
+            result = validate_batch(tbl, batch, source.name, today)
+            report.rows_read += batch.data.num_rows + len(batch.invalid)
+            writer.write_table(result.accepted.cast(writer.schema))
+            qfile.write(result.quarantine)
+            report.quarantined.update(result.quarantined)
+            report.unknown_codes.update(result.unknown_codes)
+            report.missing_optional.update(result.missing_optional)
+            if progress is not None:
+                progress(tbl.name, report.rows_read)
+    finally:
+        writer.close()
+    dups = _deduplicate(staging, work / f"{tbl.name}.parquet", tbl, work)
+    if dups.num_rows:
+        report.quarantined["*:duplicate_row"] += dups.num_rows
+        m = dups.num_rows
+        qfile.write(
+            _quarantine_rows(
+                tbl, dups, source.name, dups[ROW_COLUMN].to_numpy(),
+                np.full(m, "*", dtype=object), np.full(m, "duplicate_row", dtype=object),
+                np.full(m, "exact duplicate of an earlier row", dtype=object),
+            )
+        )
+        # Duplicates were counted with their batch; count unknown codes and missing values
+        # over the rows that stay.
+        for col in tbl.columns:
+            values = dups[col.name]
+            if not col.required:
+                report.missing_optional[col.name] -= int(_np(pc.is_null(values)).sum())
+            if col.code is not None and report.unknown_codes.get(col.name):
+                present = ~_np(pc.is_null(values))
+                report.unknown_codes[col.name] -= int((present & ~is_known(values, col.code)).sum())
+    qfile.close()
+    report.accepted = pq.ParquetFile(work / f"{tbl.name}.parquet").metadata.num_rows
+    for key in list(report.unknown_codes):
+        if report.unknown_codes[key] == 0:
+            del report.unknown_codes[key]
+    if not report.reconciles:  # an internal error, never the user's: fail loudly
+        raise AssertionError(f"{tbl.name}: rows do not reconcile ({report.to_dict()})")
+    return report
