@@ -1,0 +1,163 @@
+"""Parameters of the synthetic NHS population, each with where its value comes from.
+
+Figures are England-like targets (ONS mid-year estimates, QOF prevalence, HES/SUS activity
+per head) rounded; the generator is calibrated to them and ``tests/test_synth_realism.py``
+asserts them within stated tolerances. They describe no real person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# ONS mid-2022 England population by 5-year age band, percent (0-4 … 95-99), rounded.
+AGE_BAND_PERCENT = np.array(
+    [5.4, 5.9, 6.1, 5.8, 6.0, 6.5, 6.8, 6.6, 6.3, 6.1, 6.7, 6.7, 5.9, 5.0, 4.9, 3.9, 2.6, 1.5, 0.7, 0.2]
+)
+# Residents are drawn by their age on the extract date; deaths over the period thin the
+# oldest bands, so they are drawn more often to leave an England-like pyramid at D (measured).
+RESIDENT_AGE_ADJUST = np.array(
+    [1.0, 1.0, 1.03, 1.0, 0.9, 0.88, 0.88, 0.88, 0.97, 0.97, 0.97, 1.0, 1.0, 1.0, 1.08, 1.27, 1.5, 2.05, 2.9, 5.0]
+)
+# Movers into the region are mostly young adults.
+MOVER_AGE_ADJUST = np.array(
+    [0.8, 0.6, 0.6, 1.0, 1.8, 2.0, 1.7, 1.4, 1.0, 0.8, 0.6, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]
+)
+# Share female by age band (more women at older ages).
+FEMALE_SHARE = np.array(
+    [0.487] * 4 + [0.505] * 9 + [0.52, 0.52, 0.55, 0.55, 0.60, 0.68, 0.72]
+)
+
+PEOPLE_PER_PRACTICE = 8_000  # registered list size, England average ~ 9,900 in 2024; ~8,000 asked
+PRACTICES_PER_PCN = 6
+PEOPLE_PER_LSOA = 1_600
+N_PROVIDERS = 4
+
+# Population dynamics, per person per year.
+BIRTH_RATE = 0.011
+IN_MIGRATION_RATE = 0.05
+OUT_MIGRATION_RATE = 0.05
+TRANSFER_RATE = 0.02  # change of practice within the region
+DEATH_RATE = 0.009  # ~0.9% a year, age-graded (Gompertz)
+OPT_OUT_TYPE1 = 0.03
+OPT_OUT_NDOO = 0.05
+OPT_OUT_BOTH = 0.012  # overlap: people holding both objections
+
+# Emergency admissions: share of people with >= 1 in a year, and spells per person-year.
+EMERGENCY_PERSON_SHARE = 0.075
+EMERGENCY_SPELLS_PER_PERSON = 0.109
+VIA_AE_SHARE = 0.72  # emergency admissions arriving through A&E (admission method 21)
+AE_PER_PERSON = 0.46  # A&E attendances per person-year (all types)
+OP_PER_PERSON = 1.6  # outpatient appointments per person-year
+OP_DNA_SHARE = 0.07
+ELECTIVE_PER_PERSON = 0.13
+ITEMS_PER_PERSON = 21.0  # prescription items per person-year
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A long-term condition: prevalence target, age curve, codes, effect on admission risk."""
+
+    name: str
+    cluster: str  # code list path under riskstrat/codelists/data
+    target: float  # QOF-like prevalence
+    adults_only: bool
+    a50: float  # age at which half the lifetime cap is reached
+    scale: float  # years
+    male_rr: float
+    icd10_secondary: tuple[str, ...]
+    icd10_emergency: tuple[str, ...]
+    log_hazard: float  # effect on the log hazard of emergency admission
+    drugs: tuple[tuple[str, float], ...]  # (drug group, probability) of regular treatment
+    resolved_cluster: str | None = None
+    resolved_share: float = 0.0
+    op_tfc: tuple[str, ...] = ()
+    survival_adjust: float = 1.0  # lifts the age curve so prevalence among the living meets target
+
+
+_PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
+
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("hypertension", _PCD.format("hyp"), 0.14, False, 64, 10, 1.05, ("I10X",), ("I10X",), 0.05,
+              (("antihypertensive", 0.85), ("antihypertensive", 0.45), ("statin", 0.35)), op_tfc=("320",), survival_adjust=1.1),
+    Condition("diabetes", _PCD.format("dm"), 0.075, False, 61, 12, 1.25, ("E119",), ("E162", "E101", "L031"),
+              0.25, (("diabetes_oral", 0.9), ("diabetes_oral", 0.4), ("insulin", 0.15), ("statin", 0.6)), op_tfc=("307", "130"), survival_adjust=1.14),
+    Condition("asthma", _PCD.format("ast"), 0.065, False, 7, 3, 0.9, ("J459",), ("J459", "J46X"), 0.2,
+              (("inhaled_reliever", 0.9), ("inhaled_preventer", 0.6)), _PCD.format("astres"), 0.15,
+              ("340",), survival_adjust=1.32),
+    Condition("depression", _PCD.format("depr"), 0.12, True, 34, 9, 0.6, ("F329",), ("F329", "T391"), 0.15,
+              (("antidepressant", 0.6),), _PCD.format("depres"), 0.2, ("710",), survival_adjust=1.33),
+    Condition("ckd", _PCD.format("ckd"), 0.04, True, 75, 8, 0.9, ("N183",), ("N179", "E875"), 0.35,
+              (("antihypertensive", 0.5),), op_tfc=("361",), survival_adjust=1.55),
+    Condition("chd", _PCD.format("chd"), 0.03, False, 71, 9, 1.7, ("I259",), ("I200", "I214", "I209"), 0.25,
+              (("statin", 0.85), ("antiplatelet", 0.8), ("beta_blocker", 0.5), ("antianginal", 0.3)),
+              op_tfc=("320",), survival_adjust=1.22),
+    Condition("cancer", "snomed/nhsd-primary-care-domain-refsets-solid-cancer-diagnosis-codes.csv", 0.035,
+              False, 68, 10, 1.0, ("C509", "C189", "C349", "C61X", "C679"), ("C349", "C189", "D709"), 0.4,
+              (("cancer_hormone", 0.25), ("opioid", 0.15)), op_tfc=("370", "800"), survival_adjust=1.25),
+    Condition("af", _PCD.format("afib"), 0.02, False, 77, 7, 1.3, ("I489",), ("I489", "I639"), 0.25,
+              (("anticoagulant", 0.75), ("beta_blocker", 0.5)), op_tfc=("320",), survival_adjust=1.25),
+    Condition("copd", _PCD.format("copd"), 0.02, True, 68, 8, 1.1, ("J449",), ("J441", "J440", "J189"), 0.6,
+              (("inhaled_reliever", 0.95), ("inhaled_preventer", 0.8)), op_tfc=("340",), survival_adjust=1.73),
+    Condition("stroke", _PCD.format("strk"), 0.018, False, 75, 9, 1.2, ("I693",), ("I639", "I64X", "G459"), 0.3,
+              (("statin", 0.8), ("antiplatelet", 0.7)), op_tfc=("400", "430"), survival_adjust=1.3),
+    Condition("hf", _PCD.format("hf"), 0.01, False, 79, 7, 1.3, ("I509",), ("I500", "I509", "J81X"), 0.7,
+              (("loop_diuretic", 0.85), ("beta_blocker", 0.7), ("heart_failure_other", 0.5)),
+              op_tfc=("320",), survival_adjust=1.6),
+    Condition("dementia", _PCD.format("dem"), 0.008, False, 85, 5, 0.8, ("F03X",), ("R296", "S720", "N390", "F051"),
+              0.45, (("dementia", 0.6),), op_tfc=("430",), survival_adjust=1.65),
+    Condition("smi", _PCD.format("mh"), 0.01, True, 30, 8, 1.0, ("F209", "F319"), ("F209", "F312", "F29X"), 0.35,
+              (("antipsychotic", 0.8), ("mood_stabiliser", 0.15)), op_tfc=("710",), survival_adjust=1.6),
+)
+CONDITION_INDEX = {c.name: i for i, c in enumerate(CONDITIONS)}
+LATENT_LOADING = 0.45  # correlation of conditions through a shared latent health factor
+DEPRIVATION_SHIFT = 0.25  # most deprived decile: onset probability shifted by this many SDs
+
+# eFI deficits generated as codes (the non-disease deficits); (deficit_id, a50, cap).
+EFI_DEFICITS: tuple[tuple[str, float, float], ...] = (
+    ("falls", 82, 0.45), ("mobility-problems", 82, 0.45), ("hearing-loss", 72, 0.5),
+    ("vision-problems", 74, 0.45), ("urinary-incontinence", 80, 0.4), ("dizziness", 75, 0.3),
+    ("care-requirement", 86, 0.45), ("housebound", 88, 0.4), ("social-vulnerability", 82, 0.3),
+    ("activity-limitation", 84, 0.35), ("sleep-disturbance", 65, 0.3), ("weight-loss", 84, 0.25),
+    ("skin-ulcer", 85, 0.25), ("arthritis", 66, 0.5), ("osteoporosis", 76, 0.35),
+    ("fragility-fracture", 84, 0.25), ("thyroid-disorders", 60, 0.15), ("anaemia", 78, 0.3),
+    ("peptic-ulcer", 70, 0.12), ("urinary-system-disease", 76, 0.25), ("foot-problems", 75, 0.3),
+    ("hypotension", 82, 0.2), ("dyspnoea", 76, 0.3),
+)
+EFI_SCALE = 8.0
+
+# Emergency-admission primary diagnoses not tied to a condition, by age group (ICD-10).
+EMERGENCY_DIAGNOSES_CHILD = ("J069", "R509", "A099", "J219", "S099", "R568")
+EMERGENCY_DIAGNOSES_ADULT = ("R074", "R104", "K358", "K802", "L039", "N390", "J22X", "J189", "R55X",
+                             "F101", "S062", "T391")
+EMERGENCY_DIAGNOSES_OLDER = ("J189", "N390", "R296", "S720", "E86X", "A419", "R55X", "R410", "R074", "L039")
+FRAILTY_SECONDARY = ("R268", "Z740", "R296", "W190")
+
+# Elective spells: (primary diagnosis, OPCS-4 procedure, treatment function, weight, min age).
+ELECTIVE_PROCEDURES: tuple[tuple[str, str, str, float, int], ...] = (
+    ("H251", "C751", "130", 0.25, 50),  # cataract
+    ("M169", "W371", "110", 0.08, 50),  # hip osteoarthritis, hip replacement
+    ("M179", "W401", "110", 0.09, 50),  # knee osteoarthritis, knee replacement
+    ("K409", "T201", "100", 0.12, 18),  # inguinal hernia repair
+    ("K573", "H221", "301", 0.26, 30),  # diverticular disease, colonoscopy
+    ("R31X", "M459", "101", 0.12, 30),  # haematuria, cystoscopy
+    ("N832", "Q074", "502", 0.08, 18),  # ovarian cyst, abdominal hysterectomy (women)
+)
+
+# A&E chief complaints (SNOMED CT): chest pain, dyspnoea, abdominal pain, syncope.
+AE_COMPLAINTS = ("29857009", "267036007", "21522001", "271594007")
+
+# Treatment function codes for outpatient clinics not tied to a condition.
+OP_GENERAL_TFC = ("100", "101", "110", "120", "130", "301", "330", "410", "502")
+PAEDIATRIC_TFC = "420"
+
+# Synthetic average cost per prescription item by drug group, pounds (not Drug Tariff prices).
+ITEM_COST = {
+    "antihypertensive": 1.6, "statin": 1.4, "antiplatelet": 1.2, "anticoagulant": 28.0, "beta_blocker": 1.3,
+    "loop_diuretic": 1.2, "heart_failure_other": 2.5, "antianginal": 4.0, "diabetes_oral": 9.0,
+    "insulin": 38.0, "inhaled_reliever": 2.8, "inhaled_preventer": 24.0, "antidepressant": 2.0,
+    "antipsychotic": 3.5, "mood_stabiliser": 4.0, "dementia": 2.5, "opioid": 6.0, "nsaid": 2.0,
+    "analgesic_simple": 1.5, "oral_corticosteroid": 1.8, "ppi": 1.3, "antibiotic": 2.2, "thyroid": 1.9,
+    "cancer_hormone": 3.0, "other": 3.0, "antiepileptic": 6.0,
+}
