@@ -134,19 +134,16 @@ _VERHOEFF_D = np.array(
     ],
     dtype=np.int8,
 )
-_VERHOEFF_P = np.array(
-    [
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-        [9, 4, 5, 3, 1, 2, 7, 8, 6, 0],
-        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
-    ],
-    dtype=np.int8,
-)
+def _verhoeff_permutations() -> np.ndarray:
+    """Row i is the permutation (1 5 7 6 2 8 3 0 9 4) applied i times."""
+    first = np.array([1, 5, 7, 6, 2, 8, 3, 0, 9, 4], dtype=np.int8)
+    rows = [np.arange(10, dtype=np.int8)]
+    for _ in range(7):
+        rows.append(first[rows[-1]])
+    return np.stack(rows)
+
+
+_VERHOEFF_P = _verhoeff_permutations()
 
 
 def verhoeff_valid(codes: list[str] | np.ndarray) -> np.ndarray:
@@ -165,17 +162,19 @@ def verhoeff_valid(codes: list[str] | np.ndarray) -> np.ndarray:
     n = arr.shape[0]
     if n == 0:
         return np.zeros(0, dtype=bool)
+    digits_only = np.char.isdigit(arr)  # False for "" and for any non-digit
+    arr = np.where(digits_only, arr, "0")
     lengths = np.char.str_len(arr)
     width = int(lengths.max())
     # Right-align the digits so position 0 is the check digit (Verhoeff works right to left).
-    padded = np.char.rjust(arr, width, "0")
+    padded = np.char.rjust(arr, width, "0").astype(f"U{width}")
     digits = padded.view("U1").reshape(n, width)[:, ::-1].astype(np.int8)
     state = np.zeros(n, dtype=np.int8)
     for i in range(width):
         live = i < lengths
         step = _VERHOEFF_D[state, _VERHOEFF_P[i % 8, digits[:, i]]]
         state = np.where(live, step, state)
-    return state == 0
+    return (state == 0) & digits_only
 
 
 def _as_string_array(values: pa.Array) -> pa.Array:
