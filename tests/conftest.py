@@ -1,0 +1,30 @@
+"""Shared fixtures: small synthetic populations generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from riskstrat.synth import SynthOptions, generate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def clean_population(tmp_path_factory) -> tuple[Path, Path]:
+    """3,000 people, no faults: (extracts, truth)."""
+    base = tmp_path_factory.mktemp("clean")
+    generate(base / "extracts", SynthOptions(patients=3000, seed=11, chunk_size=1500), base / "truth", workers=1)
+    return base / "extracts", base / "truth"
+
+
+@pytest.fixture(scope="session")
+def faulty_population(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The same 6,000 people twice, without and with faults: (clean, faulty, faulty truth)."""
+    base = tmp_path_factory.mktemp("faulty")
+    opts = SynthOptions(patients=6000, seed=5, chunk_size=3000)
+    generate(base / "clean", opts, base / "clean_truth", workers=1)
+    faulty = SynthOptions(patients=6000, seed=5, chunk_size=3000, fault_rate=0.003)
+    generate(base / "faulty", faulty, base / "faulty_truth", workers=1)
+    return base / "clean", base / "faulty", base / "faulty_truth"
