@@ -36,7 +36,7 @@ def _one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except RiskstratError as exc:
-            err_console.print(f"riskstrat: error: {exc}", markup=False)
+            click.echo(f"riskstrat: error: {exc}", err=True)
             sys.exit(1)
 
     return wrapper

@@ -247,6 +247,11 @@ class _Events:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
+def _soft_ceiling(eta: np.ndarray, knee: float = 4.0, slope: float = 0.35) -> np.ndarray:
+    """Flatten the log hazard above ``knee`` so the riskiest people stay below certainty."""
+    return np.where(eta > knee, knee + slope * (eta - knee), eta)
+
+
 def _calibrate(eta: np.ndarray, target: float, weights: np.ndarray | None = None) -> float:
     """Intercept a with mean(1 - exp(-exp(a + eta))) == target (bisection)."""
     lo, hi = -30.0, 10.0
@@ -488,18 +493,19 @@ class _Chunk:
                 + 0.15 * (self.male & (age > 60))
                 + 0.5 * self.dep01
                 + active @ beta
-                + 0.18 * np.clip(n_cond - 2, 0, None) * (0.6 + 0.8 * self.dep01)  # multimorbidity x deprivation
-                + 0.14 * n_def
+                + 0.15 * np.clip(n_cond - 2, 0, 4) * (0.6 + 0.8 * self.dep01)  # multimorbidity x deprivation
+                + 0.09 * np.minimum(n_def, 12)
                 + 0.35 * care
-                + (0.5 + 0.35 * (age < 65)) * np.log1p(prior1)  # prior use matters more when younger
-                + 0.2 * np.log1p(prior2)
-                + 0.25 * np.log1p(ae1)
+                + (0.45 + 0.3 * (age < 65)) * np.log1p(np.minimum(prior1, 6))  # prior use matters more when younger
+                + 0.15 * np.log1p(np.minimum(prior2, 6))
+                + 0.2 * np.log1p(np.minimum(ae1, 8))
                 + 0.035 * np.minimum(poly, 15)
                 + 0.25 * (poly >= 10)
                 + 0.4 * recent
                 + 0.15 * smoker
                 + 0.3 * (active[:, hf] & active[:, ckd])  # cardio-renal interaction
             )
+            eta = _soft_ceiling(eta)
             alpha = _calibrate(eta[in_pop], P.EMERGENCY_PERSON_SHARE)
             hazard = np.exp(alpha + eta)
             p_year = -np.expm1(-hazard)

@@ -1,0 +1,84 @@
+"""The command line as a batch job sees it: exit codes, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_validate import write_extracts
+
+
+def riskstrat(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "riskstrat", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", [[], ["synth"], ["validate"], ["demo"]])
+def test_every_command_has_help(command):
+    result = riskstrat(*command, "--help")
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+
+
+def test_validate_reports_and_reconciles(tmp_path):
+    extracts = write_extracts(tmp_path / "x", {"gp_events": [{"snomed_code": "bad"}, {}]})
+    result = riskstrat("validate", str(extracts), "--json", str(tmp_path / "r.json"), "--quarantine", str(tmp_path / "q"))
+    assert result.returncode == 0, result.stderr
+    assert "reconciled" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    events = report["tables"]["gp_events"]
+    assert (events["rows_read"], events["accepted"], events["quarantined_rows"]) == (3, 1, 2)
+    assert events["quarantined"] == {"*:duplicate_row": 1, "snomed_code:code_shape_snomed": 1}
+    assert "9990000018" not in result.stdout + result.stderr  # counts only, never row values
+    assert (tmp_path / "q" / "gp_events.csv").exists()
+
+
+def test_missing_required_table_is_one_line_and_exit_1(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    (extracts / "sus_ecds.csv").unlink()
+    result = riskstrat("validate", str(extracts))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1
+    assert "required table sus_ecds is missing" in lines[0]
+
+
+def test_bad_config_is_one_line(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tables:\n  sus_apc:\n    columns:\n      not_a_column: X\n")
+    result = riskstrat("validate", str(extracts), "--config", str(cfg))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not_a_column" in result.stderr and "c.yaml" in result.stderr
+
+
+def test_missing_extracts_directory(tmp_path):
+    result = riskstrat("validate", str(tmp_path / "nope"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "extracts directory not found" in result.stderr
+
+
+def test_synth_refuses_truth_inside_extracts(tmp_path):
+    result = riskstrat("synth", "--out", str(tmp_path / "x"), "--truth", str(tmp_path / "x" / "t"), "--patients", "100")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--truth must not be inside --out" in result.stderr
+
+
+def test_synth_then_validate_has_nothing_quarantined(tmp_path):
+    result = riskstrat("synth", "--out", str(tmp_path / "x"), "--truth", str(tmp_path / "t"), "--patients", "1500",
+                       "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "t" / "true_risk.parquet").exists()
+    result = riskstrat("validate", str(tmp_path / "x"), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["quarantined_rows"] == 0
+
+
+def test_bad_option_value_is_a_usage_error(tmp_path):
+    result = riskstrat("synth", "--out", str(tmp_path / "x"), "--extract-date", "2026-13-01")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "YYYY-MM-DD" in result.stderr
