@@ -67,17 +67,31 @@ def main() -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
     )
 
 
-def run_synth(out: Path, patients: int, seed: int, truth: Path | None, years: int,
-              extract_date: dt.date, faults: float, fmt: str, chunk_size: int):
+def run_synth(
+    out: Path,
+    patients: int,
+    seed: int,
+    truth: Path | None,
+    years: int,
+    extract_date: dt.date,
+    faults: float,
+    fmt: str,
+    chunk_size: int,
+):
     from riskstrat.synth import SynthOptions, generate
 
-    opts = SynthOptions(patients=patients, seed=seed, years=years, extract_date=extract_date,
-                        fault_rate=faults, chunk_size=chunk_size)
+    opts = SynthOptions(
+        patients=patients, seed=seed, years=years, extract_date=extract_date, fault_rate=faults, chunk_size=chunk_size
+    )
     with _progress() as bar:
         task = bar.add_task("synthetic population", total=patients)
         summary = generate(out, opts, truth, fmt=fmt, progress=lambda done, total: bar.update(task, completed=done))
@@ -86,19 +100,43 @@ def run_synth(out: Path, patients: int, seed: int, truth: Path | None, years: in
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Extracts directory to write.")
-@click.option("--patients", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="People in the extracts over the whole period (about 75% registered at the end).")
+@click.option(
+    "--patients",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="People in the extracts over the whole period (about 75% registered at the end).",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed: same seed, same data.")
-@click.option("--truth", type=click.Path(path_type=Path), default=None,
-              help="Directory for true risks, fault counts and a manifest (never inside --out).")
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory for true risks, fault counts and a manifest (never inside --out).",
+)
 @click.option("--years", type=click.IntRange(2, 20), default=7, show_default=True, help="Years of history.")
-@click.option("--extract-date", callback=_iso_date, default="2026-10-01", show_default=True,
-              help="Date the extract is taken (YYYY-MM-DD).")
-@click.option("--faults", type=click.FloatRange(0, 0.05), default=0.0, show_default=True,
-              help="Rate of injected faults per row and fault kind (e.g. 0.001); 0 = clean.")
+@click.option(
+    "--extract-date",
+    callback=_iso_date,
+    default="2026-10-01",
+    show_default=True,
+    help="Date the extract is taken (YYYY-MM-DD).",
+)
+@click.option(
+    "--faults",
+    type=click.FloatRange(0, 0.05),
+    default=0.0,
+    show_default=True,
+    help="Rate of injected faults per row and fault kind (e.g. 0.001); 0 = clean.",
+)
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1000), default=100_000, show_default=True,
-              help="People simulated together (bounds memory).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1000),
+    default=100_000,
+    show_default=True,
+    help="People simulated together (bounds memory).",
+)
 @_one_line_errors
 def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size):
     """Write a synthetic population in data contract v1 (all NHS numbers synthetic)."""
@@ -123,14 +161,27 @@ def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_si
 
 def print_report(report: ValidationReport) -> None:
     table = RichTable(title=f"validation of {report.extracts} (data contract v1)")
-    for col, just in (("table", "left"), ("file", "left"), ("read", "right"), ("accepted", "right"),
-                      ("quarantined", "right"), ("of which duplicates", "right"), ("unknown codes", "right"),
-                      ("reconciles", "center")):
+    for col, just in (
+        ("table", "left"),
+        ("file", "left"),
+        ("read", "right"),
+        ("accepted", "right"),
+        ("quarantined", "right"),
+        ("of which duplicates", "right"),
+        ("unknown codes", "right"),
+        ("reconciles", "center"),
+    ):
         table.add_column(col, justify=just)
     for t in report.tables.values():
         table.add_row(
-            t.table, t.file, f"{t.rows_read:,}", f"{t.accepted:,}", f"{t.quarantined_rows:,}", f"{t.duplicates:,}",
-            f"{sum(t.unknown_codes.values()):,}", "yes" if t.reconciles else "NO",
+            t.table,
+            t.file,
+            f"{t.rows_read:,}",
+            f"{t.accepted:,}",
+            f"{t.quarantined_rows:,}",
+            f"{t.duplicates:,}",
+            f"{sum(t.unknown_codes.values()):,}",
+            "yes" if t.reconciles else "NO",
         )
     console.print(table)
     rules = [(t.table, k, v) for t in report.tables.values() for k, v in sorted(t.quarantined.items())]
@@ -170,12 +221,22 @@ def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, acc
 
 @main.command()
 @click.argument("extracts", type=click.Path(path_type=Path))
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="YAML configuration (column mappings, file names).")
-@click.option("--quarantine", type=click.Path(path_type=Path), default=None,
-              help="Where quarantined rows go (default: EXTRACTS_quarantine beside the extracts).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Also write the report as JSON.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML configuration (column mappings, file names).",
+)
+@click.option(
+    "--quarantine",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where quarantined rows go (default: EXTRACTS_quarantine beside the extracts).",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the report as JSON."
+)
 @_one_line_errors
 def validate(extracts, config_path, quarantine, json_out):
     """Check an extracts directory against data contract v1 and print the report.
@@ -194,8 +255,13 @@ def validate(extracts, config_path, quarantine, json_out):
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path("demo-work"), show_default=True,
-              help="Work directory for the demo (synthetic extracts, truth, outputs).")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-work"),
+    show_default=True,
+    help="Work directory for the demo (synthetic extracts, truth, outputs).",
+)
 @click.option("--patients", type=click.IntRange(min=100), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @_one_line_errors

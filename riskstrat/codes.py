@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
-    "CodeType",
+    "BNF_CHAPTERS",
     "CODE_TYPES",
     "ICD10_CHAPTERS",
-    "BNF_CHAPTERS",
-    "is_well_shaped",
+    "CodeType",
     "is_known",
+    "is_well_shaped",
     "verhoeff_valid",
 ]
 
@@ -61,18 +61,14 @@ class _Spec:
 _ICD10_ONE = r"[A-Z][0-9]{2}[0-9X]?"
 
 CODE_TYPES: dict[CodeType, _Spec] = {
-    CodeType.ICD10: _Spec(
-        rf"^{_ICD10_ONE}$", "ICD-10 code, no dot, 3 or 4 characters (e.g. J441)", "icd10_chapter"
-    ),
+    CodeType.ICD10: _Spec(rf"^{_ICD10_ONE}$", "ICD-10 code, no dot, 3 or 4 characters (e.g. J441)", "icd10_chapter"),
     CodeType.ICD10_LIST: _Spec(
         rf"^{_ICD10_ONE}(;{_ICD10_ONE})*$",
         "ICD-10 codes, no dots, separated by ';'",
         "icd10_chapter",
     ),
     CodeType.OPCS4: _Spec(r"^[A-Z][0-9]{2,3}$", "OPCS-4 code, no dot (e.g. W371)", "opcs4_chapter"),
-    CodeType.SNOMED: _Spec(
-        r"^[1-9][0-9]{5,17}$", "SNOMED CT identifier: 6 to 18 digits", "snomed_identifier"
-    ),
+    CodeType.SNOMED: _Spec(r"^[1-9][0-9]{5,17}$", "SNOMED CT identifier: 6 to 18 digits", "snomed_identifier"),
     CodeType.BNF: _Spec(
         r"^[0-9]{4}[0-9A-Z]{11}$",
         "15-character BNF presentation code (e.g. 0206020A0AAAAAA)",
@@ -115,9 +111,7 @@ ICD10_CHAPTERS: tuple[tuple[str, str, str], ...] = (
 )
 
 # BNF chapters that exist (16 and 17 are not used).
-BNF_CHAPTERS: frozenset[str] = frozenset(
-    [f"{c:02d}" for c in range(1, 16)] + [f"{c:02d}" for c in range(18, 24)]
-)
+BNF_CHAPTERS: frozenset[str] = frozenset([f"{c:02d}" for c in range(1, 16)] + [f"{c:02d}" for c in range(18, 24)])
 
 _VERHOEFF_D = np.array(
     [
@@ -134,6 +128,8 @@ _VERHOEFF_D = np.array(
     ],
     dtype=np.int8,
 )
+
+
 def _verhoeff_permutations() -> np.ndarray:
     """Row i is the permutation (1 5 7 6 2 8 3 0 9 4) applied i times."""
     first = np.array([1, 5, 7, 6, 2, 8, 3, 0, 9, 4], dtype=np.int8)
@@ -220,8 +216,7 @@ def _known_distinct(strings: np.ndarray, code_type: CodeType) -> np.ndarray:
     if kind == "icd10_chapter":
         if code_type is CodeType.ICD10_LIST:
             return np.array(
-                [bool(_icd10_category_known(np.array([c[:3] for c in s.split(";")])).all())
-                 for s in strings],
+                [bool(_icd10_category_known(np.array([c[:3] for c in s.split(";")])).all()) for s in strings],
                 dtype=bool,
             )
         return _icd10_category_known(strings.astype("U3"))

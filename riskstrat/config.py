@@ -25,7 +25,7 @@ import yaml
 from riskstrat.errors import ConfigError
 from riskstrat.schema import TABLES
 
-__all__ = ["Config", "TableMapping", "load_config", "DEFAULT_CONFIG"]
+__all__ = ["DEFAULT_CONFIG", "Config", "TableMapping", "load_config"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 _KNOWN_KEYS = {"tables", "region", "validation"}
@@ -102,6 +102,4 @@ def load_config(path: Path | str | None = None) -> Config:
     batch_rows = int(validation.get("batch_rows", 1_000_000))
     if batch_rows < 1:
         raise _fail(path, "validation.batch_rows must be a positive integer")
-    return Config(
-        tables=tables, region=str(raw.get("region", "default")), batch_rows=batch_rows, source=str(path)
-    )
+    return Config(tables=tables, region=str(raw.get("region", "default")), batch_rows=batch_rows, source=str(path))

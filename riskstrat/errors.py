@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["RiskstratError", "ContractError", "ConfigError"]
+__all__ = ["ConfigError", "ContractError", "RiskstratError"]
 
 
 class RiskstratError(Exception):

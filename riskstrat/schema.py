@@ -22,15 +22,15 @@ from riskstrat.codes import CodeType
 
 __all__ = [
     "CONTRACT_VERSION",
-    "ColumnType",
+    "EARLIEST_DATE",
+    "TABLES",
     "Column",
+    "ColumnType",
     "RowCheck",
     "Table",
-    "TABLES",
-    "table",
     "arrow_schema",
     "contract_markdown",
-    "EARLIEST_DATE",
+    "table",
 ]
 
 CONTRACT_VERSION = "1"
@@ -163,16 +163,13 @@ def _nhs(description: str = "NHS number of the patient") -> Column:
 
 
 SEX_CODES = ("1", "2", "9", "0")
-ETHNIC_CATEGORIES = tuple("ABCDEFGHJKLMNPRSZ") + ("99",)
+ETHNIC_CATEGORIES = (*tuple("ABCDEFGHJKLMNPRSZ"), "99")
 EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")
 MATERNITY_ADMISSION_METHODS = ("31", "32")
 OTHER_ADMISSION_METHODS = ("81", "82", "83")
 ADMISSION_METHODS = (
-    ELECTIVE_ADMISSION_METHODS
-    + EMERGENCY_ADMISSION_METHODS
-    + MATERNITY_ADMISSION_METHODS
-    + OTHER_ADMISSION_METHODS
+    ELECTIVE_ADMISSION_METHODS + EMERGENCY_ADMISSION_METHODS + MATERNITY_ADMISSION_METHODS + OTHER_ADMISSION_METHODS
 )
 PATIENT_CLASSIFICATIONS = ("1", "2", "3", "4", "5")
 FIRST_ATTENDANCE = ("1", "2", "3", "4")
@@ -193,28 +190,37 @@ TABLES: dict[str, Table] = {
                 Column("practice_code", S, "ODS code of the practice", code=CodeType.ODS_PRACTICE),
                 Column("registration_start", D, "first day of the registration"),
                 Column(
-                    "registration_end", D, "last day of the registration; empty = still registered",
+                    "registration_end",
+                    D,
+                    "last day of the registration; empty = still registered",
                     required=False,
                 ),
                 Column("date_of_birth", D, "date of birth"),
                 Column(
-                    "sex", S, "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known",
+                    "sex",
+                    S,
+                    "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known",
                     allowed=SEX_CODES,
                 ),
                 Column(
-                    "ethnic_category", S, "NHS ethnic category code", required=False,
+                    "ethnic_category",
+                    S,
+                    "NHS ethnic category code",
+                    required=False,
                     allowed=ETHNIC_CATEGORIES,
                 ),
                 Column("lsoa_code", S, "LSOA 2021 of residence", required=False, code=CodeType.LSOA),
             ),
             checks=(
                 RowCheck(
-                    "registration_end_before_start", "registration_end",
+                    "registration_end_before_start",
+                    "registration_end",
                     "registration_end is before registration_start",
                     _not_before("registration_end", "registration_start"),
                 ),
                 RowCheck(
-                    "registration_before_birth", "registration_start",
+                    "registration_before_birth",
+                    "registration_start",
                     "registration_start is before date_of_birth",
                     _not_before("registration_start", "date_of_birth"),
                 ),
@@ -228,7 +234,9 @@ TABLES: dict[str, Table] = {
                 Column("event_date", D, "date the code was recorded for"),
                 Column("snomed_code", S, "SNOMED CT concept id", code=CodeType.SNOMED),
                 Column(
-                    "value", F, "numeric value where the code carries one (BMI, HbA1c, eGFR, …)",
+                    "value",
+                    F,
+                    "numeric value where the code carries one (BMI, HbA1c, eGFR, …)",
                     required=False,
                 ),
             ),
@@ -240,7 +248,8 @@ TABLES: dict[str, Table] = {
                 _nhs(),
                 Column("issue_date", D, "date the prescription was issued"),
                 Column(
-                    "bnf_code", S,
+                    "bnf_code",
+                    S,
                     "15-character BNF presentation code; chapter = first 2, section = first 4 characters",
                     code=CodeType.BNF,
                 ),
@@ -258,59 +267,80 @@ TABLES: dict[str, Table] = {
                 Column("episode_number", I, "1, 2, … within the spell", value_range=(1, 99)),
                 Column("provider_code", S, "ODS code of the trust", code=CodeType.ODS_PROVIDER),
                 Column("admission_date", D, "start of the spell"),
-                Column(
-                    "discharge_date", D, "end of the spell; empty = still in hospital", required=False
-                ),
+                Column("discharge_date", D, "end of the spell; empty = still in hospital", required=False),
                 Column("episode_start", D, "start of the consultant episode"),
                 Column("episode_end", D, "end of the consultant episode", required=False),
                 Column(
-                    "admission_method", S,
+                    "admission_method",
+                    S,
                     "11-13 elective; 21-25, 2A-2D, 28 emergency; 31-32 maternity; 81-83 other",
                     allowed=ADMISSION_METHODS,
                 ),
                 Column(
-                    "patient_classification", S,
+                    "patient_classification",
+                    S,
                     "1 ordinary, 2 day case, 3 regular day, 4 regular night, 5 mother and baby",
                     allowed=PATIENT_CLASSIFICATIONS,
                 ),
                 Column(
-                    "treatment_function_code", S, "treatment function of the consultant",
+                    "treatment_function_code",
+                    S,
+                    "treatment function of the consultant",
                     code=CodeType.TREATMENT_FUNCTION,
                 ),
                 Column("primary_diagnosis", S, "ICD-10 primary diagnosis, no dot", code=CodeType.ICD10),
                 Column(
-                    "secondary_diagnoses", S, "ICD-10 codes separated by ';'", required=False,
+                    "secondary_diagnoses",
+                    S,
+                    "ICD-10 codes separated by ';'",
+                    required=False,
                     code=CodeType.ICD10_LIST,
                 ),
                 Column(
-                    "primary_procedure", S, "OPCS-4 primary procedure, no dot", required=False,
+                    "primary_procedure",
+                    S,
+                    "OPCS-4 primary procedure, no dot",
+                    required=False,
                     code=CodeType.OPCS4,
                 ),
                 Column(
-                    "discharge_destination", S, "discharge destination code", required=False,
+                    "discharge_destination",
+                    S,
+                    "discharge destination code",
+                    required=False,
                     code=CodeType.DISCHARGE_DESTINATION,
                 ),
                 Column(
-                    "cost", F, "pounds, tariff attributed to the episode", required=False,
+                    "cost",
+                    F,
+                    "pounds, tariff attributed to the episode",
+                    required=False,
                     value_range=(0, 1e7),
                 ),
                 Column(
-                    "gp_practice_code", S, "registered practice as recorded by the provider",
-                    required=False, code=CodeType.ODS_PRACTICE,
+                    "gp_practice_code",
+                    S,
+                    "registered practice as recorded by the provider",
+                    required=False,
+                    code=CodeType.ODS_PRACTICE,
                 ),
             ),
             checks=(
                 RowCheck(
-                    "discharge_before_admission", "discharge_date",
+                    "discharge_before_admission",
+                    "discharge_date",
                     "discharge_date is before admission_date",
                     _not_before("discharge_date", "admission_date"),
                 ),
                 RowCheck(
-                    "episode_end_before_start", "episode_end", "episode_end is before episode_start",
+                    "episode_end_before_start",
+                    "episode_end",
+                    "episode_end is before episode_start",
                     _not_before("episode_end", "episode_start"),
                 ),
                 RowCheck(
-                    "episode_before_admission", "episode_start",
+                    "episode_before_admission",
+                    "episode_start",
                     "episode_start is before admission_date",
                     _not_before("episode_start", "admission_date"),
                 ),
@@ -324,16 +354,20 @@ TABLES: dict[str, Table] = {
                 Column("appointment_date", D, "date of the appointment"),
                 Column("provider_code", S, "ODS code of the provider", code=CodeType.ODS_PROVIDER),
                 Column(
-                    "treatment_function_code", S, "treatment function of the clinic",
+                    "treatment_function_code",
+                    S,
+                    "treatment function of the clinic",
                     code=CodeType.TREATMENT_FUNCTION,
                 ),
                 Column(
-                    "first_attendance", S,
+                    "first_attendance",
+                    S,
                     "1 first, 2 follow-up, 3 first by telephone/video, 4 follow-up by telephone/video",
                     allowed=FIRST_ATTENDANCE,
                 ),
                 Column(
-                    "attendance_status", S,
+                    "attendance_status",
+                    S,
                     "5/6 attended; 7 arrived late, not seen; 2 patient cancelled; 3 did not attend; "
                     "4 provider cancelled",
                     allowed=ATTENDANCE_STATUS,
@@ -350,7 +384,9 @@ TABLES: dict[str, Table] = {
                 Column("arrival_date", D, "date of arrival"),
                 Column("provider_code", S, "ODS code of the provider", code=CodeType.ODS_PROVIDER),
                 Column(
-                    "department_type", S, "01 major A&E, 02 single specialty, 03 UTC/minor injuries, 04 walk-in",
+                    "department_type",
+                    S,
+                    "01 major A&E, 02 single specialty, 03 UTC/minor injuries, 04 walk-in",
                     allowed=DEPARTMENT_TYPES,
                 ),
                 Column("ambulance_arrival", B, "arrived by ambulance"),
@@ -376,7 +412,8 @@ TABLES: dict[str, Table] = {
             (
                 _nhs(),
                 Column(
-                    "opt_out_type", S,
+                    "opt_out_type",
+                    S,
                     "type1 (objection recorded at the GP practice) or ndoo (national data opt-out)",
                     allowed=OPT_OUT_TYPES,
                 ),
@@ -434,9 +471,7 @@ def contract_markdown() -> str:
             rules = ", ".join(c.rules)
             if c.allowed:
                 rules += " (" + " ".join(f"`{v}`" for v in c.allowed) + ")"
-            lines.append(
-                f"| {c.name} | {c.type} | {'yes' if c.required else 'no'} | {rules} | {c.description} |"
-            )
+            lines.append(f"| {c.name} | {c.type} | {'yes' if c.required else 'no'} | {rules} | {c.description} |")
         if tbl.checks:
             lines += ["", "Row checks: " + "; ".join(f"`{k.name}` ({k.message})" for k in tbl.checks)]
         lines.append("")

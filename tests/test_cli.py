@@ -25,7 +25,9 @@ def test_every_command_has_help(command):
 
 def test_validate_reports_and_reconciles(tmp_path):
     extracts = write_extracts(tmp_path / "x", {"gp_events": [{"snomed_code": "bad"}, {}]})
-    result = riskstrat("validate", str(extracts), "--json", str(tmp_path / "r.json"), "--quarantine", str(tmp_path / "q"))
+    result = riskstrat(
+        "validate", str(extracts), "--json", str(tmp_path / "r.json"), "--quarantine", str(tmp_path / "q")
+    )
     assert result.returncode == 0, result.stderr
     assert "reconciled" in result.stdout
     report = json.loads((tmp_path / "r.json").read_text())
@@ -69,8 +71,9 @@ def test_synth_refuses_truth_inside_extracts(tmp_path):
 
 
 def test_synth_then_validate_has_nothing_quarantined(tmp_path):
-    result = riskstrat("synth", "--out", str(tmp_path / "x"), "--truth", str(tmp_path / "t"), "--patients", "1500",
-                       "--format", "csv")
+    result = riskstrat(
+        "synth", "--out", str(tmp_path / "x"), "--truth", str(tmp_path / "t"), "--patients", "1500", "--format", "csv"
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "t" / "true_risk.parquet").exists()
     result = riskstrat("validate", str(tmp_path / "x"), "--json", str(tmp_path / "r.json"))

@@ -78,7 +78,19 @@ def test_shapes(code_type, good, bad):
 def test_icd10_known_means_inside_a_chapter():
     values = pa.array(["A00", "B99X", "D489", "D49", "E90", "E95X", "H95", "H96", "K95", "K97", "P96", "P97", "U07"])
     assert list(is_known(values, CodeType.ICD10)) == [
-        True, True, True, False, True, False, True, False, True, False, True, False, True
+        True,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
     ]
     assert list(is_known(pa.array(["I10X;E119", "I10X;E95X"]), CodeType.ICD10_LIST)) == [True, False]
 

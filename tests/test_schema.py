@@ -9,8 +9,13 @@ from riskstrat.schema import TABLES, ColumnType, contract_markdown
 from .conftest import REPO
 
 SPEC = REPO / "docs" / "spec" / "data-contract.md"
-TYPE_WORDS = {"string": ColumnType.STRING, "date": ColumnType.DATE, "integer": ColumnType.INTEGER,
-              "float": ColumnType.FLOAT, "boolean": ColumnType.BOOLEAN}
+TYPE_WORDS = {
+    "string": ColumnType.STRING,
+    "date": ColumnType.DATE,
+    "integer": ColumnType.INTEGER,
+    "float": ColumnType.FLOAT,
+    "boolean": ColumnType.BOOLEAN,
+}
 
 
 def _written_contract() -> dict[str, tuple[bool, dict[str, tuple[str, bool]]]]:
@@ -54,7 +59,24 @@ def test_enumerations_match_the_written_contract():
     for code in ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28"):
         assert f"`{code}`" in text
     assert TABLES["sus_apc"].column("admission_method").allowed == (
-        "11", "12", "13", "21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28", "31", "32", "81", "82", "83"
+        "11",
+        "12",
+        "13",
+        "21",
+        "22",
+        "23",
+        "24",
+        "25",
+        "2A",
+        "2B",
+        "2C",
+        "2D",
+        "28",
+        "31",
+        "32",
+        "81",
+        "82",
+        "83",
     )
     assert TABLES["opt_outs"].column("opt_out_type").allowed == ("type1", "ndoo")
     assert TABLES["gp_registrations"].column("sex").allowed == ("1", "2", "9", "0")

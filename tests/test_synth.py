@@ -96,8 +96,16 @@ def test_clean_population_is_valid_with_nothing_quarantined(clean_population, tm
     assert all(sum(t.unknown_codes.values()) == 0 for t in report.tables.values())
     assert report.tables["sus_apc"].rows_read > 1000
     assert set(report.tables) == {
-        "gp_registrations", "gp_events", "gp_medications", "sus_apc", "sus_op", "sus_ecds", "deaths", "opt_outs",
-        "ref_practices", "ref_lsoa",
+        "gp_registrations",
+        "gp_events",
+        "gp_medications",
+        "sus_apc",
+        "sus_op",
+        "sus_ecds",
+        "deaths",
+        "opt_outs",
+        "ref_practices",
+        "ref_lsoa",
     }
 
 
@@ -113,27 +121,49 @@ def test_population_structure(clean_population):
     con = duckdb.connect()
     q = lambda sql: con.execute(sql.replace("X/", f"{extracts}/")).fetchone()  # noqa: E731
     # registrations start and end; some people change practice within the region
-    n_people, n_rows, ended = q("SELECT count(DISTINCT nhs_number), count(*), count(registration_end) FROM 'X/gp_registrations.parquet'")
+    n_people, n_rows, ended = q(
+        "SELECT count(DISTINCT nhs_number), count(*), count(registration_end) FROM 'X/gp_registrations.parquet'"
+    )
     assert n_people == 3000 and n_rows > n_people and 0.15 < ended / n_rows < 0.45
     # births in the period
-    assert q("SELECT count(*) FROM 'X/gp_registrations.parquet' WHERE registration_start - date_of_birth < 60 AND date_of_birth >= DATE '2019-10-03'")[0] > 50
+    assert (
+        q(
+            "SELECT count(*) FROM 'X/gp_registrations.parquet' "
+            "WHERE registration_start - date_of_birth < 60 AND date_of_birth >= DATE '2019-10-03'"
+        )[0]
+        > 50
+    )
     # every death ends the registration (within 31 days) and nothing is recorded after it
-    assert q("""SELECT count(*) FROM 'X/deaths.parquet' d JOIN 'X/gp_registrations.parquet' r USING (nhs_number)
-               WHERE r.registration_end IS NULL AND d.date_of_death < DATE '2026-09-01'""")[0] == 0
-    assert q("""SELECT count(*) FROM 'X/deaths.parquet' d JOIN 'X/gp_medications.parquet' m USING (nhs_number)
-               WHERE m.issue_date > d.date_of_death""")[0] == 0
+    assert (
+        q("""SELECT count(*) FROM 'X/deaths.parquet' d JOIN 'X/gp_registrations.parquet' r USING (nhs_number)
+               WHERE r.registration_end IS NULL AND d.date_of_death < DATE '2026-09-01'""")[0]
+        == 0
+    )
+    assert (
+        q("""SELECT count(*) FROM 'X/deaths.parquet' d JOIN 'X/gp_medications.parquet' m USING (nhs_number)
+               WHERE m.issue_date > d.date_of_death""")[0]
+        == 0
+    )
     # practices belong to PCNs under one sub-ICB
     assert q("SELECT count(DISTINCT sub_icb_code) FROM 'X/ref_practices.parquet'")[0] == 1
     # multi-episode spells exist, and episodes of a spell share its dates
     assert q("SELECT count(*) FROM 'X/sus_apc.parquet' WHERE episode_number > 1")[0] > 0
-    assert q("""SELECT count(*) FROM (SELECT spell_id FROM 'X/sus_apc.parquet' GROUP BY 1
-               HAVING count(DISTINCT admission_date) > 1)""")[0] == 0
+    assert (
+        q("""SELECT count(*) FROM (SELECT spell_id FROM 'X/sus_apc.parquet' GROUP BY 1
+               HAVING count(DISTINCT admission_date) > 1)""")[0]
+        == 0
+    )
     # some emergency admissions come through A&E on the same day, ending in admission
-    assert q("""SELECT count(*) FROM 'X/sus_ecds.parquet' e JOIN 'X/sus_apc.parquet' a
+    assert (
+        q("""SELECT count(*) FROM 'X/sus_ecds.parquet' e JOIN 'X/sus_apc.parquet' a
                ON e.nhs_number = a.nhs_number AND e.arrival_date = a.admission_date
-               WHERE e.admitted AND a.admission_method = '21' AND a.episode_number = 1""")[0] > 100
+               WHERE e.admitted AND a.admission_method = '21' AND a.episode_number = 1""")[0]
+        > 100
+    )
     # BNF codes are 15 characters from the shipped list, with costs
-    assert q("SELECT min(length(bnf_code)), max(length(bnf_code)), min(actual_cost) > 0 FROM 'X/gp_medications.parquet'") == (15, 15, True)
+    assert q(
+        "SELECT min(length(bnf_code)), max(length(bnf_code)), min(actual_cost) > 0 FROM 'X/gp_medications.parquet'"
+    ) == (15, 15, True)
 
 
 def test_medicines_follow_conditions(clean_population):
@@ -148,7 +178,8 @@ def test_medicines_follow_conditions(clean_population):
         """
     ).fetchone()[0]
     overall = con.execute(
-        f"""SELECT count(DISTINCT nhs_number) / 3000 FROM '{extracts}/gp_medications.parquet' WHERE bnf_code LIKE '020202%'"""
+        f"SELECT count(DISTINCT nhs_number) / 3000 FROM '{extracts}/gp_medications.parquet' "
+        "WHERE bnf_code LIKE '020202%'"
     ).fetchone()[0]
     assert share > 0.5 and share > 10 * overall  # loop diuretics go to people with heart failure
 
@@ -176,7 +207,8 @@ def test_faults_are_all_accounted_for(faulty_population, tmp_path):
         bad = [r for r in csv.DictReader(qfile.open())] if qfile.exists() else []
         bad = [r for r in bad if r["rule"] != "duplicate_row"]
         extra_missing = {
-            col: report.missing_optional[col] - base.tables[table].missing_optional[col]
+            col: report.missing_optional[col]
+            - base.tables[table].missing_optional[col]
             + sum(1 for r in bad if r[col] == "")
             for col in report.missing_optional
         }

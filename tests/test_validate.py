@@ -19,27 +19,74 @@ TODAY = dt.date(2026, 11, 1)
 A, B = "9990000018", "9990000026"  # valid synthetic NHS numbers (999 test range)
 
 GOOD: dict[str, dict[str, str]] = {
-    "gp_registrations": {"nhs_number": A, "practice_code": "Y90001", "registration_start": "2010-01-01",
-                         "registration_end": "", "date_of_birth": "1950-02-03", "sex": "1", "ethnic_category": "A",
-                         "lsoa_code": "E01900001"},
+    "gp_registrations": {
+        "nhs_number": A,
+        "practice_code": "Y90001",
+        "registration_start": "2010-01-01",
+        "registration_end": "",
+        "date_of_birth": "1950-02-03",
+        "sex": "1",
+        "ethnic_category": "A",
+        "lsoa_code": "E01900001",
+    },
     "gp_events": {"nhs_number": A, "event_date": "2020-01-01", "snomed_code": "38341003", "value": ""},
-    "gp_medications": {"nhs_number": A, "issue_date": "2020-01-01", "bnf_code": "0206020A0AAAAAA", "dmd_code": "",
-                       "quantity": "28", "actual_cost": "1.23"},
-    "sus_apc": {"nhs_number": A, "spell_id": "S1", "episode_number": "1", "provider_code": "R9A",
-                "admission_date": "2020-01-01", "discharge_date": "2020-01-03", "episode_start": "2020-01-01",
-                "episode_end": "2020-01-03", "admission_method": "21", "patient_classification": "1",
-                "treatment_function_code": "300", "primary_diagnosis": "J441", "secondary_diagnoses": "I10X;E119",
-                "primary_procedure": "", "discharge_destination": "19", "cost": "2500", "gp_practice_code": "Y90001"},
-    "sus_op": {"nhs_number": A, "appointment_date": "2020-01-01", "provider_code": "R9A",
-               "treatment_function_code": "320", "first_attendance": "1", "attendance_status": "5",
-               "referral_source": "03", "cost": "160"},
-    "sus_ecds": {"nhs_number": A, "arrival_date": "2020-01-01", "provider_code": "R9A", "department_type": "01",
-                 "ambulance_arrival": "true", "chief_complaint": "29857009", "diagnosis": "", "admitted": "false",
-                 "cost": "250"},
+    "gp_medications": {
+        "nhs_number": A,
+        "issue_date": "2020-01-01",
+        "bnf_code": "0206020A0AAAAAA",
+        "dmd_code": "",
+        "quantity": "28",
+        "actual_cost": "1.23",
+    },
+    "sus_apc": {
+        "nhs_number": A,
+        "spell_id": "S1",
+        "episode_number": "1",
+        "provider_code": "R9A",
+        "admission_date": "2020-01-01",
+        "discharge_date": "2020-01-03",
+        "episode_start": "2020-01-01",
+        "episode_end": "2020-01-03",
+        "admission_method": "21",
+        "patient_classification": "1",
+        "treatment_function_code": "300",
+        "primary_diagnosis": "J441",
+        "secondary_diagnoses": "I10X;E119",
+        "primary_procedure": "",
+        "discharge_destination": "19",
+        "cost": "2500",
+        "gp_practice_code": "Y90001",
+    },
+    "sus_op": {
+        "nhs_number": A,
+        "appointment_date": "2020-01-01",
+        "provider_code": "R9A",
+        "treatment_function_code": "320",
+        "first_attendance": "1",
+        "attendance_status": "5",
+        "referral_source": "03",
+        "cost": "160",
+    },
+    "sus_ecds": {
+        "nhs_number": A,
+        "arrival_date": "2020-01-01",
+        "provider_code": "R9A",
+        "department_type": "01",
+        "ambulance_arrival": "true",
+        "chief_complaint": "29857009",
+        "diagnosis": "",
+        "admitted": "false",
+        "cost": "250",
+    },
     "deaths": {"nhs_number": B, "date_of_death": "2021-05-05", "underlying_cause": "I219"},
     "opt_outs": {"nhs_number": B, "opt_out_type": "ndoo", "recorded_date": "2019-01-01"},
-    "ref_practices": {"practice_code": "Y90001", "practice_name": "P", "pcn_code": "U90001", "pcn_name": "N",
-                      "sub_icb_code": "99X"},
+    "ref_practices": {
+        "practice_code": "Y90001",
+        "practice_name": "P",
+        "pcn_code": "U90001",
+        "pcn_name": "N",
+        "sub_icb_code": "99X",
+    },
     "ref_lsoa": {"lsoa_code": "E01900001", "imd_decile": "3"},
 }
 
@@ -114,7 +161,9 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize(("table", "change", "column", "rule"), RULES, ids=[f"{r[0]}-{r[3]}-{i}" for i, r in enumerate(RULES)])
+@pytest.mark.parametrize(
+    ("table", "change", "column", "rule"), RULES, ids=[f"{r[0]}-{r[3]}-{i}" for i, r in enumerate(RULES)]
+)
 def test_each_rule_quarantines_the_bad_row_only(tmp_path, table, change, column, rule):
     report = run(tmp_path, {table: [change]})
     t = report.tables[table]
@@ -182,11 +231,17 @@ def test_exact_duplicates_are_quarantined_after_the_first_copy(tmp_path):
 
 
 def test_unknown_codes_are_kept_and_counted(tmp_path):
-    report = run(tmp_path, {
-        "gp_events": [{"snomed_code": "38341004"}],  # check digit broken
-        "gp_medications": [{"bnf_code": "1706020A0AAAAAA"}],
-        "sus_apc": [{"spell_id": "S2", "primary_diagnosis": "E95X"}, {"spell_id": "S3", "secondary_diagnoses": "I10X;H97"}],
-    })
+    report = run(
+        tmp_path,
+        {
+            "gp_events": [{"snomed_code": "38341004"}],  # check digit broken
+            "gp_medications": [{"bnf_code": "1706020A0AAAAAA"}],
+            "sus_apc": [
+                {"spell_id": "S2", "primary_diagnosis": "E95X"},
+                {"spell_id": "S3", "secondary_diagnoses": "I10X;H97"},
+            ],
+        },
+    )
     assert report.tables["gp_events"].accepted == 2
     assert dict(report.tables["gp_events"].unknown_codes) == {"snomed_code": 1}
     assert dict(report.tables["gp_medications"].unknown_codes) == {"bnf_code": 1}
@@ -222,22 +277,56 @@ def test_a_line_with_the_wrong_number_of_fields_is_quarantined_with_its_text(tmp
 
 def test_batches_do_not_change_the_outcome(tmp_path):
     changes = [{"value": str(i)} for i in range(25)] + [{"snomed_code": "x"}] + [{"value": "3"}]
-    small = validate_extracts(write_extracts(tmp_path / "x", {"gp_events": changes}), Config(batch_rows=4),
-                              tmp_path / "q1", tmp_path / "ok1", today=TODAY)
+    small = validate_extracts(
+        write_extracts(tmp_path / "x", {"gp_events": changes}),
+        Config(batch_rows=4),
+        tmp_path / "q1",
+        tmp_path / "ok1",
+        today=TODAY,
+    )
     big = validate_extracts(tmp_path / "x", Config(), tmp_path / "q2", tmp_path / "ok2", today=TODAY)
     assert small.tables["gp_events"].to_dict() == big.tables["gp_events"].to_dict()
     assert small.tables["gp_events"].duplicates == 1
-    assert pq.read_table(tmp_path / "ok1" / "gp_events.parquet").equals(pq.read_table(tmp_path / "ok2" / "gp_events.parquet"))
+    assert pq.read_table(tmp_path / "ok1" / "gp_events.parquet").equals(
+        pq.read_table(tmp_path / "ok2" / "gp_events.parquet")
+    )
 
 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
         (lambda x: (x / "sus_apc.csv").unlink(), "required table sus_apc is missing"),
-        (lambda x: _drop_column(x / "gp_events.csv", "snomed_code"), "gp_events.csv: required column snomed_code is missing"),
-        (lambda x: (x / "gp_events.csv").write_bytes(b"nhs_number,event_date,snomed_code\n\xff\xfe,1,2\n"), "gp_events.csv: not UTF-8"),
-        (lambda x: ((x / "sus_op.csv").unlink(), (x / "sus_op.parquet").write_bytes(b"not parquet")), "sus_op.parquet: not a readable Parquet file"),
-        (lambda x: ((x / "sus_op.csv").unlink(), pq.write_table(pa.table({"nhs_number": [A], "appointment_date": [1.5], "provider_code": ["R9A"], "treatment_function_code": ["320"], "first_attendance": ["1"], "attendance_status": ["5"]}), x / "sus_op.parquet")), "sus_op.parquet: column appointment_date has type double; the contract says date"),
+        (
+            lambda x: _drop_column(x / "gp_events.csv", "snomed_code"),
+            "gp_events.csv: required column snomed_code is missing",
+        ),
+        (
+            lambda x: (x / "gp_events.csv").write_bytes(b"nhs_number,event_date,snomed_code\n\xff\xfe,1,2\n"),
+            "gp_events.csv: not UTF-8",
+        ),
+        (
+            lambda x: ((x / "sus_op.csv").unlink(), (x / "sus_op.parquet").write_bytes(b"not parquet")),
+            "sus_op.parquet: not a readable Parquet file",
+        ),
+        (
+            lambda x: (
+                (x / "sus_op.csv").unlink(),
+                pq.write_table(
+                    pa.table(
+                        {
+                            "nhs_number": [A],
+                            "appointment_date": [1.5],
+                            "provider_code": ["R9A"],
+                            "treatment_function_code": ["320"],
+                            "first_attendance": ["1"],
+                            "attendance_status": ["5"],
+                        }
+                    ),
+                    x / "sus_op.parquet",
+                ),
+            ),
+            "sus_op.parquet: column appointment_date has type double; the contract says date",
+        ),
         (lambda x: pq.write_table(pa.table({"a": [1]}), x / "gp_events.parquet"), "table gp_events is present twice"),
     ],
 )

@@ -21,7 +21,7 @@ from riskstrat.config import Config
 from riskstrat.errors import ContractError
 from riskstrat.schema import TABLES, ColumnType, Table
 
-__all__ = ["SourceFile", "Batch", "InvalidLine", "locate_tables", "read_batches"]
+__all__ = ["Batch", "InvalidLine", "SourceFile", "locate_tables", "read_batches"]
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
         present = [p for p in candidates if p.is_file()]
         if len(present) > 1:
             raise ContractError(
-                f"{extracts}: table {name} is present twice ({present[0].name} and {present[1].name}); "
-                "keep one"
+                f"{extracts}: table {name} is present twice ({present[0].name} and {present[1].name}); keep one"
             )
         if not present:
             if tbl.required:
@@ -123,7 +122,10 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
                 shown = col.name if source == col.name else f"{source} (mapped to {col.name})"
                 alt = ""
                 if "pseudonym" in header and col.name == "nhs_number":
-                    alt = "; it has a 'pseudonym' column: extracts pseudonymised at source are read by 'riskstrat pseudonymise'"
+                    alt = (
+                        "; it has a 'pseudonym' column: extracts pseudonymised at source "
+                        "are read by 'riskstrat pseudonymise'"
+                    )
                 raise ContractError(f"{path.name}: required column {shown} is missing{alt}")
         found[name] = SourceFile(tbl, path, fmt, columns)
     return found
@@ -131,11 +133,17 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
 
 _COMPATIBLE = {
     ColumnType.STRING: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
-    ColumnType.DATE: lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_string(t)
-    or pa.types.is_large_string(t),
+    ColumnType.DATE: lambda t: (
+        pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+    ),
     ColumnType.INTEGER: lambda t: pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
-    ColumnType.FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)
-    or pa.types.is_string(t) or pa.types.is_large_string(t),
+    ColumnType.FLOAT: lambda t: (
+        pa.types.is_floating(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+    ),
     ColumnType.BOOLEAN: lambda t: pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t),
 }
 
@@ -150,9 +158,7 @@ def _check_parquet_types(source: SourceFile) -> None:
         if pa.types.is_null(typ):
             continue
         if not _COMPATIBLE[col.type](typ):
-            raise ContractError(
-                f"{source.name}: column {source_name} has type {typ}; the contract says {col.type}"
-            )
+            raise ContractError(f"{source.name}: column {source_name} has type {typ}; the contract says {col.type}")
 
 
 def _rename(table: pa.Table, source: SourceFile) -> pa.Table:
@@ -204,9 +210,7 @@ def _csv_batches(source: SourceFile, batch_rows: int) -> Iterator[Batch]:
     def on_invalid(row: pcsv.InvalidRow) -> str:
         data_row = (row.number - 1) if row.number is not None else -1
         invalid.append(
-            InvalidLine(
-                data_row, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text
-            )
+            InvalidLine(data_row, f"expected {row.expected_columns} fields, found {row.actual_columns}", row.text)
         )
         skipped.append(data_row - 1)
         return "skip"

@@ -38,7 +38,7 @@ from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
 from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.schema import EARLIEST_DATE, TABLES, Column, ColumnType, Table, arrow_schema
 
-__all__ = ["TableReport", "ValidationReport", "validate_extracts", "validate_batch", "ROW_COLUMN"]
+__all__ = ["ROW_COLUMN", "TableReport", "ValidationReport", "validate_batch", "validate_extracts"]
 
 ROW_COLUMN = "_row"
 QUARANTINE_META = ("source_file", "row", "column", "rule", "detail", "raw_line")
@@ -244,7 +244,12 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
             fail(ok & ~valid, col.name, "nhs_number_mod11", f"{col.name} is not 10 digits with a valid check digit")
         if col.code is not None:
             shaped = is_well_shaped(values, col.code)
-            fail(ok & ~shaped, col.name, f"code_shape_{col.code}", f"{col.name} is not a {CODE_TYPES[col.code].description}")
+            fail(
+                ok & ~shaped,
+                col.name,
+                f"code_shape_{col.code}",
+                f"{col.name} is not a {CODE_TYPES[col.code].description}",
+            )
             check = ok & shaped & ~failed
             if check.any():
                 unknown_masks[col.name] = check & ~is_known(values, col.code)
@@ -255,26 +260,30 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
             low, high = col.value_range
             outside = _np(pc.or_(pc.less(values, low), pc.greater(values, high)))
             fail(ok & outside, col.name, "value_range", f"{col.name} is outside {low:g} to {high:g}")
-    typed_table = pa.Table.from_arrays(
-        [typed[c.name] for c in tbl.columns], schema=arrow_schema(tbl).remove_metadata()
-    ) if n else arrow_schema(tbl).empty_table()
+    typed_table = (
+        pa.Table.from_arrays([typed[c.name] for c in tbl.columns], schema=arrow_schema(tbl).remove_metadata())
+        if n
+        else arrow_schema(tbl).empty_table()
+    )
     for check in tbl.checks:
         fail(~check.passes(typed_table), check.column, check.name, check.message)
 
     keep = ~failed
     unknown = Counter({k: int((m & keep).sum()) for k, m in unknown_masks.items()})
     missing = Counter({k: int((m & keep).sum()) for k, m in missing_masks.items()})
-    accepted = typed_table.filter(pa.array(keep)).append_column(
-        ROW_COLUMN, pa.array(batch.rows[keep], pa.int64())
-    )
+    accepted = typed_table.filter(pa.array(keep)).append_column(ROW_COLUMN, pa.array(batch.rows[keep], pa.int64()))
     quarantined = Counter(f"{c}:{r}" for c, r in zip(fail_column[failed], fail_rule[failed], strict=True))
     quarantine = _quarantine_rows(
-        tbl, batch.data.filter(pa.array(failed)), file_name, batch.rows[failed],
-        fail_column[failed], fail_rule[failed], fail_detail[failed],
+        tbl,
+        batch.data.filter(pa.array(failed)),
+        file_name,
+        batch.rows[failed],
+        fail_column[failed],
+        fail_rule[failed],
+        fail_detail[failed],
     )
-    for line in batch.invalid:
-        quarantined["*:csv_field_count"] += 1
     if batch.invalid:
+        quarantined["*:csv_field_count"] += len(batch.invalid)
         quarantine = pa.concat_tables([quarantine, _invalid_lines(tbl, batch, file_name)])
     return BatchResult(accepted, quarantine, unknown, missing, quarantined)
 
@@ -292,8 +301,13 @@ def _as_string_column(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _quarantine_rows(
-    tbl: Table, data: pa.Table, file_name: str, rows: np.ndarray,
-    columns: np.ndarray, rules: np.ndarray, details: np.ndarray,
+    tbl: Table,
+    data: pa.Table,
+    file_name: str,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    rules: np.ndarray,
+    details: np.ndarray,
 ) -> pa.Table:
     m = data.num_rows
     arrays = [
@@ -362,7 +376,8 @@ def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
     con = _connect(tmp)
     try:
         dups = con.sql(
-            f"SELECT * EXCLUDE (_k) FROM (SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {ROW_COLUMN}) AS _k "
+            "SELECT * EXCLUDE (_k) FROM (SELECT *, "
+            f"row_number() OVER (PARTITION BY {cols} ORDER BY {ROW_COLUMN}) AS _k "
             f"FROM {src}) WHERE _k > 1 ORDER BY {ROW_COLUMN}"
         ).to_arrow_table()
         if dups.num_rows == 0:
@@ -452,8 +467,12 @@ def _validate_table(
         m = dups.num_rows
         qfile.write(
             _quarantine_rows(
-                tbl, dups, source.name, dups[ROW_COLUMN].to_numpy(),
-                np.full(m, "*", dtype=object), np.full(m, "duplicate_row", dtype=object),
+                tbl,
+                dups,
+                source.name,
+                dups[ROW_COLUMN].to_numpy(),
+                np.full(m, "*", dtype=object),
+                np.full(m, "duplicate_row", dtype=object),
                 np.full(m, "exact duplicate of an earlier row", dtype=object),
             )
         )

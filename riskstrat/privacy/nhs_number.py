@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["WEIGHTS", "check_digits", "is_valid", "synthetic_nhs_numbers", "TEST_RANGE_PREFIX"]
+__all__ = ["TEST_RANGE_PREFIX", "WEIGHTS", "check_digits", "is_valid", "synthetic_nhs_numbers"]
 
 WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
 TEST_RANGE_PREFIX = 999

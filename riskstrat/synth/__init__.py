@@ -31,7 +31,7 @@ from riskstrat.synth.generator import (
     simulate_chunk,
 )
 
-__all__ = ["generate", "SynthOptions", "SynthSummary", "DEFAULT_EXTRACT_DATE", "TRUTH_FILE", "FAULTS_FILE"]
+__all__ = ["DEFAULT_EXTRACT_DATE", "FAULTS_FILE", "TRUTH_FILE", "SynthOptions", "SynthSummary", "generate"]
 
 TRUTH_FILE = "true_risk.parquet"
 FAULTS_FILE = "faults.json"
@@ -140,10 +140,7 @@ def generate(
             "parquet",
         )
     size = max(1, options.chunk_size)
-    jobs = [
-        (options, region, nhs[i : i + size], c, c * 10**8)
-        for c, i in enumerate(range(0, options.patients, size))
-    ]
+    jobs = [(options, region, nhs[i : i + size], c, c * 10**8) for c, i in enumerate(range(0, options.patients, size))]
     workers = workers or min(2, len(jobs), os.cpu_count() or 1)
     counts = FaultCounts()
     done = 0

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from riskstrat.codes import verhoeff_valid
 from riskstrat.schema import TABLES, ColumnType
 
-__all__ = ["FaultCounts", "inject_faults", "FAULT_PLAN"]
+__all__ = ["FAULT_PLAN", "FaultCounts", "inject_faults"]
 
 
 @dataclass
@@ -46,22 +46,54 @@ class FaultCounts:
 
 # table -> list of (fault kind, column)
 FAULT_PLAN: dict[str, list[tuple[str, str]]] = {
-    "gp_registrations": [("bad_check_digit", "nhs_number"), ("bad_date", "date_of_birth"),
-                         ("bad_enum", "sex"), ("duplicate", "*"), ("missing", "ethnic_category")],
-    "gp_events": [("bad_check_digit", "nhs_number"), ("bad_date", "event_date"),
-                  ("implausible_date", "event_date"), ("bad_shape", "snomed_code"),
-                  ("unknown_code", "snomed_code"), ("duplicate", "*")],
-    "gp_medications": [("bad_check_digit", "nhs_number"), ("bad_date", "issue_date"),
-                       ("bad_shape", "bnf_code"), ("unknown_code", "bnf_code"), ("bad_number", "quantity"),
-                       ("duplicate", "*"), ("missing", "actual_cost")],
-    "sus_apc": [("bad_check_digit", "nhs_number"), ("implausible_date", "admission_date"),
-                ("bad_enum", "admission_method"), ("bad_shape", "primary_diagnosis"),
-                ("unknown_code", "primary_diagnosis"), ("duplicate", "*"), ("missing", "cost")],
-    "sus_op": [("bad_check_digit", "nhs_number"), ("bad_date", "appointment_date"),
-               ("bad_enum", "attendance_status"), ("duplicate", "*"), ("missing", "cost")],
-    "sus_ecds": [("bad_check_digit", "nhs_number"), ("bad_date", "arrival_date"),
-                 ("bad_enum", "department_type"), ("bad_boolean", "ambulance_arrival"), ("duplicate", "*"),
-                 ("missing", "cost")],
+    "gp_registrations": [
+        ("bad_check_digit", "nhs_number"),
+        ("bad_date", "date_of_birth"),
+        ("bad_enum", "sex"),
+        ("duplicate", "*"),
+        ("missing", "ethnic_category"),
+    ],
+    "gp_events": [
+        ("bad_check_digit", "nhs_number"),
+        ("bad_date", "event_date"),
+        ("implausible_date", "event_date"),
+        ("bad_shape", "snomed_code"),
+        ("unknown_code", "snomed_code"),
+        ("duplicate", "*"),
+    ],
+    "gp_medications": [
+        ("bad_check_digit", "nhs_number"),
+        ("bad_date", "issue_date"),
+        ("bad_shape", "bnf_code"),
+        ("unknown_code", "bnf_code"),
+        ("bad_number", "quantity"),
+        ("duplicate", "*"),
+        ("missing", "actual_cost"),
+    ],
+    "sus_apc": [
+        ("bad_check_digit", "nhs_number"),
+        ("implausible_date", "admission_date"),
+        ("bad_enum", "admission_method"),
+        ("bad_shape", "primary_diagnosis"),
+        ("unknown_code", "primary_diagnosis"),
+        ("duplicate", "*"),
+        ("missing", "cost"),
+    ],
+    "sus_op": [
+        ("bad_check_digit", "nhs_number"),
+        ("bad_date", "appointment_date"),
+        ("bad_enum", "attendance_status"),
+        ("duplicate", "*"),
+        ("missing", "cost"),
+    ],
+    "sus_ecds": [
+        ("bad_check_digit", "nhs_number"),
+        ("bad_date", "arrival_date"),
+        ("bad_enum", "department_type"),
+        ("bad_boolean", "ambulance_arrival"),
+        ("duplicate", "*"),
+        ("missing", "cost"),
+    ],
 }
 
 _BAD_ENUM = {"sex": "7", "admission_method": "99", "attendance_status": "8", "department_type": "09"}
@@ -101,7 +133,9 @@ def _unknown(column: str, values: np.ndarray) -> np.ndarray:
     raise KeyError(column)
 
 
-def inject_faults(tables: dict[str, pa.Table], rate: float, rng: np.random.Generator) -> tuple[dict[str, pa.Table], FaultCounts]:
+def inject_faults(
+    tables: dict[str, pa.Table], rate: float, rng: np.random.Generator
+) -> tuple[dict[str, pa.Table], FaultCounts]:
     """Return faulted copies of ``tables`` and the counts validation should report.
 
     Faulted tables carry their dates (and any column given a bad value) as text, as a CSV
@@ -131,7 +165,9 @@ def inject_faults(tables: dict[str, pa.Table], rate: float, rng: np.random.Gener
         for (kind, column), kk in zip(plan, k, strict=True):
             if kind == "missing":  # only rows where the value is present
                 candidates = order[pos:]
-                present = np.array([cols[column][i] is not None and cols[column][i] == cols[column][i] for i in candidates], dtype=bool)
+                present = np.array(
+                    [cols[column][i] is not None and cols[column][i] == cols[column][i] for i in candidates], dtype=bool
+                )
                 rows = candidates[present][:kk]
                 keep_order = np.setdiff1d(order[pos:], rows, assume_unique=True)
                 order = np.concatenate([order[:pos], rows, keep_order])

@@ -27,7 +27,7 @@ from riskstrat import codelists
 from riskstrat.schema import TABLES, arrow_schema
 from riskstrat.synth import params as P
 
-__all__ = ["SynthOptions", "Region", "simulate_chunk", "ChunkResult", "DEFAULT_EXTRACT_DATE"]
+__all__ = ["DEFAULT_EXTRACT_DATE", "ChunkResult", "Region", "SynthOptions", "simulate_chunk"]
 
 DEFAULT_EXTRACT_DATE = dt.date(2026, 10, 1)
 _EPOCH = dt.date(1970, 1, 1)
@@ -99,7 +99,7 @@ class Region:
         practice_lsoas = []
         for p in range(n_practices):
             near = np.flatnonzero(np.abs(lsoa_deciles - practice_decile[p]) <= 2)
-            k = max(3, int(round(weights[p] * n_lsoa * 1.5)))
+            k = max(3, round(weights[p] * n_lsoa * 1.5))
             practice_lsoas.append(rng.choice(near, size=min(k, near.size), replace=False))
         return cls(
             practice_codes=practice_codes,
@@ -138,6 +138,8 @@ class _Drugs:
     codes: np.ndarray
     groups: np.ndarray
     substance: np.ndarray  # index of the BNF chemical substance (first 9 characters)
+    item_cost: np.ndarray  # synthetic pounds per item (params.ITEM_COST)
+    codes_arrow: pa.Array
     by_group: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -147,7 +149,8 @@ class _Drugs:
         groups = np.array([r["drug_group"] for r in rows])
         _, substance = np.unique(np.array([c[:9] for c in codes]), return_inverse=True)
         by_group = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
-        return cls(codes, groups, substance, by_group)
+        cost = np.array([P.ITEM_COST[g] for g in groups])
+        return cls(codes, groups, substance, cost, pa.array(codes), by_group)
 
 
 @dataclass
@@ -277,6 +280,7 @@ class _Chunk:
         self.rng = np.random.default_rng([opts.seed, 1000 + chunk])
         self.chunk = chunk
         self.spell_offset = spell_offset
+        self.nhs_arrow = pa.array(nhs, pa.string())
         self.drugs = _Drugs.load()
         self.codes = _Codes.load()
 
@@ -318,7 +322,9 @@ class _Chunk:
         self.lsoa = lsoa
         self.decile = self.r.lsoa_deciles[lsoa]
         self.dep01 = (10 - self.decile) / 9  # 1 = most deprived
-        eth_codes = np.array(["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99"])
+        eth_codes = np.array(
+            ["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99"]
+        )
         eth_p = np.array([73.5, 0.9, 6.3, 0.8, 0.5, 0.9, 0.8, 3.1, 2.7, 1.1, 1.6, 1.0, 2.5, 0.5, 0.8, 1.6, 1.0, 0.4])
         self.ethnic = eth_codes[rng.choice(eth_codes.size, size=m, p=eth_p / eth_p.sum())].astype(object)
         self.ethnic[rng.random(m) < 0.03] = None
@@ -380,21 +386,43 @@ class _Chunk:
         age_at = lambda years: self.dob + int(years * YEAR)  # noqa: E731
         end = np.full(m, o.end)
         old = (o.end - self.dob) / YEAR
-        course(rng.random(m) < np.where(old >= 60, 0.45, np.where(old >= 40, 0.18, np.where(old >= 18, 0.05, 0))),
-               "ppi", np.maximum(first, age_at(35) + rng.integers(0, 9000, m)), end)
+        course(
+            rng.random(m) < np.where(old >= 60, 0.45, np.where(old >= 40, 0.18, np.where(old >= 18, 0.05, 0))),
+            "ppi",
+            np.maximum(first, age_at(35) + rng.integers(0, 9000, m)),
+            end,
+        )
         course(rng.random(m) < np.where(old >= 70, 0.35, 0), "other", np.maximum(first, age_at(65)), end)
         course(rng.random(m) < np.where(old >= 65, 0.2, 0), "analgesic_simple", np.maximum(first, age_at(65)), end)
-        course(rng.random(m) < np.where(old >= 40, 0.08, 0), "other",
-               np.maximum(first, age_at(40) + rng.integers(0, 9000, m)), end)
-        course(rng.random(m) < np.where(old >= 40, 0.06, 0), "antidepressant",
-               np.maximum(first, age_at(40) + rng.integers(0, 9000, m)), end)
-        cvd = (self.onset[:, [P.CONDITION_INDEX[k] for k in ("chd", "stroke", "diabetes", "hypertension")]] < o.end).any(1)
-        course(~cvd & (rng.random(m) < np.where(old >= 60, 0.4, np.where(old >= 45, 0.12, 0))), "statin",
-               np.maximum(first, age_at(60) + rng.integers(0, 3000, m)), end)
+        course(
+            rng.random(m) < np.where(old >= 40, 0.08, 0),
+            "other",
+            np.maximum(first, age_at(40) + rng.integers(0, 9000, m)),
+            end,
+        )
+        course(
+            rng.random(m) < np.where(old >= 40, 0.06, 0),
+            "antidepressant",
+            np.maximum(first, age_at(40) + rng.integers(0, 9000, m)),
+            end,
+        )
+        cvd = (
+            self.onset[:, [P.CONDITION_INDEX[k] for k in ("chd", "stroke", "diabetes", "hypertension")]] < o.end
+        ).any(1)
+        course(
+            ~cvd & (rng.random(m) < np.where(old >= 60, 0.4, np.where(old >= 45, 0.12, 0))),
+            "statin",
+            np.maximum(first, age_at(60) + rng.integers(0, 3000, m)),
+            end,
+        )
         defi = {name: j for j, (name, _, _) in enumerate(P.EFI_DEFICITS)}
-        for deficit, group, prob in (("thyroid-disorders", "thyroid", 0.9), ("arthritis", "opioid", 0.2),
-                                     ("arthritis", "analgesic_simple", 0.35), ("osteoporosis", "other", 0.5),
-                                     ("anaemia", "other", 0.2)):
+        for deficit, group, prob in (
+            ("thyroid-disorders", "thyroid", 0.9),
+            ("arthritis", "opioid", 0.2),
+            ("arthritis", "analgesic_simple", 0.35),
+            ("osteoporosis", "other", 0.5),
+            ("anaemia", "other", 0.2),
+        ):
             onset = self.deficit[:, defi[deficit]]
             course((onset < o.end) & (rng.random(m) < prob), group, np.maximum(first, onset + 30), end)
         course(rng.random(m) < 0.008, "antiepileptic", first, end)
@@ -425,14 +453,16 @@ class _Chunk:
         lam = (5.5 + 1.0 * n_cond + 2.0 * (old >= 65)) * years_reg
         k = rng.poisson(lam)
         ap = np.repeat(np.arange(m), k)
-        aday = np.maximum(self.entry, o.start)[ap] + (rng.random(ap.size) * (o.end - np.maximum(self.entry, o.start))[ap]).astype(np.int64)
-        acute_groups = np.array(["antibiotic", "analgesic_simple", "nsaid", "opioid", "oral_corticosteroid", "ppi"])
-        ag = acute_groups[rng.choice(6, size=ap.size, p=[0.45, 0.15, 0.15, 0.1, 0.1, 0.05])]
+        aday = np.maximum(self.entry, o.start)[ap] + (
+            rng.random(ap.size) * (o.end - np.maximum(self.entry, o.start))[ap]
+        ).astype(np.int64)
+        acute_groups = ("antibiotic", "analgesic_simple", "nsaid", "opioid", "oral_corticosteroid", "ppi")
+        ag = rng.choice(6, size=ap.size, p=[0.45, 0.15, 0.15, 0.1, 0.1, 0.05])
         copd_asthma = (self.onset[:, [P.CONDITION_INDEX["copd"], P.CONDITION_INDEX["asthma"]]] < o.end).any(1)
-        ag[(copd_asthma[ap]) & (rng.random(ap.size) < 0.3)] = "oral_corticosteroid"
+        ag[(copd_asthma[ap]) & (rng.random(ap.size) < 0.3)] = 4  # oral corticosteroid courses
         adrug = np.empty(ap.size, dtype=np.int64)
-        for g in np.unique(ag):
-            sel = np.flatnonzero(ag == g)
+        for gi, g in enumerate(acute_groups):
+            sel = np.flatnonzero(ag == gi)
             adrug[sel] = rng.choice(d.by_group[g], size=sel.size)
         self.med_person = np.concatenate([rp, ap])
         self.med_drug = np.concatenate([rd, adrug])
@@ -533,7 +563,9 @@ class _Chunk:
                 rank += 1
                 more = extra[idx] >= rank
                 idx, dis = idx[more], dis[more]
-                gap = np.where(rng.random(idx.size) < 0.4, rng.exponential(20, idx.size), rng.exponential(120, idx.size))
+                gap = np.where(
+                    rng.random(idx.size) < 0.4, rng.exponential(20, idx.size), rng.exponential(120, idx.size)
+                )
                 day = dis + 1 + gap.astype(np.int64)
                 ok = day < t1
                 idx, day = idx[ok], day[ok]
@@ -548,8 +580,15 @@ class _Chunk:
             ae.add(person=ae_p, day=ae_d, admitted=np.zeros(ae_p.size, bool))
             # Deaths, steeply age-graded; admitted people die more often, some in hospital.
             dz = (
-                0.09 * age + 4.6 * (age < 1) + 0.2 * n_cond + 0.1 * n_def + 0.6 * active[:, hf]
-                + 0.6 * active[:, cancer] + 0.6 * active[:, dementia] + 0.4 * active[:, copd] + 1.2 * admitted
+                0.09 * age
+                + 4.6 * (age < 1)
+                + 0.2 * n_cond
+                + 0.1 * n_def
+                + 0.6 * active[:, hf]
+                + 0.6 * active[:, cancer]
+                + 0.6 * active[:, dementia]
+                + 0.4 * active[:, copd]
+                + 1.2 * admitted
             )
             gamma = _calibrate(dz[in_pop], P.DEATH_RATE)
             q = np.where(at_risk, -np.expm1(-np.exp(gamma + dz) * frac), 0)
@@ -579,7 +618,7 @@ class _Chunk:
         tp, td, tr_ = (np.concatenate(x) for x in zip(*truth_parts, strict=True))
         self.truth = pa.table(
             {
-                "nhs_number": self.nhs[tp],
+                "nhs_number": self._nhs(tp),
                 "as_of": pa.array(td.astype(np.int32), pa.date32()),
                 "true_risk": tr_,
             }
@@ -612,6 +651,9 @@ class _Chunk:
             tables[name] = tbl.cast(arrow_schema(TABLES[name]))
         return ChunkResult(tables, self.truth)
 
+    def _nhs(self, person: np.ndarray) -> pa.Array:
+        return self.nhs_arrow.take(pa.array(np.asarray(person, dtype=np.int64)))
+
     def _date(self, days: np.ndarray) -> pa.Array:
         days = np.asarray(days, dtype=np.int64)
         return pa.array(days.astype(np.int32), pa.date32(), mask=days >= NEVER)
@@ -636,7 +678,7 @@ class _Chunk:
         lsoa[self.rng.random(person.size) < 0.01] = None
         return pa.table(
             {
-                "nhs_number": self.nhs[person],
+                "nhs_number": self._nhs(person),
                 "practice_code": self.r.practice_codes[practice],
                 "registration_start": self._date(start),
                 "registration_end": self._date(end),
@@ -688,7 +730,7 @@ class _Chunk:
         keep = (day >= self.dob[person]) & (day < o.end)
         tbl = pa.table(
             {
-                "nhs_number": self.nhs[person[keep]],
+                "nhs_number": self._nhs(person[keep]),
                 "event_date": self._date(day[keep]),
                 "snomed_code": np.concatenate(codes)[keep],
                 "value": pa.array(np.concatenate(values)[keep], pa.float64(), from_pandas=True),
@@ -700,31 +742,39 @@ class _Chunk:
         keep = self.med_day < self._last_day(self.med_person)
         keep &= self.med_day >= np.maximum(self.entry, self.o.start)[self.med_person]
         person, drug, day, qty = self.med_person[keep], self.med_drug[keep], self.med_day[keep], self.med_qty[keep]
-        groups = self.drugs.groups[drug]
-        unit = np.array([P.ITEM_COST[g] for g in groups]) if groups.size else np.zeros(0)
-        cost = np.round(unit * np.where(self.med_acute[keep], 1.0, qty / 28) * self.rng.uniform(0.85, 1.15, person.size), 2)
-        order = np.lexsort((day, person))
-        return _drop_duplicates(pa.table(
+        # At most one item of a medicine per person per day (keeps rows distinct).
+        key = (person * 1024 + drug) * 65536 + (day - self.o.start + 1024)
+        key, first = np.unique(key, return_index=True)  # sorted by person, drug, day
+        person, drug, day, qty, acute = person[first], drug[first], day[first], qty[first], self.med_acute[keep][first]
+        unit = self.drugs.item_cost[drug]
+        cost = np.round(unit * np.where(acute, 1.0, qty / 28) * self.rng.uniform(0.85, 1.15, person.size), 2)
+        return pa.table(
             {
-                "nhs_number": self.nhs[person[order]],
-                "issue_date": self._date(day[order]),
-                "bnf_code": self.drugs.codes[drug[order]],
-                "dmd_code": pa.nulls(order.size, pa.string()),
-                "quantity": qty[order],
-                "actual_cost": cost[order],
+                "nhs_number": self._nhs(person),
+                "issue_date": self._date(day),
+                "bnf_code": self.drugs.codes_arrow.take(pa.array(drug)),
+                "dmd_code": pa.nulls(person.size, pa.string()),
+                "quantity": qty,
+                "actual_cost": cost,
             }
-        ))
+        )
 
     def _deaths(self) -> pa.Table:
         dead = np.flatnonzero(self.death < self.o.end)
         cause = np.full(dead.size, "J189", dtype=object)
-        for name, code in (("stroke", "I64X"), ("chd", "I219"), ("copd", "J449"), ("dementia", "F03X"),
-                           ("hf", "I500"), ("cancer", "C349")):
+        for name, code in (
+            ("stroke", "I64X"),
+            ("chd", "I219"),
+            ("copd", "J449"),
+            ("dementia", "F03X"),
+            ("hf", "I500"),
+            ("cancer", "C349"),
+        ):
             has = self.onset[dead, P.CONDITION_INDEX[name]] <= self.death[dead]
             cause[has] = code
         return pa.table(
             {
-                "nhs_number": self.nhs[dead],
+                "nhs_number": self._nhs(dead),
                 "date_of_death": self._date(self.death[dead]),
                 "underlying_cause": cause.astype(str),
             }
@@ -744,7 +794,7 @@ class _Chunk:
         person = np.concatenate([p1, p2])
         return pa.table(
             {
-                "nhs_number": self.nhs[person],
+                "nhs_number": self._nhs(person),
                 "opt_out_type": np.array(["type1"] * p1.size + ["ndoo"] * p2.size, dtype=object).astype(str),
                 "recorded_date": self._date(np.minimum(np.concatenate([d1, d2]), o.end - 1)),
             }
@@ -764,9 +814,11 @@ class _Chunk:
         age = (day - self.dob[person]) / YEAR
         active = (self.onset[person] < day[:, None]) & (self.resolved[person] >= day[:, None])
         # Primary diagnosis: a condition-specific reason half the time when the person has one.
-        primary = np.where(age < 16, _pick(rng, P.EMERGENCY_DIAGNOSES_CHILD, n),
-                           np.where(age >= 75, _pick(rng, P.EMERGENCY_DIAGNOSES_OLDER, n),
-                                    _pick(rng, P.EMERGENCY_DIAGNOSES_ADULT, n))).astype(object)
+        primary = np.where(
+            age < 16,
+            _pick(rng, P.EMERGENCY_DIAGNOSES_CHILD, n),
+            np.where(age >= 75, _pick(rng, P.EMERGENCY_DIAGNOSES_OLDER, n), _pick(rng, P.EMERGENCY_DIAGNOSES_ADULT, n)),
+        ).astype(object)
         secondary = [[] for _ in range(n)]
         for i, c in enumerate(P.CONDITIONS):
             has = active[:, i]
@@ -778,14 +830,24 @@ class _Chunk:
         for r in np.flatnonzero(n_def >= 3):
             secondary[r].append(P.FRAILTY_SECONDARY[rng.integers(0, len(P.FRAILTY_SECONDARY))])
         via_ae = rng.random(n) < P.VIA_AE_SHARE
-        method = np.where(via_ae, "21", _pick(rng, ("22", "23", "24", "28", "2A", "2B", "2D"), n, p=(0.55, 0.05, 0.1, 0.15, 0.05, 0.05, 0.05)))
+        method = np.where(
+            via_ae,
+            "21",
+            _pick(rng, ("22", "23", "24", "28", "2A", "2B", "2D"), n, p=(0.55, 0.05, 0.1, 0.15, 0.05, 0.05, 0.05)),
+        )
         self.adm_via_ae = (person[via_ae], day[via_ae])
         died_here = (self.death[person] == dis) & (dis < o.end)
         dest = np.where(died_here, "79", np.where(self.carehome[person] < day, "54", "19")).astype(object)
         spells = {
-            "person": person, "admission": day, "discharge": dis, "method": method, "classification": np.full(n, "1"),
-            "primary": primary.astype(str), "secondary": np.array([";".join(s) if s else None for s in secondary], dtype=object),
-            "procedure": np.full(n, None, dtype=object), "destination": dest,
+            "person": person,
+            "admission": day,
+            "discharge": dis,
+            "method": method,
+            "classification": np.full(n, "1"),
+            "primary": primary.astype(str),
+            "secondary": np.array([";".join(s) if s else None for s in secondary], dtype=object),
+            "procedure": np.full(n, None, dtype=object),
+            "destination": dest,
             "cost": np.round(1400 + 420 * (dis - day) * rng.uniform(0.7, 1.3, n), 2),
             "tfc": np.where(age < 16, "420", np.where(age >= 75, "430", "300")).astype(object),
         }
@@ -829,8 +891,12 @@ class _Chunk:
             "secondary": np.full(n + nm, None, dtype=object),
             "procedure": np.concatenate([proc[pick, 1], np.full(nm, None, dtype=object)]),
             "destination": np.full(n + nm, "19", dtype=object),
-            "cost": np.round(np.concatenate([np.where(day_case, 950, 4200) * rng.uniform(0.7, 1.3, n),
-                                             2600 * rng.uniform(0.8, 1.2, nm)]), 2),
+            "cost": np.round(
+                np.concatenate(
+                    [np.where(day_case, 950, 4200) * rng.uniform(0.7, 1.3, n), 2600 * rng.uniform(0.8, 1.2, nm)]
+                ),
+                2,
+            ),
             "tfc": np.concatenate([proc[pick, 2], np.full(nm, "501", dtype=object)]),
         }
 
@@ -859,7 +925,8 @@ class _Chunk:
         cost = s["cost"][rep] / n_ep[rep]
         practice = np.where(
             (self.transfer_to[s["person"][rep]] >= 0) & (s["admission"][rep] >= self.transfer_day[s["person"][rep]]),
-            self.transfer_to[s["person"][rep]], self.practice[s["person"][rep]],
+            self.transfer_to[s["person"][rep]],
+            self.practice[s["person"][rep]],
         )
         keep = s["admission"][rep] < o.end
         keep &= ep_start < o.end
@@ -869,7 +936,7 @@ class _Chunk:
         del later
         dest = np.where(is_last & ~open_spell, s["destination"][rep], None)
         cols = {
-            "nhs_number": self.nhs[s["person"][rep]],
+            "nhs_number": self._nhs(s["person"][rep]),
             "spell_id": np.array([f"S{x:09X}" for x in spell_no[rep]]),
             "episode_number": (ep + 1).astype(np.int64),
             "provider_code": self._provider(s["person"][rep]),
@@ -910,19 +977,21 @@ class _Chunk:
         complaint = np.where(falls, self.codes.falls[rng.integers(0, self.codes.falls.size, n)], complaint)
         cost = np.round(np.where(dept == "03", 90, np.where(admitted, 420, 260)) * rng.uniform(0.8, 1.2, n), 2)
         order = np.lexsort((day, person))
-        return _drop_duplicates(pa.table(
-            {
-                "nhs_number": self.nhs[person[order]],
-                "arrival_date": self._date(day[order]),
-                "provider_code": self._provider(person[order]),
-                "department_type": dept[order].astype(str),
-                "ambulance_arrival": ambulance[order],
-                "chief_complaint": pa.array(complaint[order], pa.string()),
-                "diagnosis": pa.nulls(n, pa.string()),
-                "admitted": admitted[order],
-                "cost": cost[order],
-            }
-        ))
+        return _drop_duplicates(
+            pa.table(
+                {
+                    "nhs_number": self._nhs(person[order]),
+                    "arrival_date": self._date(day[order]),
+                    "provider_code": self._provider(person[order]),
+                    "department_type": dept[order].astype(str),
+                    "ambulance_arrival": ambulance[order],
+                    "chief_complaint": pa.array(complaint[order], pa.string()),
+                    "diagnosis": pa.nulls(n, pa.string()),
+                    "admitted": admitted[order],
+                    "cost": cost[order],
+                }
+            )
+        )
 
     def _sus_op(self, elective: tuple[np.ndarray, np.ndarray]) -> pa.Table:
         o, rng, m = self.o, self.rng, self.m
@@ -956,24 +1025,37 @@ class _Chunk:
         first = _pick(rng, ("1", "2", "3", "4"), n, p=(0.33, 0.52, 0.05, 0.10))
         dna_p = 1.25 * P.OP_DNA_SHARE * (0.6 + 0.8 * self.dep01[person]) * np.where((age > 16) & (age < 35), 1.4, 0.85)
         draw = rng.random(n)
-        status = np.where(draw < dna_p, "3", np.where(draw < dna_p + 0.04, "2", np.where(draw < dna_p + 0.09, "4",
-                          np.where(draw < dna_p + 0.095, "7", _pick(rng, ("5", "6"), n, p=(0.9, 0.1))))))
+        status = np.where(
+            draw < dna_p,
+            "3",
+            np.where(
+                draw < dna_p + 0.04,
+                "2",
+                np.where(
+                    draw < dna_p + 0.09,
+                    "4",
+                    np.where(draw < dna_p + 0.095, "7", _pick(rng, ("5", "6"), n, p=(0.9, 0.1))),
+                ),
+            ),
+        )
         attended = (status == "5") | (status == "6")
         cost = np.where(attended, np.where(np.isin(first, ("1", "3")), 165, 110) * rng.uniform(0.8, 1.2, n), 0)
         referral = np.where(np.isin(first, ("1", "3")), _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
         order = np.lexsort((day, person))
-        return _drop_duplicates(pa.table(
-            {
-                "nhs_number": self.nhs[person[order]],
-                "appointment_date": self._date(day[order]),
-                "provider_code": self._provider(person[order]),
-                "treatment_function_code": tfc[order].astype(str),
-                "first_attendance": first[order],
-                "attendance_status": status[order],
-                "referral_source": pa.array(referral[order], pa.string()),
-                "cost": np.round(cost[order], 2),
-            }
-        ))
+        return _drop_duplicates(
+            pa.table(
+                {
+                    "nhs_number": self._nhs(person[order]),
+                    "appointment_date": self._date(day[order]),
+                    "provider_code": self._provider(person[order]),
+                    "treatment_function_code": tfc[order].astype(str),
+                    "first_attendance": first[order],
+                    "attendance_status": status[order],
+                    "referral_source": pa.array(referral[order], pa.string()),
+                    "cost": np.round(cost[order], 2),
+                }
+            )
+        )
 
 
 def _pick(rng: np.random.Generator, values: tuple[str, ...], n: int, p: tuple[float, ...] | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ from riskstrat import codelists
 from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
 from riskstrat.synth import params as P
 
-__all__ = ["measure", "TARGETS"]
+__all__ = ["TARGETS", "measure"]
 
 #: target value and relative tolerance (or absolute, for shares given as (lo, hi)).
 TARGETS: dict[str, tuple[float, float]] = {
@@ -65,9 +65,9 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
         CREATE TEMP TABLE pop AS
         SELECT r.nhs_number, any_value(r.date_of_birth) AS dob, any_value(r.sex) AS sex,
                any_value(r.practice_code) AS practice_code
-        FROM {_src(extracts, 'gp_registrations')} r
-        JOIN {_src(extracts, 'ref_practices')} p USING (practice_code)
-        LEFT JOIN {_src(extracts, 'deaths')} x USING (nhs_number)
+        FROM {_src(extracts, "gp_registrations")} r
+        JOIN {_src(extracts, "ref_practices")} p USING (practice_code)
+        LEFT JOIN {_src(extracts, "deaths")} x USING (nhs_number)
         WHERE r.registration_start <= {d} AND (r.registration_end IS NULL OR r.registration_end >= {d})
           AND (x.date_of_death IS NULL OR x.date_of_death >= {d})
         GROUP BY r.nhs_number
@@ -79,6 +79,7 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
     out["registered_per_practice"] = n / con.execute("SELECT count(DISTINCT practice_code) FROM pop").fetchone()[0]
     adults = con.execute(f"SELECT count(*) FROM pop WHERE dob <= {d} - INTERVAL 18 YEAR").fetchone()[0]
     # Prevalence: a diagnosis code before D, not followed by a later resolved code.
+    adults_only = f"AND pop.dob <= {d} - INTERVAL 18 YEAR"
     for c in P.CONDITIONS:
         codes = codelists.codes(c.cluster)
         con.execute("CREATE OR REPLACE TEMP TABLE dx AS SELECT unnest($1::VARCHAR[]) AS code", [codes])
@@ -86,11 +87,11 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
         con.execute("CREATE OR REPLACE TEMP TABLE rx AS SELECT unnest($1::VARCHAR[]) AS code", [res or ["-"]])
         k = con.execute(
             f"""
-            WITH ev AS (SELECT * FROM {_src(extracts, 'gp_events')} WHERE event_date < {d}),
+            WITH ev AS (SELECT * FROM {_src(extracts, "gp_events")} WHERE event_date < {d}),
             last_dx AS (SELECT nhs_number, max(event_date) AS t FROM ev JOIN dx ON ev.snomed_code = dx.code GROUP BY 1),
             last_rx AS (SELECT nhs_number, max(event_date) AS t FROM ev JOIN rx ON ev.snomed_code = rx.code GROUP BY 1)
             SELECT count(*) FROM pop JOIN last_dx USING (nhs_number) LEFT JOIN last_rx r USING (nhs_number)
-            WHERE (r.t IS NULL OR r.t < last_dx.t) {"AND pop.dob <= " + d + " - INTERVAL 18 YEAR" if c.adults_only else ""}
+            WHERE (r.t IS NULL OR r.t < last_dx.t) {adults_only if c.adults_only else ""}
             """
         ).fetchone()[0]
         key = "prevalence_depression_adults" if c.name == "depression" else f"prevalence_{c.name}"
@@ -99,7 +100,7 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
     row = con.execute(
         f"""
         WITH spells AS (
-            SELECT nhs_number, spell_id FROM {_src(extracts, 'sus_apc')}
+            SELECT nhs_number, spell_id FROM {_src(extracts, "sus_apc")}
             WHERE admission_method IN {em} AND admission_date >= {d} AND admission_date < {d1}
             GROUP BY ALL),
         per AS (SELECT nhs_number, count(*) AS k FROM spells GROUP BY 1)
@@ -121,7 +122,9 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
 
     out["items_per_person_year"] = per_person("gp_medications", "issue_date")
     out["op_per_person_year"] = per_person("sus_op", "appointment_date")
-    out["op_dna_share"] = per_person("sus_op", "appointment_date", "attendance_status = '3'") / out["op_per_person_year"]
+    out["op_dna_share"] = (
+        per_person("sus_op", "appointment_date", "attendance_status = '3'") / out["op_per_person_year"]
+    )
     out["ae_per_person_year"] = per_person("sus_ecds", "arrival_date")
     out["elective_spells_per_person_year"] = con.execute(
         f"SELECT count(DISTINCT spell_id) / {n} FROM {_src(extracts, 'sus_apc')} JOIN pop USING (nhs_number) "
@@ -134,14 +137,16 @@ def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
     total = con.execute(f"SELECT count(DISTINCT nhs_number) FROM {_src(extracts, 'gp_registrations')}").fetchone()[0]
     for kind in ("type1", "ndoo"):
         out[f"opt_out_{kind}"] = con.execute(
-            f"SELECT count(DISTINCT nhs_number) / {total} FROM {_src(extracts, 'opt_outs')} WHERE opt_out_type = '{kind}'"
+            f"SELECT count(DISTINCT nhs_number) / {total} FROM {_src(extracts, 'opt_outs')} "
+            f"WHERE opt_out_type = '{kind}'"
         ).fetchone()[0]
     out["opt_out_both"] = con.execute(
         f"SELECT count(*) / {total} FROM (SELECT nhs_number FROM {_src(extracts, 'opt_outs')} "
         "GROUP BY 1 HAVING count(DISTINCT opt_out_type) = 2)"
     ).fetchone()[0]
     ages = con.execute(
-        f"SELECT least(floor(date_diff('year', dob, {d}) / 5), 19)::INT AS band, count(*) / {n} FROM pop GROUP BY 1 ORDER BY 1"
+        f"SELECT least(floor(date_diff('year', dob, {d}) / 5), 19)::INT AS band, count(*) / {n} "
+        "FROM pop GROUP BY 1 ORDER BY 1"
     ).fetchall()
     for band, share in ages:
         out[f"age_band_{band * 5:02d}"] = share
