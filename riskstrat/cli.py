@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -251,6 +252,96 @@ def validate(extracts, config_path, quarantine, json_out):
         report.write_json(json_out)
 
 
+# --------------------------------------------------------------------------- pseudonymise
+
+
+def print_pseudonymise(report) -> None:
+    table = RichTable(title="pseudonymise: every row accounted for")
+    for col in ("table", "read", "quarantined", "opted out", "policy input", "written", "identifier"):
+        table.add_column(col, justify="left" if col in ("table", "identifier") else "right")
+    for name, t in report.tables.items():
+        table.add_row(
+            name,
+            f"{t['read']:,}",
+            f"{t['quarantined']:,}",
+            f"{t['opted_out']:,}",
+            f"{t['consumed']:,}",
+            f"{t['written']:,}",
+            str(t["identifier"]),
+        )
+    console.print(table)
+    o = report.opted_out
+    if o.get("people_with_objections"):
+        console.print(
+            f"opt-outs: {o['people_with_objections']:,} people object (type 1 only {o['type1_only']:,}, national only "
+            f"{o['ndoo_only']:,}, both {o['both']:,}); {o['removed_before_pseudonymisation']:,} removed before "
+            f"pseudonymisation, {o['flagged_for_some_uses']:,} flagged for some uses"
+        )
+    else:
+        console.print("opt-outs: no objections supplied (no opt_outs table)")
+    if report.vault_rows is not None:
+        console.print(
+            f"vault: {report.vault_rows:,} registrations, encrypted; re-identification {report.reidentification}"
+        )
+    else:
+        console.print(f"re-identification {report.reidentification}")
+    console.print(
+        f"{report.rows_read:,} rows in {report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s): "
+        f"{'reconciled' if report.reconciles else 'NOT reconciled'}"
+    )
+
+
+def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages.pseudonymise import pseudonymise as stage
+
+    config = load_config(config_path)
+    pseudonym_key = load_key(KeyName.PSEUDONYM)
+    try:
+        vault_key = load_key(KeyName.VAULT)
+    except RiskstratError:
+        vault_key = None  # needed only when registrations carry NHS numbers; the stage says so
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(table: str, rows: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(f"validating {table}", total=None)
+            bar.update(tasks[table], completed=rows)
+
+        return stage(
+            extracts,
+            workdir,
+            config,
+            pseudonym_key,
+            vault_key,
+            progress=progress,
+            command=" ".join(["riskstrat", *sys.argv[1:]]),
+        )
+
+
+@main.command()
+@click.option("--extracts", type=click.Path(path_type=Path), required=True, help="Extracts directory (contract v1).")
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML configuration (column mappings, opt-out policy, region).",
+)
+@_one_line_errors
+def pseudonymise(extracts, workdir, config_path):
+    """Validate, quarantine, apply opt-outs, pseudonymise and fill the vault.
+
+    Needs RISKSTRAT_PSEUDONYM_KEY (the region key) and RISKSTRAT_VAULT_KEY (or the *_FILE
+    variables). Writes W/pseudonymised/ (no NHS numbers) and W/identifiable/ (vault,
+    quarantine, audit log).
+    """
+    report = run_pseudonymise(extracts, workdir, config_path)
+    print_pseudonymise(report)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -271,21 +362,30 @@ def demo(workdir, patients, seed):
     Generates synthetic extracts (with a low rate of injected faults, to show the
     quarantine at work) and validates them. Later stages join as they are built.
     """
+    import os
+
+    from riskstrat.privacy.keys import KeyName, throwaway_keys
+
     workdir.mkdir(parents=True, exist_ok=True)
-    extracts, truth = workdir / "extracts", workdir / "truth"
+    extracts, truth, work = workdir / "extracts", workdir / "truth", workdir / "work"
     started = time.perf_counter()
+    if not (os.environ.get(KeyName.PSEUDONYM.value) or os.environ.get(f"{KeyName.PSEUDONYM.value}_FILE")):
+        shutil.rmtree(work, ignore_errors=True)  # pseudonyms of old throwaway keys cannot be linked
+        os.environ.update(throwaway_keys())
+        console.print("demo: made throwaway pseudonymisation and vault keys for this run (held in memory only)")
     console.print(f"[1/2] synthetic population of {patients:,} people -> {extracts}")
     summary = run_synth(extracts, patients, seed, truth, 7, dt.date(2026, 10, 1), 0.0005, "parquet", 100_000)
-    console.print(f"      {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables")
-    console.print(f"[2/2] validate -> quarantine in {workdir / 'identifiable' / 'quarantine'}")
-    report = run_validate(extracts, None, workdir / "identifiable" / "quarantine")
-    print_report(report)
-    report.write_json(workdir / "validation_report.json")
+    console.print(f"      {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables (truth in {truth})")
+    console.print(f"[2/2] validate, apply opt-outs, pseudonymise -> {work}")
+    report = run_pseudonymise(extracts, work, None)
+    print_report(report.validation)
+    print_pseudonymise(report)
     injected = json.loads((truth / "faults.json").read_text())
     n_injected = sum(sum(v.values()) for v in injected.get("quarantined", {}).values())
     console.print(
-        f"demo finished in {time.perf_counter() - started:.1f} s: {report.quarantined_rows:,} rows quarantined "
-        f"({n_injected:,} faults were injected to be quarantined); report in {workdir / 'validation_report.json'}"
+        f"demo finished in {time.perf_counter() - started:.1f} s: {report.validation.quarantined_rows:,} rows "
+        f"quarantined ({n_injected:,} faults were injected to be quarantined); pseudonymised tables in "
+        f"{work / 'pseudonymised'}, vault and audit log in {work / 'identifiable'}"
     )
 
 

@@ -23,12 +23,13 @@ from typing import Any
 import yaml
 
 from riskstrat.errors import ConfigError
+from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy
 from riskstrat.schema import TABLES
 
 __all__ = ["DEFAULT_CONFIG", "Config", "TableMapping", "load_config"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-_KNOWN_KEYS = {"tables", "region", "validation"}
+_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Config:
     tables: dict[str, TableMapping] = field(default_factory=dict)
     region: str = "default"
     batch_rows: int = 1_000_000
+    opt_out_policy: OptOutPolicy = DEFAULT_POLICY
     source: str = "embedded defaults"
 
     def mapping(self, table_name: str) -> TableMapping:

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 CONTRACT_VERSION = "1"
+PSEUDONYM = "pseudonym"
 #: No date in an extract may be earlier than this (dates of birth included).
 EARLIEST_DATE = dt.date(1900, 1, 1)
 
@@ -71,6 +72,7 @@ class Column:
     code : the code type the value must be (shape checked; unknown codes reported).
     allowed : the enumerated values allowed (for string columns).
     nhs_number : the value must be a valid NHS number (Modulus 11).
+    pseudonym : the value must be a region pseudonym (64 lower-case hex characters).
     value_range : inclusive bounds for numeric columns.
     """
 
@@ -81,6 +83,7 @@ class Column:
     code: CodeType | None = None
     allowed: tuple[str, ...] | None = None
     nhs_number: bool = False
+    pseudonym: bool = False
     value_range: tuple[float, float] | None = None
 
     @property
@@ -92,6 +95,8 @@ class Column:
             out.append("date_plausible")
         if self.nhs_number:
             out.append("nhs_number_mod11")
+        if self.pseudonym:
+            out.append("pseudonym_shape")
         if self.code is not None:
             out.append(f"code_shape_{self.code}")
         if self.allowed is not None:
@@ -147,6 +152,18 @@ class Table:
     @property
     def required_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    def pseudonymised(self) -> Table:
+        """This table as an extract pseudonymised at source: ``pseudonym`` for ``nhs_number``."""
+        if not self.identifiable:
+            return self
+        cols = tuple(
+            Column(PSEUDONYM, ColumnType.STRING, "region pseudonym of the patient (HMAC-SHA256)", pseudonym=True)
+            if c.name == "nhs_number"
+            else c
+            for c in self.columns
+        )
+        return Table(self.name, self.description, cols, self.required, self.checks, identifiable=False)
 
 
 S, D, I, F, B = (

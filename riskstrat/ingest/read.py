@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from riskstrat.config import Config
 from riskstrat.errors import ContractError
-from riskstrat.schema import TABLES, ColumnType, Table
+from riskstrat.schema import PSEUDONYM, TABLES, ColumnType, Table
 
 __all__ = ["Batch", "InvalidLine", "SourceFile", "locate_tables", "read_batches"]
 
@@ -113,6 +113,9 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
         header = _parquet_columns(path) if fmt == "parquet" else _header(path)
         if len(set(header)) != len(header):
             raise ContractError(f"{path.name}: the header names a column twice")
+        nhs_source = mapping.source_name("nhs_number")
+        if tbl.identifiable and nhs_source not in header and PSEUDONYM in header:
+            tbl = tbl.pseudonymised()  # pseudonymised at source with the region key
         columns: dict[str, str] = {}
         for col in tbl.columns:
             source = mapping.source_name(col.name)
@@ -120,13 +123,7 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
                 columns[col.name] = source
             elif col.required:
                 shown = col.name if source == col.name else f"{source} (mapped to {col.name})"
-                alt = ""
-                if "pseudonym" in header and col.name == "nhs_number":
-                    alt = (
-                        "; it has a 'pseudonym' column: extracts pseudonymised at source "
-                        "are read by 'riskstrat pseudonymise'"
-                    )
-                raise ContractError(f"{path.name}: required column {shown} is missing{alt}")
+                raise ContractError(f"{path.name}: required column {shown} is missing")
         found[name] = SourceFile(tbl, path, fmt, columns)
     return found
 

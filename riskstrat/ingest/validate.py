@@ -36,6 +36,7 @@ from riskstrat.codes import CODE_TYPES, is_known, is_well_shaped
 from riskstrat.config import Config
 from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
 from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
+from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
 from riskstrat.schema import EARLIEST_DATE, TABLES, Column, ColumnType, Table, arrow_schema
 
 __all__ = ["ROW_COLUMN", "TableReport", "ValidationReport", "validate_batch", "validate_extracts"]
@@ -242,6 +243,9 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
         if col.nhs_number:
             valid = nhs_number_is_valid(values)
             fail(ok & ~valid, col.name, "nhs_number_mod11", f"{col.name} is not 10 digits with a valid check digit")
+        if col.pseudonym:
+            shaped = _np(pc.match_substring_regex(values, PSEUDONYM_PATTERN))
+            fail(ok & ~shaped, col.name, "pseudonym_shape", f"{col.name} is not 64 lower-case hex characters")
         if col.code is not None:
             shaped = is_well_shaped(values, col.code)
             fail(

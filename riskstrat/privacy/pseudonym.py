@@ -1,0 +1,59 @@
+"""Keyed pseudonyms: HMAC-SHA256 of the NHS number under the region key (``interface.md``).
+
+``pseudonym = hex(HMAC-SHA256(key=UTF-8 bytes of the region key, msg=ASCII of the 10-digit
+NHS number))``, lower case, 64 characters. The definition is fixed so a data provider can
+pseudonymise at source with the same region key and its extracts link with riskstrat's.
+An unkeyed hash would not do: there are only about a billion NHS numbers, so anyone could
+hash them all and reverse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["PSEUDONYM_PATTERN", "PseudonymMap", "pseudonym", "pseudonymise"]
+
+PSEUDONYM_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def pseudonym(nhs_number: str, key: str) -> str:
+    """The region pseudonym of one NHS number (10 digits, no spaces)."""
+    return hmac.new(key.encode("utf-8"), nhs_number.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def pseudonymise(nhs_numbers: Iterable[str], key: str) -> list[str]:
+    """Pseudonyms of many NHS numbers, in order."""
+    mac = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
+    out = []
+    for n in nhs_numbers:
+        h = mac.copy()
+        h.update(n.encode("ascii"))
+        out.append(h.hexdigest())
+    return out
+
+
+class PseudonymMap:
+    """NHS number -> pseudonym for a known set of numbers, applied to whole Arrow columns."""
+
+    def __init__(self, nhs_numbers: pa.Array, key: str):
+        self.numbers = pc.unique(nhs_numbers.cast(pa.string())).drop_null()
+        self.pseudonyms = pa.array(pseudonymise(self.numbers.to_pylist(), key), pa.string())
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def apply(self, nhs_numbers: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Pseudonyms for a column of NHS numbers (every number must be in the map)."""
+        idx = pc.index_in(nhs_numbers, value_set=self.numbers)
+        if idx.null_count:
+            raise AssertionError("an NHS number outside the pseudonym map")  # internal error
+        return self.pseudonyms.take(idx)
+
+    def lookup(self, nhs_numbers: list[str]) -> np.ndarray:
+        return np.asarray(self.apply(pa.array(nhs_numbers, pa.string())).to_numpy(zero_copy_only=False))

@@ -1,0 +1,294 @@
+"""``riskstrat pseudonymise``: validate, apply opt-outs, pseudonymise, fill the vault.
+
+Identifiable extracts go in; out come, in ``W/pseudonymised/``, the same tables keyed by
+the region pseudonym instead of the NHS number (``month_of_birth`` in place of the date of
+birth), and in ``W/identifiable/`` the encrypted vault, the quarantine and the audit log.
+Staged identifiable copies are deleted once the pseudonymised tables are written. People
+whose objections exclude them from every use are removed before their rows reach the
+pseudonymised zone; people excluded from some uses are flagged in ``opt_out_uses``.
+
+Every input row is accounted for, per table: rows read = quarantined + opted out + written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from riskstrat.config import Config
+from riskstrat.errors import RiskstratError
+from riskstrat.ingest.read import locate_tables
+from riskstrat.ingest.validate import ROW_COLUMN, ValidationReport, validate_extracts
+from riskstrat.privacy.audit import AuditLog, file_checksum
+from riskstrat.privacy.keys import fingerprint
+from riskstrat.privacy.optout import Use, exclusions
+from riskstrat.privacy.pseudonym import PseudonymMap
+from riskstrat.privacy.vault import write_vault
+from riskstrat.schema import PSEUDONYM, TABLES
+from riskstrat.workdir import WorkDir
+
+__all__ = ["OPT_OUT_USES_TABLE", "PseudonymiseReport", "pseudonymise"]
+
+OPT_OUT_USES_TABLE = "opt_out_uses"
+_COUNTS = ("read", "quarantined", "opted_out", "consumed", "written")
+
+
+@dataclass
+class PseudonymiseReport:
+    """Counts only: never a row value, never a key."""
+
+    validation: ValidationReport
+    tables: dict[str, dict] = field(default_factory=dict)
+    opted_out: dict[str, int] = field(default_factory=dict)
+    vault_rows: int | None = None
+    reidentification: str = ""
+    seconds: float = 0.0
+
+    @property
+    def rows_read(self) -> int:
+        return sum(t["read"] for t in self.tables.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return all(
+            t["read"] == t["quarantined"] + t["opted_out"] + t["consumed"] + t["written"] for t in self.tables.values()
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "tables": self.tables,
+            "opted_out_people": self.opted_out,
+            "vault_rows": self.vault_rows,
+            "reidentification": self.reidentification,
+            "rows_read": self.rows_read,
+            "seconds": round(self.seconds, 2),
+            "rows_per_second": round(self.rows_per_second),
+            "reconciles": self.reconciles,
+            "validation": self.validation.to_dict(),
+        }
+
+
+def _check_region(wd: WorkDir, key: str, region: str) -> None:
+    tag = fingerprint(key)
+    if wd.region_file.exists():
+        held = json.loads(wd.region_file.read_text())
+        if held.get("key_fingerprint") != tag:
+            raise RiskstratError(
+                f"{wd.root}: this work directory holds pseudonyms made with another region key "
+                f"(region {held.get('region')!r}); data of two regions are never mixed: use a new work directory"
+            )
+        return
+    wd.pseudonymised.mkdir(parents=True, exist_ok=True)
+    wd.region_file.write_text(json.dumps({"region": region, "key_fingerprint": tag}, indent=2) + "\n")
+
+
+def _quote(path: Path) -> str:
+    return "'" + path.as_posix().replace("'", "''") + "'"
+
+
+def pseudonymise(
+    extracts: Path,
+    workdir: Path,
+    config: Config,
+    pseudonym_key: str,
+    vault_key: str | None,
+    today: dt.date | None = None,
+    progress=None,
+    command: str = "riskstrat pseudonymise",
+) -> PseudonymiseReport:
+    """Run the stage; see the module docstring. Raises RiskstratError for bad input."""
+    wd = WorkDir(workdir)
+    wd.make()
+    audit = AuditLog(wd.audit)
+    started = time.perf_counter()
+    inputs: dict[str, str] = {}
+    try:
+        sources = locate_tables(extracts, config)
+        inputs = {s.name: file_checksum(s.path) for s in sources.values()}
+        _check_region(wd, pseudonym_key, config.region)
+        registrations_identifiable = sources["gp_registrations"].table.identifiable
+        if registrations_identifiable and vault_key is None:
+            raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to fill the vault")
+        shutil.rmtree(wd.staging, ignore_errors=True)
+        validation = validate_extracts(extracts, config, wd.quarantine, wd.staging, today=today, progress=progress)
+        report = PseudonymiseReport(validation)
+        _run(wd, config, pseudonym_key, vault_key, report)
+    except RiskstratError as exc:
+        audit.record_stage(command, inputs, {}, "failed", error=type(exc).__name__, message=str(exc))
+        raise
+    finally:
+        shutil.rmtree(wd.staging, ignore_errors=True)  # identifiable staged copies never stay
+    report.seconds = time.perf_counter() - started
+    if not report.reconciles:  # internal error, never the user's
+        raise AssertionError(f"pseudonymise does not reconcile: {report.tables}")
+    wd.reports.mkdir(parents=True, exist_ok=True)
+    (wd.reports / "pseudonymise.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    audit.record_stage(
+        command,
+        inputs,
+        {k: {x: v[x] for x in _COUNTS} for k, v in report.tables.items()},
+        "succeeded",
+        opted_out_people=report.opted_out,
+        vault_rows=report.vault_rows,
+    )
+    return report
+
+
+def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
+    staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
+    con = duckdb.connect()
+    tmp = wd.staging / "duckdb-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET temp_directory = {_quote(tmp)}")
+    identifiable = {n for n, p in staged.items() if "nhs_number" in pq.ParquetFile(p).schema_arrow.names}
+    # One pseudonym per distinct NHS number in any table.
+    if identifiable:
+        union = " UNION ".join(
+            f"SELECT DISTINCT nhs_number FROM read_parquet({_quote(staged[n])})" for n in identifiable
+        )
+        numbers = con.sql(union).to_arrow_table()["nhs_number"].combine_chunks()
+    else:
+        numbers = pa.array([], pa.string())
+    pmap = PseudonymMap(numbers, key)
+    mapping = pa.table({"nhs_number": pmap.numbers, PSEUDONYM: pmap.pseudonyms})
+    con.register("pseudonym_map", mapping)
+    # Opt-outs, by pseudonym.
+    flags = _opt_out_flags(staged.get("opt_outs"), pmap, config, report)
+    con.register("removed", flags.filter(flags["all_uses"]).select([PSEUDONYM]))
+    partial = flags.filter(pc.invert(flags["all_uses"]))
+    for name, path in staged.items():
+        if name == "opt_outs":
+            t = report.validation.tables[name]
+            report.tables[name] = {
+                "read": t.rows_read,
+                "quarantined": t.quarantined_rows,
+                "opted_out": 0,
+                "consumed": pq.ParquetFile(path).metadata.num_rows,
+                "written": 0,
+                "identifier": "applied as the opt-out policy; not written",
+            }
+            continue
+        _write_table(con, name, path, wd, name in identifiable, report)
+    _write_opt_out_uses(partial, wd)
+    _fill_vault(staged.get("gp_registrations"), "gp_registrations" in identifiable, pmap, flags, wd, vault_key, report)
+    con.close()
+
+
+def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report: PseudonymiseReport) -> pa.Table:
+    empty = pa.table(
+        {
+            PSEUDONYM: pa.array([], pa.string()),
+            **{u.value: pa.array([], pa.bool_()) for u in Use},
+            "all_uses": pa.array([], pa.bool_()),
+        }
+    )
+    if path is None:
+        report.opted_out = {
+            "people_with_objections": 0,
+            "removed_before_pseudonymisation": 0,
+            "flagged_for_some_uses": 0,
+        }
+        return empty
+    tbl = pq.read_table(path)
+    if "nhs_number" in tbl.column_names:
+        # objections of people with no other rows need no pseudonym: they are in no table
+        known = pc.is_in(tbl["nhs_number"], value_set=pmap.numbers)
+        tbl = tbl.filter(known)
+        ids = pmap.apply(tbl["nhs_number"])
+    else:
+        ids = tbl[PSEUDONYM].combine_chunks()
+    out = exclusions(ids, tbl["opt_out_type"].combine_chunks(), config.opt_out_policy)
+    out = out.rename_columns([PSEUDONYM, *out.column_names[1:]])
+    kinds = pa.table({"id": ids, "t": tbl["opt_out_type"]}).group_by("id").aggregate([("t", "distinct")])
+    types = [tuple(sorted(x)) for x in kinds["t_distinct"].to_pylist()]
+    report.opted_out = {
+        "people_with_objections": len(types),
+        "type1_only": types.count(("type1",)),
+        "ndoo_only": types.count(("ndoo",)),
+        "both": types.count(("ndoo", "type1")),
+        "removed_before_pseudonymisation": int(pc.sum(out["all_uses"]).as_py() or 0),
+        "flagged_for_some_uses": int(out.num_rows - (pc.sum(out["all_uses"]).as_py() or 0)),
+    }
+    return out
+
+
+def _write_table(con, name: str, path: Path, wd: WorkDir, identifiable: bool, report: PseudonymiseReport) -> None:
+    tbl = TABLES[name]
+    others = [c.name for c in tbl.columns if c.name not in ("nhs_number", PSEUDONYM)]
+    select = []
+    for c in others:
+        if c == "date_of_birth":
+            select.append("CAST(date_trunc('month', t.date_of_birth) AS DATE) AS month_of_birth")
+        else:
+            select.append(f't."{c}"')
+    src = f"read_parquet({_quote(path)})"
+    if identifiable:
+        body = f"SELECT m.{PSEUDONYM}, {', '.join(select)} FROM {src} t JOIN pseudonym_map m USING (nhs_number)"
+    elif tbl.identifiable:
+        body = f"SELECT t.{PSEUDONYM}, {', '.join(select)} FROM {src} t"
+    else:
+        body = f"SELECT {', '.join(select)} FROM {src} t"
+    if tbl.identifiable:
+        body += f" WHERE {PSEUDONYM} NOT IN (SELECT {PSEUDONYM} FROM removed)"
+    out = wd.table(name)
+    partial = out.with_name(f".{out.name}.partial")
+    con.execute(f"COPY ({body} ORDER BY ALL) TO {_quote(partial)} (FORMAT parquet, COMPRESSION zstd)")
+    partial.replace(out)
+    written = pq.ParquetFile(out).metadata.num_rows
+    accepted = pq.ParquetFile(path).metadata.num_rows
+    t = report.validation.tables[name]
+    report.tables[name] = {
+        "read": t.rows_read,
+        "quarantined": t.quarantined_rows,
+        "opted_out": accepted - written,
+        "consumed": 0,
+        "written": written,
+        "identifier": "nhs_number" if identifiable else (PSEUDONYM if tbl.identifiable else "none"),
+    }
+    assert ROW_COLUMN not in pq.ParquetFile(out).schema_arrow.names
+
+
+def _write_opt_out_uses(partial: pa.Table, wd: WorkDir) -> None:
+    out = wd.table(OPT_OUT_USES_TABLE)
+    tmp = out.with_name(f".{out.name}.partial")
+    pq.write_table(partial.drop_columns(["all_uses"]), tmp)
+    tmp.replace(out)
+
+
+def _fill_vault(
+    path: Path | None,
+    identifiable: bool,
+    pmap: PseudonymMap,
+    flags: pa.Table,
+    wd: WorkDir,
+    vault_key: str | None,
+    report: PseudonymiseReport,
+) -> None:
+    if path is None or not identifiable or vault_key is None:
+        if wd.vault.exists():
+            wd.vault.unlink()  # a vault from an earlier run would be stale
+        report.reidentification = (
+            "not possible: gp_registrations was pseudonymised at source, so direct-care lists cannot be produced"
+        )
+        return
+    reg = pq.read_table(path, columns=["nhs_number", "practice_code", "registration_start", "registration_end"])
+    pseud = pmap.apply(reg["nhs_number"])
+    reg = reg.append_column(PSEUDONYM, pseud)
+    # Only people whose data may be used for direct care are re-identifiable.
+    no_direct_care = flags.filter(pc.or_(flags["direct_care"], flags["all_uses"]))[PSEUDONYM]
+    reg = reg.filter(pc.invert(pc.is_in(reg[PSEUDONYM], value_set=no_direct_care)))
+    report.vault_rows = write_vault(wd.vault, reg, vault_key)
+    report.reidentification = "through the vault, one practice at a time, audited"
