@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from riskstrat.errors import ConfigError
-from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy
+from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy, OptOutType, Use
 from riskstrat.schema import TABLES
 
 __all__ = ["DEFAULT_CONFIG", "Config", "TableMapping", "load_config"]
@@ -104,4 +104,32 @@ def load_config(path: Path | str | None = None) -> Config:
     batch_rows = int(validation.get("batch_rows", 1_000_000))
     if batch_rows < 1:
         raise _fail(path, "validation.batch_rows must be a positive integer")
-    return Config(tables=tables, region=str(raw.get("region", "default")), batch_rows=batch_rows, source=str(path))
+    return Config(
+        tables=tables,
+        region=str(raw.get("region", "default")),
+        batch_rows=batch_rows,
+        opt_out_policy=_policy(path, raw.get("opt_out_policy")),
+        source=str(path),
+    )
+
+
+def _policy(path: Path, raw: Any) -> OptOutPolicy:
+    """The opt-out policy section: each objection type maps to the uses it excludes."""
+    if raw is None:
+        return DEFAULT_POLICY
+    if not isinstance(raw, dict):
+        raise _fail(path, "opt_out_policy must map type1/ndoo to a list of uses")
+    unknown = set(raw) - {k.value for k in OptOutType}
+    if unknown:
+        raise _fail(path, f"opt_out_policy: unknown opt-out type(s) {sorted(unknown)}")
+    known_uses = [u.value for u in Use]
+    excludes = {}
+    for kind in OptOutType:
+        uses = raw.get(kind.value, known_uses)
+        if not isinstance(uses, list):
+            raise _fail(path, f"opt_out_policy.{kind.value} must be a list of uses")
+        bad = [u for u in uses if u not in known_uses]
+        if bad:
+            raise _fail(path, f"opt_out_policy.{kind.value}: unknown use(s) {bad}; uses are {known_uses}")
+        excludes[kind] = frozenset(Use(u) for u in uses)
+    return OptOutPolicy(excludes)

@@ -45,6 +45,19 @@ def test_udal_style_mapping_reads_the_same_rows(tmp_path):
 def test_default_config_file_matches_embedded_defaults():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.tables == {} and cfg.batch_rows == 1_000_000
+    assert cfg.opt_out_policy == load_config(None).opt_out_policy
+    assert cfg.opt_out_policy.to_dict() == {
+        "type1": ["commissioner", "direct_care", "scoring", "training"],
+        "ndoo": ["commissioner", "direct_care", "scoring", "training"],
+    }
+
+
+def test_a_partial_policy_keeps_unnamed_types_at_the_default(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("opt_out_policy:\n  ndoo: [training, commissioner]\n")
+    policy = load_config(path).opt_out_policy
+    assert policy.to_dict()["ndoo"] == ["commissioner", "training"]
+    assert policy.to_dict()["type1"] == ["commissioner", "direct_care", "scoring", "training"]
 
 
 @pytest.mark.parametrize(
@@ -56,6 +69,9 @@ def test_default_config_file_matches_embedded_defaults():
         ("colums: {}\n", "unknown key(s) ['colums']"),
         ("tables: [\n", "cannot read configuration"),
         ("- a\n- b\n", "must be a mapping"),
+        ("opt_out_policy:\n  type2: [training]\n", "unknown opt-out type(s) ['type2']"),
+        ("opt_out_policy:\n  ndoo: [research]\n", "opt_out_policy.ndoo: unknown use(s) ['research']"),
+        ("opt_out_policy:\n  ndoo: training\n", "opt_out_policy.ndoo must be a list of uses"),
     ],
 )
 def test_bad_configs_are_named(tmp_path, text, message):

@@ -108,7 +108,7 @@ def reidentify_practice(
     else:
         d = pa.scalar(as_of, pa.date32())
         started = pc.less_equal(table["registration_start"], d)
-        not_ended = pc.or_(pc.is_null(table["registration_end"]), pc.greater_equal(table["registration_end"], d))
+        not_ended = pc.or_kleene(pc.is_null(table["registration_end"]), pc.greater_equal(table["registration_end"], d))
         mask = pc.and_(mask, pc.and_(started, not_ended))
     out = table.filter(mask).select(["pseudonym", "nhs_number"])
     out = out.group_by(["pseudonym", "nhs_number"]).aggregate([]).sort_by("pseudonym")
