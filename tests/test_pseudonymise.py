@@ -32,7 +32,7 @@ PATIENT_TABLES = ("gp_registrations", "gp_events", "gp_medications", "sus_apc", 
 
 @pytest.fixture(scope="module")
 def faulty_run(faulty_population, tmp_path_factory):
-    _, faulty, truth = faulty_population
+    _, faulty, _truth = faulty_population
     work = tmp_path_factory.mktemp("w") / "W"
     env = {**os.environ, "RISKSTRAT_PSEUDONYM_KEY": KEY, "RISKSTRAT_VAULT_KEY": VAULT_KEY}
     result = subprocess.run(
@@ -105,7 +105,8 @@ def test_the_vault_reidentifies_one_practice_and_nobody_else(faulty_run):
     got = reidentify_practice(work / "identifiable" / "vault.bin", practice, VAULT_KEY, audit, as_of=d)
     assert set(got["pseudonym"].to_pylist()) == expected and len(expected) > 100
     assert not set(got["pseudonym"].to_pylist()) & elsewhere
-    assert all(pseudonym(n, KEY) == p for n, p in zip(got["nhs_number"].to_pylist(), got["pseudonym"].to_pylist()))
+    pairs = zip(got["nhs_number"].to_pylist(), got["pseudonym"].to_pylist(), strict=True)
+    assert all(pseudonym(n, KEY) == p for n, p in pairs)
     raw = con.execute(
         f"""SELECT DISTINCT nhs_number FROM '{extracts}/gp_registrations.parquet'
             WHERE practice_code = '{practice}' AND TRY_CAST(registration_start AS DATE) <= DATE '{d}'"""
@@ -120,7 +121,7 @@ def test_the_stage_run_is_audited(faulty_run):
     extracts, work, _ = faulty_run
     log = work / "identifiable" / "audit.jsonl"
     assert verify_chain(log)
-    stage = [r for r in AuditLog(log).records() if r["event"] == "stage"][0]
+    stage = next(r for r in AuditLog(log).records() if r["event"] == "stage")
     assert stage["outcome"] == "succeeded" and "pseudonymise" in stage["command"]
     assert set(stage["inputs"]) == {p.name for p in extracts.iterdir()}
     assert all(len(v) == 64 for v in stage["inputs"].values())
@@ -246,10 +247,8 @@ def test_missing_keys_stop_with_one_line(clean_population, tmp_path):
         env=env,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert (
-        result.stderr.strip()
-        == "riskstrat: error: no key: set RISKSTRAT_PSEUDONYM_KEY (or RISKSTRAT_PSEUDONYM_KEY_FILE to a file holding it)"
-    )
+    message = "no key: set RISKSTRAT_PSEUDONYM_KEY (or RISKSTRAT_PSEUDONYM_KEY_FILE to a file holding it)"
+    assert result.stderr.strip() == f"riskstrat: error: {message}"
     env["RISKSTRAT_PSEUDONYM_KEY"] = KEY
     result = subprocess.run(
         [
