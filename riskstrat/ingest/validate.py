@@ -25,7 +25,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from riskstrat.codes import CODE_TYPES, is_known, is_well_shaped
 from riskstrat.config import Config
+from riskstrat.duck import connect
 from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
 from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
@@ -362,13 +362,6 @@ class _QuarantineFile:
             self._writer.close()
 
 
-def _connect(tmp: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute(f"SET temp_directory = '{tmp.as_posix()}'")
-    con.execute("SET preserve_insertion_order = true")
-    return con
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -377,7 +370,7 @@ def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
     """Move the first copy of every row to ``final``; return the later copies (typed)."""
     cols = ", ".join(_quote(c.name) for c in tbl.columns)
     src = f"read_parquet('{staging.as_posix()}')"
-    con = _connect(tmp)
+    con = connect(tmp / ".duckdb-spill")
     try:
         dups = con.sql(
             "SELECT * EXCLUDE (_k) FROM (SELECT *, "

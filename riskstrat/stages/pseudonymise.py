@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskstrat.config import Config
+from riskstrat.duck import connect
 from riskstrat.errors import RiskstratError
 from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import ROW_COLUMN, ValidationReport, validate_extracts
@@ -149,10 +149,7 @@ def pseudonymise(
 
 def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
     staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
-    con = duckdb.connect()
-    tmp = wd.staging / "duckdb-tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET temp_directory = {_quote(tmp)}")
+    con = connect(wd.staging / "duckdb-spill")
     identifiable = {n for n, p in staged.items() if "nhs_number" in pq.ParquetFile(p).schema_arrow.names}
     # One pseudonym per distinct NHS number in any table.
     if identifiable:

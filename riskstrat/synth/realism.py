@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
-
 from riskstrat import codelists
+from riskstrat.duck import connect
 from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
 from riskstrat.synth import params as P
 
@@ -57,7 +56,7 @@ def _src(extracts: Path, table: str) -> str:
 
 def measure(extracts: Path, as_of: dt.date) -> dict[str, float]:
     """Realism figures of ``extracts`` for the population at ``as_of`` and the year after."""
-    con = duckdb.connect()
+    con = connect()
     d = f"DATE '{as_of.isoformat()}'"
     d1 = f"DATE '{(as_of + dt.timedelta(days=365)).isoformat()}'"
     con.execute(
