@@ -1,0 +1,63 @@
+"""Per-person features as of a date, one definition on DuckDB and on Spark.
+
+:func:`feature_table` cuts the sources at ``D`` once (:func:`~riskstrat.features.asof.cut`),
+takes the population at ``D``, runs every registered builder on the cut sources, left-joins
+each onto the population and fills each feature's declared default. The data dictionary
+(``docs/features.md``) is generated from the same registry (:func:`data_dictionary`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+
+from riskstrat.features import builders as _builders  # noqa: F401 - registers the builders
+from riskstrat.features.asof import Sources, cut, population
+from riskstrat.features.registry import BUILDERS, Builder, Dtype, Feature, all_features
+
+__all__ = ["feature_table", "feature_names", "data_dictionary", "BUILDERS", "Builder", "Feature"]
+
+_IBIS_TYPES = {Dtype.INT: "int64", Dtype.FLOAT: "float64", Dtype.STRING: "string"}
+
+
+def feature_names() -> list[str]:
+    return [f.name for _, f in all_features()]
+
+
+def _finish(expr: ibis.Value, f: Feature) -> ibis.Value:
+    return expr.fill_null(f.default).cast(_IBIS_TYPES[f.dtype]).name(f.name)
+
+
+def assemble(cut_src: Sources, as_of: dt.date, builders: list[Builder] | None = None) -> ibis.Table:
+    """Feature table for sources already cut at ``as_of`` (one row per person at D)."""
+    pop = population(cut_src, as_of).select("pseudonym")
+    out = pop
+    for b in builders or BUILDERS:
+        part = b.build(cut_src, as_of)
+        out = out.left_join(part.select("pseudonym", *b.feature_names), "pseudonym")
+    cols = [_finish(out[f.name], f) for b in (builders or BUILDERS) for f in b.features]
+    return out.select("pseudonym", *cols).order_by("pseudonym")
+
+
+def feature_table(src: Sources, as_of: dt.date, builders: list[Builder] | None = None) -> ibis.Table:
+    """Features of the population at ``as_of`` from full (uncut) sources."""
+    return assemble(cut(src, as_of), as_of, builders)
+
+
+def data_dictionary() -> str:
+    lines = [
+        "# Feature data dictionary (generated from `riskstrat/features`)",
+        "",
+        "Every feature is computed from records dated strictly before the as-of date D (the cut in",
+        "`riskstrat/features/asof.py`), for the population at D, one row per `pseudonym`.",
+        "",
+        "| feature | builder | source | definition | window | default | type |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b, f in all_features():
+        lines.append(
+            f"| `{f.name}` | {b.name} | {', '.join(b.sources)} | {f.definition} | {f.window} | "
+            f"{f.default!r} | {f.dtype} |"
+        )
+    return "\n".join(lines) + "\n"

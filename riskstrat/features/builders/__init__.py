@@ -1,0 +1,5 @@
+"""Importing this package registers every builder, in a fixed order."""
+
+from riskstrat.features.builders import ae, apc, costs, demographics, gp_events, medications, op
+
+__all__ = ["ae", "apc", "costs", "demographics", "gp_events", "medications", "op"]

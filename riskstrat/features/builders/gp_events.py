@@ -1,0 +1,171 @@
+"""GP coded record: QOF-style long-term condition registers, BMI, smoking, care home, falls.
+
+A register flag follows the QOF rule: the latest diagnosis code (the cluster) is later than
+the latest resolved code (for CKD 3-5, resolved or downgraded to stage 1-2). Code lists are
+NHS England Primary Care Domain clusters from ``riskstrat/codelists``.
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from riskstrat import codelists
+from riskstrat.features.asof import Sources
+from riskstrat.features.builders._common import codes_table, count_if, days_before
+from riskstrat.features.registry import Dtype, Feature, register
+
+_PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
+
+#: register name -> (diagnosis code lists, resolved code lists)
+REGISTERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hypertension": (("hyp",), ("hypres",)),
+    "diabetes": (("dm",), ("dmres",)),
+    "asthma": (("ast",), ("astres",)),
+    "depression": (("depr",), ("depres",)),
+    "ckd": (("ckd",), ("ckdres", "ckd1and2")),
+    "chd": (("chd",), ()),
+    "cancer": (("solid-cancer-diagnosis-codes",), ()),
+    "af": (("afib",), ()),
+    "copd": (("copd",), ("copdres",)),
+    "stroke": (("strk",), ()),
+    "heart_failure": (("hf",), ("hfres",)),
+    "dementia": (("dem",), ()),
+    "smi": (("mh",), ()),
+    "epilepsy": (("epil",), ("epilres",)),
+    "learning_disability": (("ld",), ()),
+    "osteoporosis": (("osteo",), ()),
+    "pad": (("pad",), ()),
+    "rheumatoid_arthritis": (("rarth",), ()),
+}
+OTHER_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "palliative_care": (("palcare",), ("palcareni",)),
+    "housebound": (("snomed/opensafely-housebound.csv",), ("snomed/opensafely-no-longer-housebound.csv",)),
+}
+CARE_HOME = (_PCD.format("carehome"), "snomed/primis-covid19-vacc-uptake-longres.csv",
+             "snomed/opensafely-nhs-england-care-homes-residential-status.csv", _PCD.format("tempcarhome"))
+
+
+def _path(name: str) -> str:
+    if name.startswith("snomed/"):
+        return name
+    if name == "solid-cancer-diagnosis-codes":
+        return "snomed/nhsd-primary-care-domain-refsets-solid-cancer-diagnosis-codes.csv"
+    return _PCD.format(name)
+
+
+def _code_rows(flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> ibis.Table:
+    codes, flag, kind = [], [], []
+    for name, (dx, res) in flags.items():
+        for lists, k in ((dx, "dx"), (res, "res")):
+            for cl in lists:
+                for c in sorted(set(codelists.codes(_path(cl)))):
+                    codes.append(c)
+                    flag.append(name)
+                    kind.append(k)
+    return codes_table(codes, flag=flag, kind=kind)
+
+
+def _register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
+    table = _code_rows(flags)
+    j = events.join(table, events.snomed_code == table.code)
+    aggs = {}
+    for name in flags:
+        aggs[f"_dx_{name}"] = ((j.flag == name) & (j.kind == "dx")).ifelse(j.event_date, ibis.null("date")).max()
+        aggs[f"_res_{name}"] = ((j.flag == name) & (j.kind == "res")).ifelse(j.event_date, ibis.null("date")).max()
+    wide = j.group_by("pseudonym").aggregate(**aggs)
+    out = {}
+    for name in flags:
+        dx, res = wide[f"_dx_{name}"], wide[f"_res_{name}"]
+        out[name] = (dx.notnull() & (res.isnull() | (res < dx))).cast("int64")
+    return wide.select("pseudonym", **out)
+
+
+@register(
+    "gp_conditions",
+    ("gp_events",),
+    [Feature(n, f"on the QOF-style {n.replace('_', ' ')} register (latest diagnosis later than latest resolved)",
+             "all history before D", 0) for n in REGISTERS]
+    + [Feature("ltc_count", "number of the long-term condition registers above", "all history before D", 0)]
+    + [Feature(n, f"{n.replace('_', ' ')} recorded and not later ended", "all history before D", 0)
+       for n in OTHER_FLAGS],
+)
+def gp_conditions(src: Sources, as_of) -> ibis.Table:
+    flags = _register_flags(src.gp_events, {**REGISTERS, **OTHER_FLAGS})
+    total = sum((flags[n] for n in REGISTERS), ibis.literal(0)).cast("int64")
+    return flags.mutate(ltc_count=total)
+
+
+@register(
+    "gp_observations",
+    ("gp_events",),
+    [
+        Feature("bmi_latest", "latest recorded BMI value (BMIVAL_COD); 0 when none", "all history before D", 0.0,
+                Dtype.FLOAT),
+        Feature("smoking_status", "latest smoking code: 2 current (LSMOK_COD), 1 ex (EXSMOK_COD), 0 not recorded",
+                "all history before D", 0),
+        Feature("care_home", "1 when a care home residence code was ever recorded", "all history before D", 0),
+        Feature("falls_365d", "falls codes recorded (FALLS_COD and the eFI falls deficit)", "365 days before D", 0),
+    ],
+)
+def gp_observations(src: Sources, as_of) -> ibis.Table:
+    d = ibis.date(as_of)
+    ev = src.gp_events
+    bmi_codes = codes_table(codelists.snomed_cluster("bmival"))
+    bmi = ev.filter(ev.value.notnull()).semi_join(bmi_codes, ev.snomed_code == bmi_codes.code)
+    w = ibis.window(group_by="pseudonym", order_by=[ibis.desc("event_date"), ibis.desc("value")])
+    bmi = bmi.mutate(_r=ibis.row_number().over(w))
+    bmi = bmi.filter(bmi._r == 0).select("pseudonym", bmi_latest=bmi.value.round(1).cast("float64"))
+    smoke_codes = codes_table(
+        codelists.snomed_cluster("lsmok") + codelists.snomed_cluster("exsmok"),
+        status=[2] * len(codelists.snomed_cluster("lsmok")) + [1] * len(codelists.snomed_cluster("exsmok")),
+    )
+    sm = ev.join(smoke_codes, ev.snomed_code == smoke_codes.code)
+    w2 = ibis.window(group_by="pseudonym", order_by=[ibis.desc("event_date"), ibis.desc("status")])
+    sm = sm.mutate(_r=ibis.row_number().over(w2))
+    sm = sm.filter(sm._r == 0).select("pseudonym", smoking_status=sm.status.cast("int64"))
+    care_codes = codes_table(sorted({c for p in CARE_HOME for c in codelists.codes(p)}))
+    care = ev.semi_join(care_codes, ev.snomed_code == care_codes.code).select("pseudonym").distinct()
+    care = care.mutate(care_home=ibis.literal(1, "int64"))
+    efi_falls = codelists.codes(EFI_FILE, deficit_id="falls", terminology="snomed")
+    fall_codes = codes_table(sorted(set(codelists.snomed_cluster("falls")) | set(efi_falls)))
+    falls = ev.filter(days_before(d, ev.event_date) <= 365).semi_join(fall_codes, ev.snomed_code == fall_codes.code)
+    falls = falls.group_by("pseudonym").aggregate(falls_365d=count_if(falls.event_date.notnull()))
+    people = ev.select("pseudonym").distinct()
+    return (
+        people.left_join(bmi, "pseudonym").left_join(sm, "pseudonym").left_join(care, "pseudonym")
+        .left_join(falls, "pseudonym").select("pseudonym", "bmi_latest", "smoking_status", "care_home", "falls_365d")
+    )
+
+
+EFI_FILE = "efi/efi_deficits_gm_sde.csv"
+EFI_DEFICITS = 36  # 35 coded deficits + polypharmacy (Clegg et al. 2016)
+POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
+
+
+@register(
+    "efi",
+    ("gp_events", "gp_medications"),
+    [
+        Feature("efi_deficits", "distinct eFI deficits coded (of 35; SNOMED CT sets)", "all history before D", 0),
+        Feature("efi_score", f"electronic Frailty Index: (coded deficits + polypharmacy, i.e. "
+                f"{POLYPHARMACY_DEFICIT}+ distinct medicines in 182 days) / {EFI_DEFICITS}, 3 decimals",
+                "all history / 182 days before D", 0.0, Dtype.FLOAT),
+    ],
+)
+def efi(src: Sources, as_of) -> ibis.Table:
+    d = ibis.date(as_of)
+    rows = [r for r in codelists.codelist(EFI_FILE) if r["terminology"] == "snomed"]
+    table = codes_table([r["code"] for r in rows], deficit=[r["deficit_id"] for r in rows])
+    ev = src.gp_events
+    coded = ev.join(table, ev.snomed_code == table.code).group_by("pseudonym").aggregate(
+        efi_deficits=table.deficit.nunique().cast("int64")
+    )
+    meds = src.gp_medications
+    recent = meds.filter(days_before(d, meds.issue_date) <= 182)
+    poly = recent.group_by("pseudonym").aggregate(_n=recent.bnf_code.substr(0, 9).nunique())
+    poly = poly.select("pseudonym", _poly=(poly._n >= POLYPHARMACY_DEFICIT).cast("int64"))
+    people = ev.select("pseudonym").union(meds.select("pseudonym")).distinct()
+    t = people.left_join(coded, "pseudonym").left_join(poly, "pseudonym")
+    deficits = t.efi_deficits.fill_null(0)
+    score = ((deficits + t._poly.fill_null(0)) / EFI_DEFICITS).round(3).cast("float64")
+    return t.select("pseudonym", efi_deficits=deficits.cast("int64"), efi_score=score)

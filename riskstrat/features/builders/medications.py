@@ -1,0 +1,61 @@
+"""GP prescribing: polypharmacy, high-risk drug classes, cost.
+
+Drug classes are BNF prefixes (``riskstrat/codelists/data/bnf/bnf_sections.csv``).
+"""
+
+from __future__ import annotations
+
+import ibis
+
+from riskstrat.features.asof import Sources
+from riskstrat.features.builders._common import count_if, days_before
+from riskstrat.features.registry import Dtype, Feature, register
+
+#: class -> BNF prefixes (section 2.8.2 oral anticoagulants, 4.7.2 opioid analgesics, 10.1.1 NSAIDs,
+#: 6.3.2 corticosteroids (sub-paragraph 0603020), 4.2.1-4.2.2 antipsychotics, 2.2.2 loop diuretics,
+#: 6.1.1 insulins)
+HIGH_RISK = {
+    "anticoagulants": ("0208020",),
+    "opioids": ("040702",),
+    "nsaids": ("100101",),
+    "oral_corticosteroids": ("0603020",),
+    "antipsychotics": ("040201", "040202"),
+    "loop_diuretics": ("020202",),
+    "insulin": ("060101",),
+}
+POLYPHARMACY = 10
+
+
+@register(
+    "medications",
+    ("gp_medications",),
+    [
+        Feature("distinct_medicines_182d", "distinct BNF chemical substances (first 9 characters) issued",
+                "182 days before D", 0),
+        Feature("polypharmacy_10plus", f"1 when {POLYPHARMACY} or more distinct substances", "182 days before D", 0),
+        Feature("items_365d", "prescription items issued", "365 days before D", 0),
+    ]
+    + [Feature(f"items_{k}_182d", f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})",
+               "182 days before D", 0) for k, v in HIGH_RISK.items()]
+    + [Feature("prescribing_cost_365d", "actual cost of items issued, pounds (2 decimals)", "365 days before D",
+               0.0, Dtype.FLOAT)],
+)
+def medications(src: Sources, as_of) -> ibis.Table:
+    d = ibis.date(as_of)
+    m = src.gp_medications
+    m = m.filter(days_before(d, m.issue_date) <= 365)
+    recent = days_before(d, m.issue_date) <= 182
+    substance = recent.ifelse(m.bnf_code.substr(0, 9), ibis.null("string"))
+    n_sub = substance.nunique()
+    aggs = {
+        "distinct_medicines_182d": n_sub.cast("int64"),
+        "polypharmacy_10plus": (n_sub >= POLYPHARMACY).cast("int64"),
+        "items_365d": count_if(m.issue_date.notnull()),
+    }
+    for k, prefixes in HIGH_RISK.items():
+        match = ibis.literal(False)
+        for p in prefixes:
+            match = match | m.bnf_code.startswith(p)
+        aggs[f"items_{k}_182d"] = count_if(recent & match)
+    aggs["prescribing_cost_365d"] = m.actual_cost.fill_null(0).sum().round(2).cast("float64")
+    return m.group_by("pseudonym").aggregate(**aggs)

@@ -1,0 +1,35 @@
+"""SUS+ outpatients: attendances, new referrals, missed appointments, specialties."""
+
+from __future__ import annotations
+
+import ibis
+
+from riskstrat.features.asof import Sources
+from riskstrat.features.builders._common import count_if, days_before
+from riskstrat.features.registry import Feature, register
+from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
+
+
+@register(
+    "outpatients",
+    ("sus_op",),
+    [
+        Feature("op_attendances_365d", "outpatient appointments attended (status 5 or 6)", "365 days before D", 0),
+        Feature("op_first_attendances_365d", "first attendances attended (codes 1 and 3): new referrals",
+                "365 days before D", 0),
+        Feature("op_dna_365d", "appointments not attended (status 3)", "365 days before D", 0),
+        Feature("op_specialties_365d", "distinct treatment functions of attended appointments",
+                "365 days before D", 0),
+    ],
+)
+def outpatients(src: Sources, as_of) -> ibis.Table:
+    d = ibis.date(as_of)
+    op = src.sus_op
+    op = op.filter(days_before(d, op.appointment_date) <= 365)
+    attended = op.attendance_status.isin(ATTENDED_STATUS)
+    return op.group_by("pseudonym").aggregate(
+        op_attendances_365d=count_if(attended),
+        op_first_attendances_365d=count_if(attended & op.first_attendance.isin(("1", "3"))),
+        op_dna_365d=count_if(op.attendance_status.isin(DID_NOT_ATTEND_STATUS)),
+        op_specialties_365d=attended.ifelse(op.treatment_function_code, ibis.null("string")).nunique(),
+    )

@@ -1,0 +1,85 @@
+"""Engines: the same ibis feature definitions run on DuckDB (default) or Apache Spark.
+
+DuckDB is embedded and works out of core over Parquet; Spark is for regions or national
+teams that outgrow one machine (NHS England's environments and most ICB platforms run
+Databricks). Both read the pseudonymised zone's Parquet files.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+
+from riskstrat.errors import RiskstratError
+from riskstrat.features.asof import SOURCE_TABLES, Sources
+from riskstrat.schema import PSEUDONYM, TABLES, arrow_schema
+
+__all__ = ["Engine", "connect", "load_sources", "pseudonymised_schema", "spark_session"]
+
+
+class Engine(StrEnum):
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+def spark_session(cores: int = 2, memory: str = "4g"):
+    """A local Spark session (needs Java 17+ and ``pip install riskstrat[spark]``)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise RiskstratError("the Spark engine needs pyspark: pip install 'riskstrat[spark]'") from None
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+    spark = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("riskstrat")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.shuffle.partitions", str(max(4, cores * 4)))
+        .config("spark.sql.ansi.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def connect(engine: Engine | str, spark=None):
+    engine = Engine(engine)
+    if engine is Engine.DUCKDB:
+        con = ibis.duckdb.connect()
+        con.raw_sql("SET enable_progress_bar = false")
+        con.raw_sql(f"SET memory_limit = '{os.environ.get('RISKSTRAT_DUCKDB_MEMORY', '6GB')}'")
+        return con
+    return ibis.pyspark.connect(spark or spark_session())
+
+
+def pseudonymised_schema(name: str) -> pa.Schema:
+    """Schema of a table in the pseudonymised zone (pseudonym for NHS number, month of birth)."""
+    fields = []
+    for f in arrow_schema(TABLES[name]):
+        if f.name == "nhs_number":
+            fields.append(pa.field(PSEUDONYM, pa.string()))
+        elif f.name == "date_of_birth":
+            fields.append(pa.field("month_of_birth", pa.date32()))
+        else:
+            fields.append(pa.field(f.name, f.type))
+    return pa.schema(fields)
+
+
+def load_sources(con, directory: Path) -> Sources:
+    """The pseudonymised tables of ``directory`` as ibis tables; absent optional tables empty."""
+    tables = {}
+    for name in SOURCE_TABLES:
+        path = directory / f"{name}.parquet"
+        if path.exists():
+            tables[name] = con.read_parquet(str(path))
+        elif TABLES[name].required:
+            raise RiskstratError(f"{directory}: {name}.parquet is missing: run 'riskstrat pseudonymise' first")
+        else:
+            tables[name] = con.create_table(f"empty_{name}", pseudonymised_schema(name).empty_table(), overwrite=True)
+    return Sources(**tables)
