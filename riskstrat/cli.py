@@ -342,6 +342,31 @@ def pseudonymise(extracts, workdir, config_path):
     print_pseudonymise(report)
 
 
+# --------------------------------------------------------------------------- features
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="duckdb (embedded) or spark (local session; needs riskstrat[spark] and Java).")
+@_one_line_errors
+def features(workdir, as_of, engine):
+    """Build the feature table of the population at D (records strictly before D).
+
+    Writes W/pseudonymised/features_<D>.parquet: one row per pseudonym; the data dictionary
+    is docs/features.md.
+    """
+    from riskstrat.stages.features import build_features
+
+    with err_console.status(f"building features at {as_of} on {engine}"):
+        result = build_features(workdir, as_of, engine)
+    console.print(
+        f"features at {as_of}: {result.people:,} people x {result.features} features on {result.engine} "
+        f"in {result.seconds:.1f} s -> {result.path}"
+    )
+
+
 # --------------------------------------------------------------------------- demo
 
 

@@ -81,5 +81,5 @@ def load_sources(con, directory: Path) -> Sources:
         elif TABLES[name].required:
             raise RiskstratError(f"{directory}: {name}.parquet is missing: run 'riskstrat pseudonymise' first")
         else:
-            tables[name] = con.create_table(f"empty_{name}", pseudonymised_schema(name).empty_table(), overwrite=True)
+            tables[name] = ibis.memtable(pseudonymised_schema(name).empty_table())
     return Sources(**tables)

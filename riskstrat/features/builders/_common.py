@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from riskstrat import codelists
 
-__all__ = ["days_before", "count_if", "sum_if", "codes_table", "max_if"]
+__all__ = ["amount", "codes_table", "count_if", "days_before", "max_if", "present", "sum_if"]
 
 
 def days_before(d, col):
@@ -21,6 +21,17 @@ def count_if(cond):
 
 def sum_if(cond, value):
     return cond.ifelse(value, 0).sum()
+
+
+def amount(col):
+    """A money or measurement column with missing values (null, or NaN from some sources) as 0."""
+    x = col.fill_null(0.0)
+    return x.isnan().ifelse(0.0, x)
+
+
+def present(col):
+    """True where a numeric value is recorded (not null, not NaN)."""
+    return col.notnull() & ~col.fill_null(0.0).isnan()
 
 
 def max_if(cond):

@@ -12,7 +12,7 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import codes_table, count_if, days_before, max_if, sum_if
+from riskstrat.features.builders._common import amount, codes_table, count_if, days_before, max_if, sum_if
 from riskstrat.features.registry import Dtype, Feature, register
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
@@ -43,7 +43,7 @@ def spells(src: Sources, as_of) -> ibis.Table:
         admission_date=apc.admission_date.min(),
         discharge_date=apc.discharge_date.max(),
         admission_method=apc.admission_method.min(),
-        cost=apc.cost.fill_null(0).sum(),
+        cost=amount(apc.cost).sum(),
     )
     return s.mutate(
         days_ago=days_before(d, s.admission_date),

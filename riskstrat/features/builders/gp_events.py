@@ -11,7 +11,7 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import codes_table, count_if, days_before
+from riskstrat.features.builders._common import codes_table, count_if, days_before, present
 from riskstrat.features.registry import Dtype, Feature, register
 
 _PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
@@ -111,7 +111,7 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
     ev = src.gp_events
     bmi_codes = codes_table(codelists.snomed_cluster("bmival"))
-    bmi = ev.filter(ev.value.notnull()).semi_join(bmi_codes, ev.snomed_code == bmi_codes.code)
+    bmi = ev.filter(present(ev.value)).semi_join(bmi_codes, ev.snomed_code == bmi_codes.code)
     w = ibis.window(group_by="pseudonym", order_by=[ibis.desc("event_date"), ibis.desc("value")])
     bmi = bmi.mutate(_r=ibis.row_number().over(w))
     bmi = bmi.filter(bmi._r == 0).select("pseudonym", bmi_latest=bmi.value.round(1).cast("float64"))

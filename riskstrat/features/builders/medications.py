@@ -8,7 +8,7 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import count_if, days_before
+from riskstrat.features.builders._common import amount, count_if, days_before
 from riskstrat.features.registry import Dtype, Feature, register
 
 #: class -> BNF prefixes (section 2.8.2 oral anticoagulants, 4.7.2 opioid analgesics, 10.1.1 NSAIDs,
@@ -57,5 +57,5 @@ def medications(src: Sources, as_of) -> ibis.Table:
         for p in prefixes:
             match = match | m.bnf_code.startswith(p)
         aggs[f"items_{k}_182d"] = count_if(recent & match)
-    aggs["prescribing_cost_365d"] = m.actual_cost.fill_null(0).sum().round(2).cast("float64")
+    aggs["prescribing_cost_365d"] = amount(m.actual_cost).sum().round(2).cast("float64")
     return m.group_by("pseudonym").aggregate(**aggs)
