@@ -9,15 +9,16 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $(STAMP)
 
 ## Run the main job end to end on a fresh synthetic population (embedded defaults).
 demo: $(STAMP)
 	$(BIN)/riskstrat demo --workdir demo-work
 
-## Run the whole test suite.
+## Run the whole test suite (Spark tests need Java 17+: installed here when missing).
 test: $(STAMP)
+	bash scripts/ensure-java.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -1,0 +1,122 @@
+"""One synthetic population: DuckDB and Spark agree; features never see the future."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from riskstrat.config import Config
+from riskstrat.features import data_dictionary, feature_names, feature_table
+from riskstrat.features.engine import load_sources
+from riskstrat.labels import labels
+from riskstrat.stages.pseudonymise import pseudonymise
+
+from .conftest import REPO
+from .featurekit import backend
+
+KEY = "feature-test-region-key-0123456789abcdefgh"
+VAULT = "feature-test-vault-key-0123456789abcdefghi"
+
+
+@pytest.fixture(scope="session")
+def pseudonymised(clean_population, tmp_path_factory):
+    extracts, _ = clean_population
+    work = tmp_path_factory.mktemp("feat") / "W"
+    pseudonymise(extracts, work, Config(), KEY, VAULT)
+    return work
+
+
+def _features(engine: str, directory, as_of: dt.date) -> pa.Table:
+    con = backend(engine)
+    return con.to_pyarrow(feature_table(load_sources(con, directory), as_of))
+
+
+def test_duckdb_and_spark_build_identical_features_and_labels(pseudonymised):
+    directory = pseudonymised / "pseudonymised"
+    for as_of in (dt.date(2024, 10, 1), dt.date(2026, 10, 1)):
+        a, b = _features("duckdb", directory, as_of), _features("spark", directory, as_of)
+        assert a.num_rows > 1500 and a.column_names == ["pseudonym", *feature_names()]
+        assert a.schema == b.schema
+        for name in a.column_names:
+            assert a[name].equals(b[name]), name
+        # the features are not trivially constant
+        assert pc.sum(a["emergency_admissions_365d"]).as_py() > 50
+        assert pc.max(a["charlson_index"]).as_py() >= 3
+    con_d, con_s = backend("duckdb"), backend("spark")
+    la = con_d.to_pyarrow(labels(load_sources(con_d, directory), dt.date(2024, 10, 1)))
+    lb = con_s.to_pyarrow(labels(load_sources(con_s, directory), dt.date(2024, 10, 1)))
+    assert la.equals(lb) and 0.04 < pc.mean(la["label"]).as_py() < 0.12
+
+
+def cut_extract(src_dir, out_dir, d: dt.date) -> None:
+    """An extract as taken on D, written independently of riskstrat's own cut (data-contract.md):
+    records dated on or after D removed (registrations only when they start after D); discharge,
+    episode-end and registration-end dates on or after D blanked."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    date_of = {"gp_events": "event_date", "gp_medications": "issue_date", "sus_apc": "admission_date",
+               "sus_op": "appointment_date", "sus_ecds": "arrival_date", "deaths": "date_of_death",
+               "gp_registrations": "registration_start"}
+    blank = {"sus_apc": ("discharge_date", "episode_end"), "gp_registrations": ("registration_end",)}
+    limit = pa.scalar(d, pa.date32())
+    for path in src_dir.glob("*.parquet"):
+        t = pq.read_table(path)
+        name = path.stem
+        if name in date_of:
+            col = t[date_of[name]]
+            keep = pc.less_equal(col, limit) if name == "gp_registrations" else pc.less(col, limit)
+            t = t.filter(keep)
+        for c in blank.get(name, ()):
+            idx = t.column_names.index(c)
+            v = t[c]
+            t = t.set_column(idx, c, pc.if_else(pc.greater_equal(v, limit), pa.scalar(None, v.type), v))
+        pq.write_table(t, out_dir / path.name)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.integers(min_value=0, max_value=6 * 365))
+def test_no_leakage_full_and_cut_extracts_give_identical_features(pseudonymised, tmp_path_factory, offset):
+    d = dt.date(2020, 10, 1) + dt.timedelta(days=offset)
+    full = pseudonymised / "pseudonymised"
+    cut_dir = tmp_path_factory.mktemp("cut")
+    cut_extract(full, cut_dir, d)
+    a, b = _features("duckdb", full, d), _features("duckdb", cut_dir, d)
+    assert a.num_rows > 1000
+    assert a.equals(b), d
+
+
+def test_no_leakage_on_spark(pseudonymised, tmp_path):
+    d = dt.date(2025, 3, 17)
+    cut_extract(pseudonymised / "pseudonymised", tmp_path / "cut", d)
+    assert _features("spark", pseudonymised / "pseudonymised", d).equals(_features("spark", tmp_path / "cut", d))
+
+
+def test_features_command_writes_the_table(pseudonymised):
+    result = subprocess.run(
+        [sys.executable, "-m", "riskstrat", "features", "--workdir", str(pseudonymised), "--as-of", "2025-10-01"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    t = pq.read_table(pseudonymised / "pseudonymised" / "features_2025-10-01.parquet")
+    assert t.column_names[0] == "pseudonym" and t.num_rows > 1500
+    assert t["pseudonym"].to_pylist() == sorted(t["pseudonym"].to_pylist())
+
+
+def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "riskstrat", "features", "--workdir", str(tmp_path), "--as-of", "2025-10-01"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "run 'riskstrat pseudonymise' first" in result.stderr
+
+
+def test_data_dictionary_is_current():
+    assert (REPO / "docs" / "features.md").read_text() == data_dictionary(), "regenerate docs/features.md"
