@@ -78,6 +78,15 @@ def test_admission_risk_is_age_graded_and_the_truth_is_informative(population_10
 
 
 @pytest.mark.slow
+def test_100k_clean_population_validates_with_nothing_quarantined(population_100k, tmp_path):
+    extracts, _ = population_100k
+    report = validate_extracts(extracts, Config(), tmp_path / "q", None)
+    assert report.rows_read > 10_000_000
+    assert report.quarantined_rows == 0, {k: dict(v.quarantined) for k, v in report.tables.items()}
+    assert all(sum(t.unknown_codes.values()) == 0 for t in report.tables.values())
+
+
+@pytest.mark.slow
 def test_truth_is_written_apart_for_every_as_of_date(population_100k):
     extracts, truth = population_100k
     manifest = json.loads((truth / "manifest.json").read_text())

@@ -293,13 +293,13 @@ class _Chunk:
         mover = rng.random(m) < p_mover
         mover_w = P.AGE_BAND_PERCENT * P.MOVER_AGE_ADJUST
         age_end = _sample_ages(rng, m, P.AGE_BAND_PERCENT * P.RESIDENT_AGE_ADJUST)
-        dob_resident = o.end - (age_end * YEAR).astype(np.int64)
+        dob_resident = o.end - 1 - (age_end * YEAR).astype(np.int64)  # born before the extract date
         mover_entry = o.start + rng.integers(0, o.end - o.start, m)
         age_entry = _sample_ages(rng, m, mover_w)
         self.dob = np.where(mover, mover_entry - (age_entry * YEAR).astype(np.int64), dob_resident)
         born_here = ~mover & (self.dob >= o.start)
         entry = np.where(mover, mover_entry, np.where(born_here, self.dob + rng.integers(0, 43, m), o.start))
-        entry = np.minimum(entry, o.end - 1)
+        entry = np.clip(entry, self.dob, o.end - 1)
         kind = np.where(mover, 2, np.where(born_here, 1, 0))
         age_years = (entry - self.dob) / YEAR
         age_days = entry - self.dob
