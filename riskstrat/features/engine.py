@@ -8,6 +8,7 @@ Databricks). Both read the pseudonymised zone's Parquet files.
 from __future__ import annotations
 
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,12 +33,15 @@ def spark_session(cores: int = 2, memory: str = "4g"):
         from pyspark.sql import SparkSession
     except ImportError:
         raise RiskstratError("the Spark engine needs pyspark: pip install 'riskstrat[spark]'") from None
-    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local session talks to itself only
     spark = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName("riskstrat")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.memory", memory)
         .config("spark.sql.shuffle.partitions", str(max(4, cores * 4)))
         .config("spark.sql.ansi.enabled", "false")
