@@ -34,7 +34,8 @@ from pathlib import Path
 from riskstrat.config import Config
 from riskstrat.stages.pseudonymise import pseudonymise
 from riskstrat.privacy.scan import scan_directory
-r = pseudonymise(Path(r'{extracts}'), Path(r'{base}/W'), Config(), {secrets.token_urlsafe(32)!r}, {secrets.token_urlsafe(32)!r})
+keys = ({secrets.token_urlsafe(32)!r}, {secrets.token_urlsafe(32)!r})
+r = pseudonymise(Path(r'{extracts}'), Path(r'{base}/W'), Config(), *keys)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"pseudonymise {args.patients:,} people (faults {args.faults}): {{r.rows_read:,}} rows in {{r.seconds:.1f}} s "
       f"= {{r.rows_per_second:,.0f}} rows/s; peak RSS {{peak:,.0f}} MB; reconciles: {{r.reconciles}}")

@@ -6,6 +6,7 @@ problem and a non-zero exit code, never a traceback. Output shows counts, never 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -207,8 +208,9 @@ def print_report(report: ValidationReport) -> None:
         console.print(f"quarantine files (identifiable): {report.quarantine_dir}")
 
 
-def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, accepted: Path | None = None):
-    config = load_config(config_path)
+@contextlib.contextmanager
+def _table_progress():
+    """A progress display with one line per table; yields the callback ``(table, rows)``."""
     with _progress() as bar:
         tasks: dict[str, int] = {}
 
@@ -217,6 +219,12 @@ def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, acc
                 tasks[table] = bar.add_task(f"validating {table}", total=None)
             bar.update(tasks[table], completed=rows)
 
+        yield progress
+
+
+def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, accepted: Path | None = None):
+    config = load_config(config_path)
+    with _table_progress() as progress:
         return validate_extracts(extracts, config, quarantine, accepted, progress=progress)
 
 
@@ -301,14 +309,7 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
         vault_key = load_key(KeyName.VAULT)
     except RiskstratError:
         vault_key = None  # needed only when registrations carry NHS numbers; the stage says so
-    with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(table: str, rows: int) -> None:
-            if table not in tasks:
-                tasks[table] = bar.add_task(f"validating {table}", total=None)
-            bar.update(tasks[table], completed=rows)
-
+    with _table_progress() as progress:
         return stage(
             extracts,
             workdir,
@@ -348,8 +349,13 @@ def pseudonymise(extracts, workdir, config_path):
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
 @click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
-              help="duckdb (embedded) or spark (local session; needs riskstrat[spark] and Java).")
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb (embedded) or spark (local session; needs riskstrat[spark] and Java).",
+)
 @_one_line_errors
 def features(workdir, as_of, engine):
     """Build the feature table of the population at D (records strictly before D).

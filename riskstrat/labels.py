@@ -26,7 +26,7 @@ import ibis
 from riskstrat.features.asof import Sources, cut, population
 from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
 
-__all__ = ["Outcome", "labels", "data_end", "DEFAULT_HORIZON_DAYS"]
+__all__ = ["DEFAULT_HORIZON_DAYS", "Outcome", "data_end", "labels"]
 
 DEFAULT_HORIZON_DAYS = 365
 
@@ -37,7 +37,9 @@ class Outcome(StrEnum):
 
 
 def labels(
-    src: Sources, as_of: dt.date, outcome: Outcome | str = Outcome.EMERGENCY_ADMISSION,
+    src: Sources,
+    as_of: dt.date,
+    outcome: Outcome | str = Outcome.EMERGENCY_ADMISSION,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> ibis.Table:
     """``pseudonym``, ``label`` (0/1) and ``died_in_window`` (0/1) for the population at ``as_of``.
@@ -49,9 +51,16 @@ def labels(
     end = ibis.date(as_of + dt.timedelta(days=horizon_days))
     pop = population(cut(src, as_of), as_of).select("pseudonym")
     apc = src.sus_apc
-    admitted = apc.filter(
-        apc.admission_method.isin(EMERGENCY_ADMISSION_METHODS) & (apc.admission_date >= d) & (apc.admission_date < end)
-    ).select("pseudonym").distinct().mutate(_adm=ibis.literal(1, "int64"))
+    admitted = (
+        apc.filter(
+            apc.admission_method.isin(EMERGENCY_ADMISSION_METHODS)
+            & (apc.admission_date >= d)
+            & (apc.admission_date < end)
+        )
+        .select("pseudonym")
+        .distinct()
+        .mutate(_adm=ibis.literal(1, "int64"))
+    )
     deaths = src.deaths
     died = deaths.filter((deaths.date_of_death >= d) & (deaths.date_of_death < end))
     died = died.select("pseudonym").distinct().mutate(_died=ibis.literal(1, "int64"))

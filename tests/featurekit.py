@@ -28,10 +28,13 @@ def sources(engine: str, tables: dict[str, list[dict]], practices: tuple[str, ..
     """Sources from lists of row dicts (columns left out are null); ref_practices defaults to one practice."""
     con = backend(engine)
     tables = dict(tables)
-    tables.setdefault("ref_practices", [
-        {"practice_code": p, "practice_name": p, "pcn_code": "U90001", "pcn_name": "N", "sub_icb_code": "99X"}
-        for p in practices
-    ])
+    tables.setdefault(
+        "ref_practices",
+        [
+            {"practice_code": p, "practice_name": p, "pcn_code": "U90001", "pcn_name": "N", "sub_icb_code": "99X"}
+            for p in practices
+        ],
+    )
     out = {}
     for name in SOURCE_TABLES:
         schema = pseudonymised_schema(name)
@@ -42,10 +45,26 @@ def sources(engine: str, tables: dict[str, list[dict]], practices: tuple[str, ..
     return Sources(**out)
 
 
-def person(p: str, birth: dt.date = dt.date(1950, 1, 1), start: dt.date = dt.date(2010, 1, 1), end=None,
-           practice: str = "Y90001", sex: str = "2", ethnic: str | None = "A", lsoa: str | None = None) -> dict:
-    return {"pseudonym": p, "practice_code": practice, "registration_start": start, "registration_end": end,
-            "month_of_birth": birth, "sex": sex, "ethnic_category": ethnic, "lsoa_code": lsoa}
+def person(
+    p: str,
+    birth: dt.date = dt.date(1950, 1, 1),
+    start: dt.date = dt.date(2010, 1, 1),
+    end=None,
+    practice: str = "Y90001",
+    sex: str = "2",
+    ethnic: str | None = "A",
+    lsoa: str | None = None,
+) -> dict:
+    return {
+        "pseudonym": p,
+        "practice_code": practice,
+        "registration_start": start,
+        "registration_end": end,
+        "month_of_birth": birth,
+        "sex": sex,
+        "ethnic_category": ethnic,
+        "lsoa_code": lsoa,
+    }
 
 
 def as_dicts(table: pa.Table) -> dict[str, dict]:

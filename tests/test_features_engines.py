@@ -61,9 +61,15 @@ def cut_extract(src_dir, out_dir, d: dt.date) -> None:
     records dated on or after D removed (registrations only when they start after D); discharge,
     episode-end and registration-end dates on or after D blanked."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    date_of = {"gp_events": "event_date", "gp_medications": "issue_date", "sus_apc": "admission_date",
-               "sus_op": "appointment_date", "sus_ecds": "arrival_date", "deaths": "date_of_death",
-               "gp_registrations": "registration_start"}
+    date_of = {
+        "gp_events": "event_date",
+        "gp_medications": "issue_date",
+        "sus_apc": "admission_date",
+        "sus_op": "appointment_date",
+        "sus_ecds": "arrival_date",
+        "deaths": "date_of_death",
+        "gp_registrations": "registration_start",
+    }
     blank = {"sus_apc": ("discharge_date", "episode_end"), "gp_registrations": ("registration_end",)}
     limit = pa.scalar(d, pa.date32())
     for path in src_dir.glob("*.parquet"):
@@ -101,7 +107,8 @@ def test_no_leakage_on_spark(pseudonymised, tmp_path):
 def test_features_command_writes_the_table(pseudonymised):
     result = subprocess.run(
         [sys.executable, "-m", "riskstrat", "features", "--workdir", str(pseudonymised), "--as-of", "2025-10-01"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     t = pq.read_table(pseudonymised / "pseudonymised" / "features_2025-10-01.parquet")
@@ -112,7 +119,8 @@ def test_features_command_writes_the_table(pseudonymised):
 def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "riskstrat", "features", "--workdir", str(tmp_path), "--as-of", "2025-10-01"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "run 'riskstrat pseudonymise' first" in result.stderr

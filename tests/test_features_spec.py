@@ -26,10 +26,22 @@ def run(engine, tables, builder=None):
 
 
 def episode(p, spell, adm, dis, method="21", ep=1, start=None, end=None, dx="J441", sec=None, cost=1000.0):
-    return {"pseudonym": p, "spell_id": spell, "episode_number": ep, "provider_code": "R9A", "admission_date": adm,
-            "discharge_date": dis, "episode_start": start or adm, "episode_end": end if end is not None else dis,
-            "admission_method": method, "patient_classification": "1", "treatment_function_code": "300",
-            "primary_diagnosis": dx, "secondary_diagnoses": sec, "cost": cost}
+    return {
+        "pseudonym": p,
+        "spell_id": spell,
+        "episode_number": ep,
+        "provider_code": "R9A",
+        "admission_date": adm,
+        "discharge_date": dis,
+        "episode_start": start or adm,
+        "episode_end": end if end is not None else dis,
+        "admission_method": method,
+        "patient_classification": "1",
+        "treatment_function_code": "300",
+        "primary_diagnosis": dx,
+        "secondary_diagnoses": sec,
+        "cost": cost,
+    }
 
 
 SPECS = {}
@@ -39,6 +51,7 @@ def spec(builder):
     def wrap(fn):
         SPECS[builder.name] = fn
         return pytest.mark.parametrize("engine", ENGINES)(fn)
+
     return wrap
 
 
@@ -49,12 +62,15 @@ def test_demographics(engine):
             person("a", birth=dt.date(1950, 6, 1), start=dt.date(2015, 1, 1), lsoa="E01900001", ethnic="H"),
             person("b", birth=dt.date(2020, 1, 1), start=dt.date(2020, 2, 1), ethnic=None, sex="1"),
             # c left before D; d is registered at a practice outside the region; e died before D
-            person("c", end=days(10)), person("d", practice="Y99999"), person("e"),
+            person("c", end=days(10)),
+            person("d", practice="Y99999"),
+            person("e"),
             # f moved practice: the later registration gives the practice
             person("f", start=dt.date(2000, 1, 1), end=dt.date(2019, 12, 31)),
             person("f", start=dt.date(2020, 1, 1), practice="Y90002"),
             # g registers on D itself (in the population), h after D (not)
-            person("g", start=D), person("h", start=D + dt.timedelta(days=1)),
+            person("g", start=D),
+            person("h", start=D + dt.timedelta(days=1)),
         ],
         "ref_lsoa": [{"lsoa_code": "E01900001", "imd_decile": 3}],
         "deaths": [{"pseudonym": "e", "date_of_death": days(5)}],
@@ -149,34 +165,69 @@ def test_apc_comorbidity(engine):
 @spec(op.outpatients)
 def test_outpatients(engine):
     def appt(p, n, first="2", status="5", tfc="320"):
-        return {"pseudonym": p, "appointment_date": days(n), "provider_code": "R9A", "treatment_function_code": tfc,
-                "first_attendance": first, "attendance_status": status, "cost": 100.0}
+        return {
+            "pseudonym": p,
+            "appointment_date": days(n),
+            "provider_code": "R9A",
+            "treatment_function_code": tfc,
+            "first_attendance": first,
+            "attendance_status": status,
+            "cost": 100.0,
+        }
 
     tables = {
         "gp_registrations": [person("a")],
-        "sus_op": [appt("a", 10, first="1"), appt("a", 20, tfc="340"), appt("a", 30, status="3"),
-                   appt("a", 40, first="3", status="6", tfc="320"), appt("a", 400), appt("a", 5, status="2", tfc="100")],
+        "sus_op": [
+            appt("a", 10, first="1"),
+            appt("a", 20, tfc="340"),
+            appt("a", 30, status="3"),
+            appt("a", 40, first="3", status="6", tfc="320"),
+            appt("a", 400),
+            appt("a", 5, status="2", tfc="100"),
+        ],
     }
     a = run(engine, tables, op.outpatients)["a"]
     assert (a["op_attendances_365d"], a["op_first_attendances_365d"], a["op_dna_365d"], a["op_specialties_365d"]) == (
-        3, 2, 1, 2)
+        3,
+        2,
+        1,
+        2,
+    )
 
 
 @spec(ae.ae)
 def test_ae(engine):
     def att(p, n, amb=False, adm=False):
-        return {"pseudonym": p, "arrival_date": days(n), "provider_code": "R9A", "department_type": "01",
-                "ambulance_arrival": amb, "admitted": adm, "cost": 250.0}
+        return {
+            "pseudonym": p,
+            "arrival_date": days(n),
+            "provider_code": "R9A",
+            "department_type": "01",
+            "ambulance_arrival": amb,
+            "admitted": adm,
+            "cost": 250.0,
+        }
 
     tables = {
         "gp_registrations": [person("a"), person("b")],
-        "sus_ecds": [att("a", 10, amb=True, adm=True), att("a", 100), att("a", 200, amb=True), att("a", 300),
-                     att("a", 366), att("b", 1), att("b", 0 - 1)],
+        "sus_ecds": [
+            att("a", 10, amb=True, adm=True),
+            att("a", 100),
+            att("a", 200, amb=True),
+            att("a", 300),
+            att("a", 366),
+            att("b", 1),
+            att("b", 0 - 1),
+        ],
     }
     got = run(engine, tables, ae.ae)
     a = got["a"]
     assert (a["ae_attendances_90d"], a["ae_attendances_365d"], a["ae_ambulance_365d"], a["ae_admitted_365d"]) == (
-        1, 4, 2, 1)
+        1,
+        4,
+        2,
+        1,
+    )
     assert a["ae_frequent_attender"] == 1
     assert (got["b"]["ae_attendances_365d"], got["b"]["ae_frequent_attender"]) == (1, 0)
 
@@ -195,8 +246,12 @@ def test_gp_conditions(engine):
     tables = {
         "gp_registrations": [person("a"), person("b")],
         "gp_events": [
-            ev("a", hf, 3000), ev("a", ast, 2000), ev("a", astres, 1000),  # asthma resolved
-            ev("a", dm, 500), ev("a", dmres, 400), ev("a", dm, 300),  # diabetes back after resolution
+            ev("a", hf, 3000),
+            ev("a", ast, 2000),
+            ev("a", astres, 1000),  # asthma resolved
+            ev("a", dm, 500),
+            ev("a", dmres, 400),
+            ev("a", dm, 300),  # diabetes back after resolution
             {"pseudonym": "b", "event_date": D, "snomed_code": hf, "value": None},  # on D: not seen
         ],
     }
@@ -220,9 +275,17 @@ def test_gp_observations(engine):
 
     tables = {
         "gp_registrations": [person("a"), person("b")],
-        "gp_events": [ev("a", bmi, 100, 31.24), ev("a", bmi, 50, 29.5), ev("a", bmi, 10, None), ev("a", cur, 900),
-                      ev("a", ex, 20), ev("a", care, 3000), ev("a", fall, 30), ev("a", fall, 400),
-                      ev("b", cur, 5)],
+        "gp_events": [
+            ev("a", bmi, 100, 31.24),
+            ev("a", bmi, 50, 29.5),
+            ev("a", bmi, 10, None),
+            ev("a", cur, 900),
+            ev("a", ex, 20),
+            ev("a", care, 3000),
+            ev("a", fall, 30),
+            ev("a", fall, 400),
+            ev("b", cur, 5),
+        ],
     }
     got = run(engine, tables, gp_events.gp_observations)
     a = got["a"]
@@ -242,8 +305,10 @@ def test_efi(engine):
 
     tables = {
         "gp_registrations": [person("a"), person("b")],
-        "gp_events": [{"pseudonym": "a", "event_date": days(n), "snomed_code": code(d), "value": None}
-                      for n, d in ((100, "falls"), (200, "falls"), (300, "hearing-loss"), (400, "housebound"))],
+        "gp_events": [
+            {"pseudonym": "a", "event_date": days(n), "snomed_code": code(d), "value": None}
+            for n, d in ((100, "falls"), (200, "falls"), (300, "hearing-loss"), (400, "housebound"))
+        ],
         "gp_medications": [med("a", f"0{i}01010A0AAAAAA", 30) for i in range(1, 6)] + [med("b", "0206020A0AAAAAA", 30)],
     }
     got = run(engine, tables, gp_events.efi)
@@ -259,7 +324,8 @@ def test_medications(engine):
     tables = {
         "gp_registrations": [person("a")],
         "gp_medications": [
-            med("a", "0208020Z0AAAAAA", 10), med("a", "0208020Z0AAABAB", 40),  # apixaban, two strengths
+            med("a", "0208020Z0AAAAAA", 10),
+            med("a", "0208020Z0AAABAB", 40),  # apixaban, two strengths
             med("a", "0407020Q0AAAAAA", 20),  # an opioid
             med("a", "0603020T0AAAAAA", 200),  # prednisolone, outside 182 days
             med("a", "0202010B0AAABAB", 100, cost=None),
@@ -278,10 +344,28 @@ def test_sus_cost(engine):
     tables = {
         "gp_registrations": [person("a")],
         "sus_apc": [episode("a", "S1", days(20), days(15), cost=1000.5), episode("a", "S2", days(400), days(390))],
-        "sus_op": [{"pseudonym": "a", "appointment_date": days(3), "provider_code": "R9A",
-                    "treatment_function_code": "320", "first_attendance": "1", "attendance_status": "5", "cost": 160.25}],
-        "sus_ecds": [{"pseudonym": "a", "arrival_date": days(20), "provider_code": "R9A", "department_type": "01",
-                      "ambulance_arrival": True, "admitted": True, "cost": None}],
+        "sus_op": [
+            {
+                "pseudonym": "a",
+                "appointment_date": days(3),
+                "provider_code": "R9A",
+                "treatment_function_code": "320",
+                "first_attendance": "1",
+                "attendance_status": "5",
+                "cost": 160.25,
+            }
+        ],
+        "sus_ecds": [
+            {
+                "pseudonym": "a",
+                "arrival_date": days(20),
+                "provider_code": "R9A",
+                "department_type": "01",
+                "ambulance_arrival": True,
+                "admitted": True,
+                "cost": None,
+            }
+        ],
     }
     assert run(engine, tables, costs.sus_cost)["a"]["sus_cost_365d"] == 1160.75
 

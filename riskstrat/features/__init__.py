@@ -16,7 +16,7 @@ from riskstrat.features import builders as _builders  # noqa: F401 - registers t
 from riskstrat.features.asof import Sources, cut, population
 from riskstrat.features.registry import BUILDERS, Builder, Dtype, Feature, all_features
 
-__all__ = ["feature_table", "feature_names", "data_dictionary", "BUILDERS", "Builder", "Feature"]
+__all__ = ["BUILDERS", "Builder", "Feature", "data_dictionary", "feature_names", "feature_table"]
 
 _IBIS_TYPES = {Dtype.INT: "int64", Dtype.FLOAT: "float64", Dtype.STRING: "string"}
 

@@ -24,11 +24,18 @@ from dataclasses import dataclass, fields, replace
 import ibis
 from ibis.expr.types import Table
 
-__all__ = ["Sources", "cut", "population", "SOURCE_TABLES"]
+__all__ = ["SOURCE_TABLES", "Sources", "cut", "population"]
 
 SOURCE_TABLES = (
-    "gp_registrations", "gp_events", "gp_medications", "sus_apc", "sus_op", "sus_ecds", "deaths",
-    "ref_practices", "ref_lsoa",
+    "gp_registrations",
+    "gp_events",
+    "gp_medications",
+    "sus_apc",
+    "sus_op",
+    "sus_ecds",
+    "deaths",
+    "ref_practices",
+    "ref_lsoa",
 )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Dtype", "Feature", "Builder", "BUILDERS", "register", "all_features"]
+__all__ = ["BUILDERS", "Builder", "Dtype", "Feature", "all_features", "register"]
 
 
 class Dtype(StrEnum):

@@ -15,7 +15,7 @@ from riskstrat.features.engine import Engine, connect, load_sources
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.workdir import WorkDir
 
-__all__ = ["build_features", "FeaturesResult", "features_path"]
+__all__ = ["FeaturesResult", "build_features", "features_path"]
 
 
 @dataclass
@@ -46,7 +46,10 @@ def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.
     tmp.replace(out)
     result = FeaturesResult(out, table.num_rows, table.num_columns - 1, time.perf_counter() - started, str(engine))
     AuditLog(wd.audit).record_stage(
-        f"riskstrat features --as-of {as_of}", {}, {"people": result.people, "features": result.features},
-        "succeeded", engine=str(engine),
+        f"riskstrat features --as-of {as_of}",
+        {},
+        {"people": result.people, "features": result.features},
+        "succeeded",
+        engine=str(engine),
     )
     return result

@@ -7,7 +7,6 @@ cost of the episodes that started before D.
 
 from __future__ import annotations
 
-
 import ibis
 
 from riskstrat import codelists
@@ -57,16 +56,32 @@ _features = []
 for _w in WINDOWS:
     _features += [
         Feature(f"emergency_admissions_{_w}d", "emergency spells admitted in the window", f"{_w} days before D", 0),
-        Feature(f"elective_admissions_{_w}d", "elective spells (methods 11-13) admitted in the window",
-                f"{_w} days before D", 0),
-        Feature(f"bed_days_{_w}d", "days in hospital of spells admitted in the window (open spells to D)",
-                f"{_w} days before D", 0),
+        Feature(
+            f"elective_admissions_{_w}d",
+            "elective spells (methods 11-13) admitted in the window",
+            f"{_w} days before D",
+            0,
+        ),
+        Feature(
+            f"bed_days_{_w}d",
+            "days in hospital of spells admitted in the window (open spells to D)",
+            f"{_w} days before D",
+            0,
+        ),
     ]
 _features += [
-    Feature("days_since_emergency_admission", f"days since the last emergency admission ({NO_ADMISSION}: none)",
-            "all history before D", NO_ADMISSION),
-    Feature("emergency_readmissions_365d",
-            "emergency spells admitted within 30 days of the discharge of an earlier spell", "365 days before D", 0),
+    Feature(
+        "days_since_emergency_admission",
+        f"days since the last emergency admission ({NO_ADMISSION}: none)",
+        "all history before D",
+        NO_ADMISSION,
+    ),
+    Feature(
+        "emergency_readmissions_365d",
+        "emergency spells admitted within 30 days of the discharge of an earlier spell",
+        "365 days before D",
+        0,
+    ),
     Feature("in_hospital_on_d", "1 when a spell admitted before D is still open on D", "on D", 0),
     Feature("discharged_30d", "1 when a spell ended in the 30 days before D", "30 days before D", 0),
 ]
@@ -110,8 +125,12 @@ def diagnoses(src: Sources, as_of, lookback: int = COMORBIDITY_LOOKBACK) -> ibis
     "apc_diagnosis_groups",
     ("sus_apc",),
     [
-        Feature(f"spells_{name}_730d", f"spells with a primary diagnosis in ICD-10 {'/'.join(letters)} (chapter group)",
-                "730 days before D", 0)
+        Feature(
+            f"spells_{name}_730d",
+            f"spells with a primary diagnosis in ICD-10 {'/'.join(letters)} (chapter group)",
+            "730 days before D",
+            0,
+        )
         for name, letters in CHAPTERS.items()
     ],
 )
@@ -161,9 +180,7 @@ def _matched_categories(dx: ibis.Table, rows: list[dict[str, str]]) -> ibis.Tabl
 
 
 def _index(cats: ibis.Table, weights: dict[str, int], hierarchy: dict[str, str], name: str) -> ibis.Table:
-    wide = cats.group_by("pseudonym").aggregate(
-        **{f"_has_{c}": max_if(cats.category == c) for c in weights}
-    )
+    wide = cats.group_by("pseudonym").aggregate(**{f"_has_{c}": max_if(cats.category == c) for c in weights})
     total = 0
     for c, w in weights.items():
         has = wide[f"_has_{c}"]
@@ -177,29 +194,53 @@ def _index(cats: ibis.Table, weights: dict[str, int], hierarchy: dict[str, str],
     "apc_comorbidity",
     ("sus_apc",),
     [
-        Feature("charlson_index", "Charlson comorbidity index (Quan 2005 ICD-10 codes, Charlson 1987 weights, "
-                "hierarchy applied) from all diagnoses", f"{COMORBIDITY_LOOKBACK} days before D", 0),
-        Feature("elixhauser_vw", "Elixhauser comorbidity score (Quan 2005 ICD-10, van Walraven weights, "
-                "hierarchy applied)", f"{COMORBIDITY_LOOKBACK} days before D", 0),
-        Feature("hfrs", "Hospital Frailty Risk Score (Gilbert 2018): sum of points of distinct 3-character "
-                "codes", f"{COMORBIDITY_LOOKBACK} days before D", 0.0, Dtype.FLOAT),
+        Feature(
+            "charlson_index",
+            "Charlson comorbidity index (Quan 2005 ICD-10 codes, Charlson 1987 weights, "
+            "hierarchy applied) from all diagnoses",
+            f"{COMORBIDITY_LOOKBACK} days before D",
+            0,
+        ),
+        Feature(
+            "elixhauser_vw",
+            "Elixhauser comorbidity score (Quan 2005 ICD-10, van Walraven weights, hierarchy applied)",
+            f"{COMORBIDITY_LOOKBACK} days before D",
+            0,
+        ),
+        Feature(
+            "hfrs",
+            "Hospital Frailty Risk Score (Gilbert 2018): sum of points of distinct 3-character codes",
+            f"{COMORBIDITY_LOOKBACK} days before D",
+            0.0,
+            Dtype.FLOAT,
+        ),
     ],
 )
 def apc_comorbidity(src: Sources, as_of) -> ibis.Table:
     dx = diagnoses(src, as_of)
-    charlson = _index(_matched_categories(dx, CHARLSON), _category_weights(CHARLSON, "weight_charlson1987"),
-                      CHARLSON_HIERARCHY, "charlson_index")
-    elix = _index(_matched_categories(dx, ELIXHAUSER), _category_weights(ELIXHAUSER, "weight_van_walraven"),
-                  ELIXHAUSER_HIERARCHY, "elixhauser_vw")
+    charlson = _index(
+        _matched_categories(dx, CHARLSON),
+        _category_weights(CHARLSON, "weight_charlson1987"),
+        CHARLSON_HIERARCHY,
+        "charlson_index",
+    )
+    elix = _index(
+        _matched_categories(dx, ELIXHAUSER),
+        _category_weights(ELIXHAUSER, "weight_van_walraven"),
+        ELIXHAUSER_HIERARCHY,
+        "elixhauser_vw",
+    )
     points = codes_table([r["code"] for r in HFRS], points=[float(r["weight"]) for r in HFRS])
     three = dx.mutate(code3=dx.code.substr(0, 3)).select("pseudonym", "code3").distinct()
-    hfrs = three.join(points, three.code3 == points.code).group_by("pseudonym").aggregate(
-        hfrs=points.points.sum().round(1).cast("float64")
+    hfrs = (
+        three.join(points, three.code3 == points.code)
+        .group_by("pseudonym")
+        .aggregate(hfrs=points.points.sum().round(1).cast("float64"))
     )
     people = dx.select("pseudonym").distinct()
     return (
-        people.left_join(charlson, "pseudonym").left_join(elix, "pseudonym").left_join(hfrs, "pseudonym")
+        people.left_join(charlson, "pseudonym")
+        .left_join(elix, "pseudonym")
+        .left_join(hfrs, "pseudonym")
         .select("pseudonym", "charlson_index", "elixhauser_vw", "hfrs")
     )
-
-

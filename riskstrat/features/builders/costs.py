@@ -13,8 +13,14 @@ from riskstrat.features.registry import Dtype, Feature, register
     "sus_cost",
     ("sus_apc", "sus_op", "sus_ecds"),
     [
-        Feature("sus_cost_365d", "SUS+ cost, pounds: episodes of spells admitted, appointments and A&E "
-                "attendances in the window (2 decimals)", "365 days before D", 0.0, Dtype.FLOAT),
+        Feature(
+            "sus_cost_365d",
+            "SUS+ cost, pounds: episodes of spells admitted, appointments and A&E "
+            "attendances in the window (2 decimals)",
+            "365 days before D",
+            0.0,
+            Dtype.FLOAT,
+        ),
     ],
 )
 def sus_cost(src: Sources, as_of) -> ibis.Table:

@@ -22,15 +22,26 @@ ETHNICITY_GROUPS = {
     ("gp_registrations", "ref_practices", "ref_lsoa", "deaths"),
     [
         Feature("age_years", "age in whole years on D (from the month of birth)", "on D", 0),
-        Feature("sex", "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known", "on D", "0",
-                Dtype.STRING),
+        Feature(
+            "sex",
+            "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known",
+            "on D",
+            "0",
+            Dtype.STRING,
+        ),
         Feature("imd_decile", "IMD decile of the LSOA of residence (1 most deprived; 0 unknown)", "on D", 0),
-        Feature("ethnicity_group", "ethnic category grouped: White, Mixed, Asian, Black, Other, Unknown", "on D",
-                "Unknown", Dtype.STRING),
+        Feature(
+            "ethnicity_group",
+            "ethnic category grouped: White, Mixed, Asian, Black, Other, Unknown",
+            "on D",
+            "Unknown",
+            Dtype.STRING,
+        ),
         Feature("practice_code", "ODS code of the registered practice", "on D", "", Dtype.STRING),
         Feature("pcn_code", "ODS code of the practice's primary care network", "on D", "", Dtype.STRING),
-        Feature("years_registered", "years since the current registration started (2 decimals)", "on D", 0.0,
-                Dtype.FLOAT),
+        Feature(
+            "years_registered", "years since the current registration started (2 decimals)", "on D", 0.0, Dtype.FLOAT
+        ),
     ],
 )
 def demographics(src: Sources, as_of) -> ibis.Table:

@@ -41,8 +41,12 @@ OTHER_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "palliative_care": (("palcare",), ("palcareni",)),
     "housebound": (("snomed/opensafely-housebound.csv",), ("snomed/opensafely-no-longer-housebound.csv",)),
 }
-CARE_HOME = (_PCD.format("carehome"), "snomed/primis-covid19-vacc-uptake-longres.csv",
-             "snomed/opensafely-nhs-england-care-homes-residential-status.csv", _PCD.format("tempcarhome"))
+CARE_HOME = (
+    _PCD.format("carehome"),
+    "snomed/primis-covid19-vacc-uptake-longres.csv",
+    "snomed/opensafely-nhs-england-care-homes-residential-status.csv",
+    _PCD.format("tempcarhome"),
+)
 
 
 def _path(name: str) -> str:
@@ -83,11 +87,20 @@ def _register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
 @register(
     "gp_conditions",
     ("gp_events",),
-    [Feature(n, f"on the QOF-style {n.replace('_', ' ')} register (latest diagnosis later than latest resolved)",
-             "all history before D", 0) for n in REGISTERS]
+    [
+        Feature(
+            n,
+            f"on the QOF-style {n.replace('_', ' ')} register (latest diagnosis later than latest resolved)",
+            "all history before D",
+            0,
+        )
+        for n in REGISTERS
+    ]
     + [Feature("ltc_count", "number of the long-term condition registers above", "all history before D", 0)]
-    + [Feature(n, f"{n.replace('_', ' ')} recorded and not later ended", "all history before D", 0)
-       for n in OTHER_FLAGS],
+    + [
+        Feature(n, f"{n.replace('_', ' ')} recorded and not later ended", "all history before D", 0)
+        for n in OTHER_FLAGS
+    ],
 )
 def gp_conditions(src: Sources, as_of) -> ibis.Table:
     flags = _register_flags(src.gp_events, {**REGISTERS, **OTHER_FLAGS})
@@ -99,10 +112,19 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
     "gp_observations",
     ("gp_events",),
     [
-        Feature("bmi_latest", "latest recorded BMI value (BMIVAL_COD); 0 when none", "all history before D", 0.0,
-                Dtype.FLOAT),
-        Feature("smoking_status", "latest smoking code: 2 current (LSMOK_COD), 1 ex (EXSMOK_COD), 0 not recorded",
-                "all history before D", 0),
+        Feature(
+            "bmi_latest",
+            "latest recorded BMI value (BMIVAL_COD); 0 when none",
+            "all history before D",
+            0.0,
+            Dtype.FLOAT,
+        ),
+        Feature(
+            "smoking_status",
+            "latest smoking code: 2 current (LSMOK_COD), 1 ex (EXSMOK_COD), 0 not recorded",
+            "all history before D",
+            0,
+        ),
         Feature("care_home", "1 when a care home residence code was ever recorded", "all history before D", 0),
         Feature("falls_365d", "falls codes recorded (FALLS_COD and the eFI falls deficit)", "365 days before D", 0),
     ],
@@ -132,8 +154,11 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
     falls = falls.group_by("pseudonym").aggregate(falls_365d=count_if(falls.event_date.notnull()))
     people = ev.select("pseudonym").distinct()
     return (
-        people.left_join(bmi, "pseudonym").left_join(sm, "pseudonym").left_join(care, "pseudonym")
-        .left_join(falls, "pseudonym").select("pseudonym", "bmi_latest", "smoking_status", "care_home", "falls_365d")
+        people.left_join(bmi, "pseudonym")
+        .left_join(sm, "pseudonym")
+        .left_join(care, "pseudonym")
+        .left_join(falls, "pseudonym")
+        .select("pseudonym", "bmi_latest", "smoking_status", "care_home", "falls_365d")
     )
 
 
@@ -147,9 +172,14 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
     ("gp_events", "gp_medications"),
     [
         Feature("efi_deficits", "distinct eFI deficits coded (of 35; SNOMED CT sets)", "all history before D", 0),
-        Feature("efi_score", f"electronic Frailty Index: (coded deficits + polypharmacy, i.e. "
-                f"{POLYPHARMACY_DEFICIT}+ distinct medicines in 182 days) / {EFI_DEFICITS}, 3 decimals",
-                "all history / 182 days before D", 0.0, Dtype.FLOAT),
+        Feature(
+            "efi_score",
+            f"electronic Frailty Index: (coded deficits + polypharmacy, i.e. "
+            f"{POLYPHARMACY_DEFICIT}+ distinct medicines in 182 days) / {EFI_DEFICITS}, 3 decimals",
+            "all history / 182 days before D",
+            0.0,
+            Dtype.FLOAT,
+        ),
     ],
 )
 def efi(src: Sources, as_of) -> ibis.Table:
@@ -157,8 +187,10 @@ def efi(src: Sources, as_of) -> ibis.Table:
     rows = [r for r in codelists.codelist(EFI_FILE) if r["terminology"] == "snomed"]
     table = codes_table([r["code"] for r in rows], deficit=[r["deficit_id"] for r in rows])
     ev = src.gp_events
-    coded = ev.join(table, ev.snomed_code == table.code).group_by("pseudonym").aggregate(
-        efi_deficits=table.deficit.nunique().cast("int64")
+    coded = (
+        ev.join(table, ev.snomed_code == table.code)
+        .group_by("pseudonym")
+        .aggregate(efi_deficits=table.deficit.nunique().cast("int64"))
     )
     meds = src.gp_medications
     recent = meds.filter(days_before(d, meds.issue_date) <= 182)

@@ -30,15 +30,30 @@ POLYPHARMACY = 10
     "medications",
     ("gp_medications",),
     [
-        Feature("distinct_medicines_182d", "distinct BNF chemical substances (first 9 characters) issued",
-                "182 days before D", 0),
+        Feature(
+            "distinct_medicines_182d",
+            "distinct BNF chemical substances (first 9 characters) issued",
+            "182 days before D",
+            0,
+        ),
         Feature("polypharmacy_10plus", f"1 when {POLYPHARMACY} or more distinct substances", "182 days before D", 0),
         Feature("items_365d", "prescription items issued", "365 days before D", 0),
     ]
-    + [Feature(f"items_{k}_182d", f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})",
-               "182 days before D", 0) for k, v in HIGH_RISK.items()]
-    + [Feature("prescribing_cost_365d", "actual cost of items issued, pounds (2 decimals)", "365 days before D",
-               0.0, Dtype.FLOAT)],
+    + [
+        Feature(
+            f"items_{k}_182d", f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})", "182 days before D", 0
+        )
+        for k, v in HIGH_RISK.items()
+    ]
+    + [
+        Feature(
+            "prescribing_cost_365d",
+            "actual cost of items issued, pounds (2 decimals)",
+            "365 days before D",
+            0.0,
+            Dtype.FLOAT,
+        )
+    ],
 )
 def medications(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)

@@ -15,11 +15,14 @@ from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
     ("sus_op",),
     [
         Feature("op_attendances_365d", "outpatient appointments attended (status 5 or 6)", "365 days before D", 0),
-        Feature("op_first_attendances_365d", "first attendances attended (codes 1 and 3): new referrals",
-                "365 days before D", 0),
+        Feature(
+            "op_first_attendances_365d",
+            "first attendances attended (codes 1 and 3): new referrals",
+            "365 days before D",
+            0,
+        ),
         Feature("op_dna_365d", "appointments not attended (status 3)", "365 days before D", 0),
-        Feature("op_specialties_365d", "distinct treatment functions of attended appointments",
-                "365 days before D", 0),
+        Feature("op_specialties_365d", "distinct treatment functions of attended appointments", "365 days before D", 0),
     ],
 )
 def outpatients(src: Sources, as_of) -> ibis.Table:
