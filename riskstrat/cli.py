@@ -373,6 +373,70 @@ def features(workdir, as_of, engine):
     )
 
 
+# --------------------------------------------------------------------------- train
+
+
+def print_training(result) -> None:
+    table = RichTable(title=f"{result.model_name}: validation ({result.validation})")
+    cols = ("model", "AUROC (95% CI)", "AUPRC", "Brier", "slope", "O/E", "PPV top 1%", "share of ceiling")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result.metrics.items():
+        ci = f"{m['auroc']:.3f} ({m['auroc_lo']:.3f}-{m['auroc_hi']:.3f})"
+        ceiling = f"{m['share_of_ceiling']:.3f}" if "share_of_ceiling" in m else "-"
+        table.add_row(
+            name,
+            ci,
+            f"{m['auprc']:.3f}",
+            f"{m['brier']:.4f}",
+            f"{m['calibration_slope']:.2f}",
+            f"{m['observed_over_expected']:.3f}",
+            f"{m['ppv_top1pct']:.3f}",
+            ceiling,
+        )
+    console.print(table)
+    console.print(f"registered {result.model_name} version {result.version}; champion: {result.reason}")
+    console.print(f"MLflow run {result.run_id}; trained in {result.seconds:.1f} s")
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option(
+    "--as-of",
+    "as_of",
+    callback=_iso_date,
+    required=True,
+    help="Training as-of date D; its outcome window must have closed in the data.",
+)
+@click.option(
+    "--model-spec",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model specification (default models/emergency_admission_12m.yaml).",
+)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in W).")
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Synthetic populations only: truth directory, to report the ceiling AUROC.",
+)
+@_one_line_errors
+def train(workdir, as_of, model_spec, tracking_uri, truth):
+    """Train, calibrate, evaluate and register an admission-risk model in MLflow."""
+    import os
+
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages.train import train as run_train
+
+    key = load_key(KeyName.PSEUDONYM) if truth is not None else None
+    with err_console.status(f"training at {as_of}"):
+        result = run_train(
+            workdir, as_of, model_spec, tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), truth, key
+        )
+    print_training(result)
+
+
 # --------------------------------------------------------------------------- demo
 
 

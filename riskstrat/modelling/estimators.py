@@ -1,0 +1,282 @@
+"""Admission-risk estimators (scikit-learn contract): the model and two honest baselines.
+
+* :class:`AdmissionRiskModel` — LightGBM with early stopping, then calibrated on people it
+  never saw (isotonic or Platt), from a feature table to a calibrated probability.
+* :class:`QAdmissionsLikeLogistic` — logistic regression on a small QAdmissions-like set:
+  age, sex, deprivation, condition flags, prior emergency admissions, key drug classes.
+* :class:`PriorAdmissionsRule` — the rule many commissioners use: the count of emergency
+  admissions in the last year (its observed rate per count, so it is a probability too).
+
+All take a pandas DataFrame (the feature table's columns), store constructor arguments
+unchanged, return ``self`` from ``fit`` and keep learned state in attributes ending ``_``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier, early_stopping
+from scipy.special import logit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["QADMISSIONS_FEATURES", "AdmissionRiskModel", "PriorAdmissionsRule", "QAdmissionsLikeLogistic"]
+
+_EPS = 1e-6
+
+
+def _frame(X) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-d table of features, got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
+    """Gradient-boosted trees (LightGBM) with early stopping and held-out calibration.
+
+    ``fit`` splits the people it is given three ways (stratified, seeded): trees are grown on
+    ``1 - validation_share - calibration_share``, stopped early on ``validation_share`` and
+    calibrated on ``calibration_share``. Categorical columns are named in ``categorical``.
+
+    Parameters mirror LightGBM's; ``calibration`` is ``"isotonic"`` or ``"sigmoid"``.
+    """
+
+    def __init__(
+        self,
+        categorical=(),
+        learning_rate=0.05,
+        num_leaves=31,
+        min_child_samples=200,
+        n_estimators=3000,
+        early_stopping_rounds=100,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
+        max_depth=-1,
+        calibration="isotonic",
+        validation_share=0.15,
+        calibration_share=0.15,
+        random_state=0,
+    ):
+        self.categorical = categorical
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.n_estimators = n_estimators
+        self.early_stopping_rounds = early_stopping_rounds
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.max_depth = max_depth
+        self.calibration = calibration
+        self.validation_share = validation_share
+        self.calibration_share = calibration_share
+        self.random_state = random_state
+
+    def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = _frame(X)
+        missing = (
+            [c for c in self.feature_names_in_ if c not in X.columns] if hasattr(self, "feature_names_in_") else []
+        )
+        if missing:
+            raise ValueError(f"features missing from the table: {missing[:5]}")
+        cols = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else list(X.columns)
+        out = X[cols].copy()
+        for c in self.categorical:
+            cats = self.categories_[c] if hasattr(self, "categories_") else sorted(out[c].astype(str).unique())
+            out[c] = pd.Categorical(out[c].astype(str), categories=cats)
+        for c in out.columns:
+            if c not in self.categorical:
+                out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+        return out
+
+    def fit(self, X, y):
+        X = _frame(X)
+        y = np.asarray(y).astype(int)
+        self.classes_ = np.unique(y)
+        if self.classes_.size != 2:
+            raise ValueError("AdmissionRiskModel needs both outcomes (0 and 1) in y")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.categories_ = {c: sorted(X[c].astype(str).unique()) for c in self.categorical}
+        data = self._prepare(X)
+        idx = np.arange(len(y))
+        held = self.validation_share + self.calibration_share
+        fit_idx, rest = train_test_split(idx, test_size=held, stratify=y, random_state=self.random_state)
+        val_idx, cal_idx = train_test_split(
+            rest, test_size=self.calibration_share / held, stratify=y[rest], random_state=self.random_state
+        )
+        self.booster_ = LGBMClassifier(
+            objective="binary",
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            n_estimators=self.n_estimators,
+            subsample=self.subsample,
+            subsample_freq=1,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            max_depth=self.max_depth,
+            random_state=self.random_state,
+            n_jobs=2,
+            verbose=-1,
+        )
+        self.booster_.fit(
+            data.iloc[fit_idx],
+            y[fit_idx],
+            eval_set=[(data.iloc[val_idx], y[val_idx])],
+            eval_metric="binary_logloss",
+            categorical_feature=list(self.categorical) or "auto",
+            callbacks=[early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
+        raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
+        if self.calibration == "isotonic":
+            self.calibrator_ = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(raw, y[cal_idx])
+        elif self.calibration == "sigmoid":
+            self.calibrator_ = LogisticRegression(C=1e6).fit(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None], y[cal_idx])
+        else:
+            raise ValueError("calibration must be isotonic or sigmoid")
+        self.n_calibration_ = int(cal_idx.size)
+        return self
+
+    def raw_proba(self, X) -> np.ndarray:
+        """Uncalibrated probability from the trees."""
+        check_is_fitted(self, "booster_")
+        return self.booster_.predict_proba(self._prepare(X))[:, 1]
+
+    def predict_proba(self, X) -> np.ndarray:
+        raw = self.raw_proba(X)
+        if self.calibration == "isotonic":
+            p = self.calibrator_.predict(raw)
+        else:
+            p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def contributions(self, X) -> pd.DataFrame:
+        """SHAP contributions (log-odds, LightGBM ``pred_contrib``) per feature, plus ``bias``."""
+        check_is_fitted(self, "booster_")
+        data = self._prepare(X)
+        contrib = self.booster_.predict(data, pred_contrib=True)
+        return pd.DataFrame(contrib, columns=[*self.feature_names_in_, "bias"], index=_frame(X).index)
+
+    def feature_importance(self) -> pd.Series:
+        check_is_fitted(self, "booster_")
+        gain = self.booster_.booster_.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=self.feature_names_in_).sort_values(ascending=False)
+
+
+QADMISSIONS_FEATURES = (
+    "age_years",
+    "sex",
+    "imd_decile",
+    "heart_failure",
+    "copd",
+    "asthma",
+    "diabetes",
+    "chd",
+    "af",
+    "stroke",
+    "ckd",
+    "cancer",
+    "dementia",
+    "smi",
+    "depression",
+    "hypertension",
+    "emergency_admissions_365d",
+    "items_anticoagulants_182d",
+    "items_oral_corticosteroids_182d",
+    "items_antipsychotics_182d",
+    "items_opioids_182d",
+    "care_home",
+)
+
+
+class QAdmissionsLikeLogistic(ClassifierMixin, BaseEstimator):
+    """Logistic regression on a QAdmissions-like set (age as a spline, sex, deprivation,
+    conditions, prior emergency admissions, key drug classes). A strong, transparent baseline."""
+
+    def __init__(self, features=QADMISSIONS_FEATURES, C=1.0, max_iter=2000):
+        self.features = features
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X, y):
+        X = _frame(X)
+        y = np.asarray(y).astype(int)
+        self.classes_ = np.unique(y)
+        cols = [c for c in self.features if c in X.columns]
+        categorical = [c for c in cols if X[c].dtype == object or str(X[c].dtype).startswith("str") or c == "sex"]
+        numeric = [c for c in cols if c not in categorical and c != "age_years"]
+        transform = ColumnTransformer(
+            [
+                ("age", SplineTransformer(n_knots=6, degree=3), ["age_years"]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+                ("num", StandardScaler(), numeric),
+            ]
+        )
+        self.pipeline_ = make_pipeline(transform, LogisticRegression(C=self.C, max_iter=self.max_iter))
+        frame = X[cols].copy()
+        for c in categorical:
+            frame[c] = frame[c].astype(str)
+        frame[numeric] = np.log1p(frame[numeric].clip(lower=0).astype(float))
+        self.columns_ = (cols, categorical, numeric)
+        self.pipeline_.fit(frame, y)
+        return self
+
+    def _frame(self, X) -> pd.DataFrame:
+        cols, categorical, numeric = self.columns_
+        frame = _frame(X)[cols].copy()
+        for c in categorical:
+            frame[c] = frame[c].astype(str)
+        frame[numeric] = np.log1p(frame[numeric].clip(lower=0).astype(float))
+        return frame
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.predict_proba(self._frame(X))
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+class PriorAdmissionsRule(ClassifierMixin, BaseEstimator):
+    """Rank by emergency admissions in the last year; the score is the observed rate of the
+    outcome among training people with the same count (counts above ``cap`` pooled)."""
+
+    def __init__(self, column="emergency_admissions_365d", cap=5):
+        self.column = column
+        self.cap = cap
+
+    def fit(self, X, y):
+        y = np.asarray(y).astype(int)
+        self.classes_ = np.unique(y)
+        k = np.minimum(_frame(X)[self.column].to_numpy(dtype=float), self.cap).astype(int)
+        rates = np.zeros(self.cap + 1)
+        for i in range(self.cap + 1):
+            sel = k == i
+            # pooled towards the overall rate so an empty count still has a sensible value
+            rates[i] = (y[sel].sum() + y.mean()) / (sel.sum() + 1)
+        self.rates_ = np.maximum.accumulate(rates)  # more admissions never lowers the risk
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "rates_")
+        k = np.minimum(_frame(X)[self.column].to_numpy(dtype=float), self.cap).astype(int)
+        p = self.rates_[k]
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]

@@ -1,0 +1,128 @@
+"""MLflow tracking and registry: the only module that imports mlflow.
+
+Default tracking is embedded: a SQLite store ``W/mlflow.db`` and artefacts in
+``W/mlartifacts/``; a tracking URI in configuration (or ``--tracking-uri``) points at a
+server instead. Runs carry parameters, the model specification, metrics, plots and tables,
+and data summaries as counts: never patient rows, never input examples, never keys.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+__all__ = [
+    "CHAMPION",
+    "RiskModelPyfunc",
+    "champion_version",
+    "configure",
+    "load_model",
+    "log_model",
+    "log_run",
+    "set_champion",
+    "tracking_uri",
+]
+
+CHAMPION = "champion"
+
+
+def tracking_uri(workdir: Path, configured: str | None = None) -> str:
+    if configured:
+        return configured
+    return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+
+
+def configure(workdir: Path, uri: str | None, experiment: str) -> str:
+    """Point mlflow at the store and the experiment (created with artefacts in W/mlartifacts)."""
+    uri = tracking_uri(workdir, uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            location = (workdir / "mlartifacts").resolve().as_uri()
+        mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
+    return uri
+
+
+class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc: a feature table in, calibrated probabilities out."""
+
+    def load_context(self, context) -> None:
+        self.estimator = joblib.load(context.artifacts["estimator"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        return self.estimator.predict_proba(model_input)[:, 1]
+
+
+def log_run(
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    spec_path: Path | None,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, Any],
+    summary: dict[str, Any],
+    tags: dict[str, str],
+) -> None:
+    """Log one training run's record into the active run."""
+    mlflow.log_params({k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in params.items()})
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+    mlflow.set_tags(tags)
+    if spec_path is not None:
+        mlflow.log_artifact(str(spec_path), artifact_path="spec")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, table in tables.items():
+            path = Path(tmp) / f"{name}.csv"
+            table.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path="tables")
+        (Path(tmp) / "data_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        mlflow.log_artifact(str(Path(tmp) / "data_summary.json"))
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}.png")
+
+
+def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> str:
+    """Log the estimator as a pyfunc with a signature (no input example); register it.
+
+    Returns the new registered version.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "estimator.joblib"
+        joblib.dump(estimator, path)
+        sample = feature_frame.iloc[:0]
+        signature = infer_signature(sample, np.zeros(0, dtype=float))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RiskModelPyfunc(),
+            artifacts={"estimator": str(path)},
+            signature=signature,
+            registered_model_name=registered_name,
+        )
+    return str(info.registered_model_version)
+
+
+def champion_version(name: str) -> str | None:
+    try:
+        return MlflowClient().get_model_version_by_alias(name, CHAMPION).version
+    except MlflowException:
+        return None
+
+
+def set_champion(name: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+
+
+def load_model(uri: str):
+    """A registered model (e.g. ``models:/emergency_admission_12m@champion``) as a pyfunc."""
+    return mlflow.pyfunc.load_model(uri)

@@ -1,0 +1,95 @@
+"""Model specifications, baselines and evaluation figures on small known inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from riskstrat.errors import ConfigError
+from riskstrat.labels import Outcome
+from riskstrat.modelling.estimators import PriorAdmissionsRule
+from riskstrat.modelling.evaluation import calibration_slope_intercept, evaluate, share_of_ceiling, top_share_table
+from riskstrat.modelling.spec import MODELS_DIR, load_spec
+
+
+def test_shipped_specifications_load():
+    a = load_spec(MODELS_DIR / "emergency_admission_12m.yaml")
+    b = load_spec(MODELS_DIR / "emergency_admission_or_death_12m.yaml")
+    assert (a.outcome, b.outcome) == (Outcome.EMERGENCY_ADMISSION, Outcome.EMERGENCY_ADMISSION_OR_DEATH)
+    assert a.horizon_days == 365 and "practice_code" not in a.features and "age_years" in a.features
+    assert [x.top_share for x in a.risk_bands] == [0.005, 0.05, 0.20, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("outcome: admission", "outcome must be one of"),
+        ("horizon_days: 10", "horizon_days must be"),
+        ("calibration: beta", "calibration must be isotonic or sigmoid"),
+    ],
+)
+def test_bad_specifications_are_named(tmp_path, change, message):
+    text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text()
+    key = change.split(":")[0]
+    lines = [change if line.startswith(f"{key}:") else line for line in text.splitlines()]
+    path = tmp_path / "m.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_spec(path)
+    assert message in str(exc.value) and "m.yaml" in str(exc.value)
+
+
+def test_unknown_feature_is_named(tmp_path):
+    text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text().replace(
+        "exclude: [practice_code, pcn_code]", "exclude: [practice_code, shoe_size]"
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"\['shoe_size'\] are not in the feature table"):
+        load_spec(path)
+
+
+def test_prior_admissions_rule_is_the_observed_rate_per_count():
+    X = pd.DataFrame({"emergency_admissions_365d": [0] * 8 + [1] * 4 + [7] * 2})
+    y = np.array([0] * 7 + [1] + [0, 1, 1, 0] + [1, 1])
+    rule = PriorAdmissionsRule(cap=5).fit(X, y)
+    p = rule.predict_proba(pd.DataFrame({"emergency_admissions_365d": [0, 1, 9]}))[:, 1]
+    overall = y.mean()
+    assert p[0] == pytest.approx((1 + overall) / 9)
+    assert p[1] == pytest.approx((2 + overall) / 5)
+    assert p[2] == pytest.approx((2 + overall) / 3)  # counts above the cap share its rate
+
+
+def test_top_share_ppv_sensitivity_and_number_needed_to_review():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0] * 20)
+    p = np.linspace(1, 0, y.size)
+    t = top_share_table(y, p, shares=(0.05, 0.10))
+    assert t.loc[0, "people"] == 10 and t.loc[0, "ppv"] == pytest.approx(0.3)
+    assert t.loc[0, "sensitivity"] == pytest.approx(3 / 60)
+    assert t.loc[0, "number_needed_to_review"] == pytest.approx(10 / 3)
+
+
+def test_calibration_of_true_probabilities_is_near_perfect():
+    rng = np.random.default_rng(1)
+    p = rng.beta(1, 12, 200_000)
+    y = (rng.random(p.size) < p).astype(int)
+    slope, intercept = calibration_slope_intercept(y, p)
+    assert abs(slope - 1) < 0.03 and abs(intercept) < 0.03
+    slope2, _ = calibration_slope_intercept(y, np.clip(p * 2, 0, 0.999))  # over-confident at the top
+    assert slope2 < 0.95
+
+
+def test_evaluate_reports_the_ceiling_share():
+    rng = np.random.default_rng(2)
+    truth = rng.beta(1, 10, 50_000)
+    y = (rng.random(truth.size) < truth).astype(int)
+    noisy = np.clip(truth + rng.normal(0, 0.03, truth.size), 0.0005, 0.999)
+    ev = evaluate(y, noisy, truth=truth, n_boot=50)
+    m = ev.metrics
+    assert m["ceiling_auroc"] == pytest.approx(roc_auc_score(y, truth))
+    assert m["share_of_ceiling"] == pytest.approx(share_of_ceiling(m["auroc"], m["ceiling_auroc"]))
+    assert 0.5 < m["share_of_ceiling"] < 1.0
+    assert m["auroc_lo"] < m["auroc"] < m["auroc_hi"]
+    assert list(ev.tables["deciles"]["decile"]) == list(range(1, 11))
