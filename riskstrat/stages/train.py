@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -91,7 +92,7 @@ def _truth(truth_dir: Path | None, key: str | None, as_of: dt.date, people: pd.S
     if truth_dir is None or key is None or not (truth_dir / "true_risk.parquet").exists():
         return None
     t = pq.read_table(truth_dir / "true_risk.parquet")
-    t = t.filter(pc.equal(t["as_of"], pc.scalar(as_of))).to_pandas()
+    t = t.filter(pc.equal(t["as_of"], pa.scalar(as_of, pa.date32()))).to_pandas()
     t["pseudonym"] = pseudonymise(t["nhs_number"].tolist(), key)
     merged = pd.DataFrame({"pseudonym": people}).merge(t[["pseudonym", "true_risk"]], on="pseudonym", how="left")
     if merged["true_risk"].isna().mean() > 0.01:
