@@ -42,8 +42,10 @@ def test_bad_specifications_are_named(tmp_path, change, message):
 
 
 def test_unknown_feature_is_named(tmp_path):
-    text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text().replace(
-        "exclude: [practice_code, pcn_code]", "exclude: [practice_code, shoe_size]"
+    text = (
+        (MODELS_DIR / "emergency_admission_12m.yaml")
+        .read_text()
+        .replace("exclude: [practice_code, pcn_code]", "exclude: [practice_code, shoe_size]")
     )
     path = tmp_path / "m.yaml"
     path.write_text(text)
@@ -93,3 +95,46 @@ def test_evaluate_reports_the_ceiling_share():
     assert 0.5 < m["share_of_ceiling"] < 1.0
     assert m["auroc_lo"] < m["auroc"] < m["auroc_hi"]
     assert list(ev.tables["deciles"]["decile"]) == list(range(1, 11))
+
+
+def test_admission_risk_model_passes_the_scikit_learn_estimator_checks():
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from riskstrat.modelling.estimators import AdmissionRiskModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(
+            AdmissionRiskModel(n_estimators=20, min_child_samples=2, early_stopping_rounds=5), on_fail=None
+        )
+    failed = {r["check_name"]: str(r["exception"])[:200] for r in results if r["status"] == "failed"}
+    assert len(results) > 40 and not failed, failed
+
+
+def test_admission_risk_model_learns_a_known_signal_and_is_calibrated():
+    from riskstrat.modelling.estimators import AdmissionRiskModel
+
+    rng = np.random.default_rng(7)
+    n = 40_000
+    X = pd.DataFrame(
+        {
+            "age_years": rng.integers(0, 100, n),
+            "prior": rng.poisson(0.2, n),
+            "sex": rng.choice(["1", "2"], n),
+            "noise": rng.normal(size=n),
+        }
+    )
+    lp = -4 + 0.03 * X["age_years"] + 0.8 * X["prior"] + 0.3 * (X["sex"] == "1")
+    y = (rng.random(n) < 1 / (1 + np.exp(-lp))).astype(int)
+    model = AdmissionRiskModel(categorical=("sex",), n_estimators=500, early_stopping_rounds=30).fit(X, y)
+    assert model.best_iteration_ < 500 and model.n_calibration_ == pytest.approx(0.15 * n, rel=0.01)
+    p = model.predict_proba(X)[:, 1]
+    ceiling = roc_auc_score(y, lp)
+    assert (roc_auc_score(y, p) - 0.5) / (ceiling - 0.5) > 0.97
+    assert abs(p.sum() / y.sum() - 1) < 0.05
+    contrib = model.contributions(X.head(100))
+    assert list(contrib.columns) == ["age_years", "prior", "sex", "noise", "bias"]
+    assert contrib["noise"].abs().mean() < contrib["prior"].abs().mean()
+    assert model.feature_importance().index[0] in ("age_years", "prior")

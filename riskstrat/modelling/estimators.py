@@ -24,7 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 __all__ = ["QADMISSIONS_FEATURES", "AdmissionRiskModel", "PriorAdmissionsRule", "QAdmissionsLikeLogistic"]
 
@@ -82,39 +83,62 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         self.calibration_share = calibration_share
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM treats missing values natively
+        tags.classifier_tags.multi_class = False  # an outcome happens or it does not
+        return tags
+
+    def _as_frame(self, X, reset: bool) -> pd.DataFrame:
+        """A DataFrame keeps its columns (categoricals included); anything else is validated
+        as a dense numeric array (sparse input is refused)."""
+        if isinstance(X, pd.DataFrame):
+            if not reset:
+                missing = [c for c in self.feature_names_in_ if c not in X.columns]
+                if missing:
+                    raise ValueError(f"features missing from the table: {missing[:5]}")
+            elif X.shape[0] < 2:
+                raise ValueError(f"n_samples={X.shape[0]}: need at least 2 people to train")
+            return X
+        arr = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", ensure_min_samples=2 if reset else 1)
+        return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
     def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        X = _frame(X)
-        missing = (
-            [c for c in self.feature_names_in_ if c not in X.columns] if hasattr(self, "feature_names_in_") else []
-        )
-        if missing:
-            raise ValueError(f"features missing from the table: {missing[:5]}")
-        cols = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else list(X.columns)
-        out = X[cols].copy()
+        out = X[list(self.feature_names_in_)].copy()
         for c in self.categorical:
-            cats = self.categories_[c] if hasattr(self, "categories_") else sorted(out[c].astype(str).unique())
-            out[c] = pd.Categorical(out[c].astype(str), categories=cats)
+            out[c] = pd.Categorical(out[c].astype(str), categories=self.categories_[c])
         for c in out.columns:
             if c not in self.categorical:
                 out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
         return out
 
     def fit(self, X, y):
-        X = _frame(X)
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.unique(y)
-        if self.classes_.size != 2:
-            raise ValueError("AdmissionRiskModel needs both outcomes (0 and 1) in y")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        X = self._as_frame(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
+        self.classes_, y = np.unique(y, return_inverse=True)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.categories_ = {c: sorted(X[c].astype(str).unique()) for c in self.categorical}
         data = self._prepare(X)
         idx = np.arange(len(y))
         held = self.validation_share + self.calibration_share
-        fit_idx, rest = train_test_split(idx, test_size=held, stratify=y, random_state=self.random_state)
-        val_idx, cal_idx = train_test_split(
-            rest, test_size=self.calibration_share / held, stratify=y[rest], random_state=self.random_state
-        )
+        # Small data cannot be split three ways: then the trees stop at n_estimators and are
+        # calibrated on the people they were grown on (flagged in small_sample_).
+        self.small_sample_ = bool(np.bincount(y).min() < 20)
+        if self.small_sample_:
+            fit_idx = val_idx = cal_idx = idx
+        else:
+            fit_idx, rest = train_test_split(idx, test_size=held, stratify=y, random_state=self.random_state)
+            val_idx, cal_idx = train_test_split(
+                rest, test_size=self.calibration_share / held, stratify=y[rest], random_state=self.random_state
+            )
         self.booster_ = LGBMClassifier(
             objective="binary",
             learning_rate=self.learning_rate,
@@ -130,13 +154,15 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
             n_jobs=2,
             verbose=-1,
         )
+        callbacks = [] if self.small_sample_ else [early_stopping(self.early_stopping_rounds, verbose=False)]
         self.booster_.fit(
             data.iloc[fit_idx],
             y[fit_idx],
-            eval_set=[(data.iloc[val_idx], y[val_idx])],
+            eval_X=(data.iloc[val_idx],),
+            eval_y=(y[val_idx],),
             eval_metric="binary_logloss",
             categorical_feature=list(self.categorical) or "auto",
-            callbacks=[early_stopping(self.early_stopping_rounds, verbose=False)],
+            callbacks=callbacks,
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
         raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
@@ -152,7 +178,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
     def raw_proba(self, X) -> np.ndarray:
         """Uncalibrated probability from the trees."""
         check_is_fitted(self, "booster_")
-        return self.booster_.predict_proba(self._prepare(X))[:, 1]
+        return self.booster_.predict_proba(self._prepare(self._as_frame(X, reset=False)))[:, 1]
 
     def predict_proba(self, X) -> np.ndarray:
         raw = self.raw_proba(X)
@@ -163,14 +189,18 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "booster_")
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def decision_function(self, X) -> np.ndarray:
+        return logit(np.clip(self.predict_proba(X)[:, 1], _EPS, 1 - _EPS))
 
     def contributions(self, X) -> pd.DataFrame:
         """SHAP contributions (log-odds, LightGBM ``pred_contrib``) per feature, plus ``bias``."""
         check_is_fitted(self, "booster_")
-        data = self._prepare(X)
-        contrib = self.booster_.predict(data, pred_contrib=True)
-        return pd.DataFrame(contrib, columns=[*self.feature_names_in_, "bias"], index=_frame(X).index)
+        frame = self._as_frame(X, reset=False)
+        contrib = self.booster_.predict(self._prepare(frame), pred_contrib=True)
+        return pd.DataFrame(contrib, columns=[*self.feature_names_in_, "bias"], index=frame.index)
 
     def feature_importance(self) -> pd.Series:
         check_is_fitted(self, "booster_")
