@@ -28,3 +28,19 @@ def faulty_population(tmp_path_factory) -> tuple[Path, Path, Path]:
     faulty = SynthOptions(patients=6000, seed=5, chunk_size=3000, fault_rate=0.003)
     generate(base / "faulty", faulty, base / "faulty_truth", workers=1)
     return base / "clean", base / "faulty", base / "faulty_truth"
+
+
+REGION_KEY = "feature-test-region-key-0123456789abcdefgh"
+VAULT_KEY = "feature-test-vault-key-0123456789abcdefghi"
+
+
+@pytest.fixture(scope="session")
+def pseudonymised(clean_population, tmp_path_factory) -> Path:
+    """The clean population pseudonymised: the work directory W."""
+    from riskstrat.config import Config
+    from riskstrat.stages.pseudonymise import pseudonymise
+
+    extracts, _ = clean_population
+    work = tmp_path_factory.mktemp("feat") / "W"
+    pseudonymise(extracts, work, Config(), REGION_KEY, VAULT_KEY)
+    return work

@@ -9,29 +9,15 @@ import sys
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskstrat.config import Config
 from riskstrat.features import data_dictionary, feature_names, feature_table
 from riskstrat.features.engine import load_sources
 from riskstrat.labels import labels
-from riskstrat.stages.pseudonymise import pseudonymise
 
 from .conftest import REPO
 from .featurekit import backend
-
-KEY = "feature-test-region-key-0123456789abcdefgh"
-VAULT = "feature-test-vault-key-0123456789abcdefghi"
-
-
-@pytest.fixture(scope="session")
-def pseudonymised(clean_population, tmp_path_factory):
-    extracts, _ = clean_population
-    work = tmp_path_factory.mktemp("feat") / "W"
-    pseudonymise(extracts, work, Config(), KEY, VAULT)
-    return work
 
 
 def _features(engine: str, directory, as_of: dt.date) -> pa.Table:

@@ -221,7 +221,7 @@ def train(
             tags={"validation": validation, "riskstrat.stage": "train"},
         )
         version = tracking.log_model(model, Xv, spec.name)
-        promoted, reason = _decide(spec.name, version, Xv, yv, metrics["model"]["auroc"])
+        promoted, reason = _decide(spec.name, version, val_df, yv, metrics["model"]["auroc"])
         mlflow.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
     for fig in figures.values():
         import matplotlib.pyplot as plt
@@ -243,8 +243,9 @@ def train(
     return result
 
 
-def _decide(name: str, version: str, Xv: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
-    """Promote to champion only when the new version beats the champion on this validation set."""
+def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
+    """Promote to champion only when the new version beats the champion on this validation set
+    (the champion scores the same people, from the feature columns it was trained on)."""
     from sklearn.metrics import roc_auc_score
 
     current = tracking.champion_version(name)
@@ -252,7 +253,8 @@ def _decide(name: str, version: str, Xv: pd.DataFrame, yv: np.ndarray, new_auroc
         tracking.set_champion(name, version)
         return True, f"no champion yet: version {version} (validation AUROC {new_auroc:.4f}) becomes champion"
     old = tracking.load_model(f"models:/{name}@{tracking.CHAMPION}")
-    old_auroc = float(roc_auc_score(yv, old.predict(Xv)))
+    inputs = old.metadata.get_input_schema().input_names()
+    old_auroc = float(roc_auc_score(yv, old.predict(validation[inputs])))
     if new_auroc > old_auroc:
         tracking.set_champion(name, version)
         return True, f"version {version} AUROC {new_auroc:.4f} beats champion version {current} ({old_auroc:.4f})"

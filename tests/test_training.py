@@ -1,0 +1,177 @@
+"""Training end to end against a real MLflow tracking server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from riskstrat.errors import RiskstratError
+from riskstrat.modelling.spec import MODELS_DIR, load_spec
+from riskstrat.privacy.scan import scan_directory
+from riskstrat.stages.train import load_dataset, train
+from riskstrat.tracking import load_model
+
+from .conftest import REGION_KEY
+
+AS_OF = dt.date(2024, 10, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    log = (base / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{base / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(base / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    yield uri, base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def first_run(pseudonymised, mlflow_server, clean_population):
+    uri, _ = mlflow_server
+    _, truth = clean_population
+    return train(pseudonymised, AS_OF, tracking_uri=uri, truth_dir=truth, pseudonym_key=REGION_KEY)
+
+
+def test_training_registers_a_champion_that_loads_and_predicts(first_run, pseudonymised, mlflow_server):
+    uri, _ = mlflow_server
+    r = first_run
+    assert r.version == "1" and r.promoted and "becomes champion" in r.reason
+    assert r.validation.startswith("out of time")
+    m = r.metrics["model"]
+    assert 0.65 < m["auroc"] < 0.95 and m["auroc_lo"] < m["auroc"] < m["auroc_hi"]
+    assert 0 < m["ceiling_auroc"] - 0.5 and 0.5 < m["share_of_ceiling"] <= 1.05
+    assert set(r.metrics) == {"model", "qadmissions_like_logistic", "prior_admissions_rule"}
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    model = load_model("models:/emergency_admission_12m@champion")
+    spec = load_spec()
+    data = load_dataset(pseudonymised, dt.date(2025, 10, 1), spec)
+    p = np.asarray(model.predict(data[list(spec.features)]))
+    assert p.shape == (len(data),) and (p > 0).all() and (p < 1).all()
+    assert abs(p.mean() - data["label"].mean()) < 0.03
+
+
+def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server):
+    uri, base = mlflow_server
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    run = client.get_run(first_run.run_id)
+    for key in (
+        "auroc",
+        "auprc",
+        "brier",
+        "calibration_slope",
+        "calibration_intercept",
+        "observed_over_expected",
+        "ppv_top1pct",
+        "sensitivity_top5pct",
+        "nnr_top0_5pct",
+        "qadmissions_like_logistic_auroc",
+        "prior_admissions_rule_auroc",
+        "share_of_ceiling",
+    ):
+        assert key in run.data.metrics, key
+    assert run.data.params["outcome"] == "emergency_admission"
+    assert run.data.tags["champion_decision"] == "promoted"
+    arts = {a.path for a in client.list_artifacts(first_run.run_id, "plots")}
+    assert {
+        "plots/calibration.png",
+        "plots/roc.png",
+        "plots/deciles.png",
+        "plots/shap_summary.png",
+        "plots/feature_importance.png",
+    } <= arts
+    tables = {a.path for a in client.list_artifacts(first_run.run_id, "tables")}
+    assert "tables/model_subgroups.csv" in tables and "tables/baselines.csv" in tables
+    # counts only: no NHS number, no pseudonym anywhere in the store or the artefacts
+    assert scan_directory(base) == []
+    hexes = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+    pseudonyms = (
+        {
+            r["pseudonym"].encode()
+            for r in pq.read_table(next(base.parent.glob("**/pseudonymised/gp_registrations.parquet"))).to_pylist()
+        }
+        if list(base.parent.glob("**/pseudonymised/gp_registrations.parquet"))
+        else set()
+    )
+    for f in base.rglob("*"):
+        if f.is_file() and f.suffix != ".db":
+            found = set(hexes.findall(f.read_bytes()))
+            assert not (found & pseudonyms), f
+
+
+def test_a_worse_model_does_not_take_the_champion_alias(first_run, pseudonymised, mlflow_server, tmp_path):
+    uri, _ = mlflow_server
+    text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text()
+    text = (
+        text.replace("include: all ", "include: [age_years, sex] ")
+        .replace("exclude: [practice_code, pcn_code]", "exclude: []")
+        .replace("categorical: [sex, ethnicity_group]", "categorical: [sex]")
+    )
+    weak = tmp_path / "emergency_admission_12m.yaml"
+    weak.write_text(text)
+    result = train(pseudonymised, AS_OF, spec_path=weak, tracking_uri=uri)
+    assert result.version == "2" and not result.promoted
+    assert "champion version 1 kept" in result.reason
+    from mlflow import MlflowClient
+
+    assert MlflowClient(uri).get_model_version_by_alias("emergency_admission_12m", "champion").version == "1"
+
+
+def test_training_refuses_an_open_outcome_window(pseudonymised, tmp_path):
+    with pytest.raises(RiskstratError, match="has not closed|data end on"):
+        train(pseudonymised, dt.date(2026, 1, 1), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
