@@ -173,5 +173,5 @@ def test_a_worse_model_does_not_take_the_champion_alias(first_run, pseudonymised
 
 
 def test_training_refuses_an_open_outcome_window(pseudonymised, tmp_path):
-    with pytest.raises(RiskstratError, match="has not closed|data end on"):
+    with pytest.raises(RiskstratError, match=r"outcome window of 2026-01-01 .* data end on"):
         train(pseudonymised, dt.date(2026, 1, 1), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
