@@ -13,16 +13,24 @@ from pathlib import Path
 
 import duckdb
 
-__all__ = ["MEMORY_LIMIT", "connect"]
+__all__ = ["MEMORY_LIMIT", "connect", "quiet"]
 
 #: Default DuckDB memory limit; override with RISKSTRAT_DUCKDB_MEMORY (e.g. "8GB").
 MEMORY_LIMIT = "4GB"
 
 
+def quiet(con) -> None:
+    """No progress bar (in a Jupyter kernel without ipywidgets DuckDB refuses the setting: fine)."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass
+
+
 def connect(spill_dir: Path | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection: memory limit, spill directory, no progress bar."""
     con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    quiet(con)
     limit = memory_limit or os.environ.get("RISKSTRAT_DUCKDB_MEMORY", MEMORY_LIMIT)
     con.execute(f"SET memory_limit = '{limit}'")
     con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")

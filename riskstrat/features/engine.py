@@ -15,6 +15,7 @@ from pathlib import Path
 import ibis
 import pyarrow as pa
 
+from riskstrat.duck import quiet
 from riskstrat.errors import RiskstratError
 from riskstrat.features.asof import SOURCE_TABLES, Sources
 from riskstrat.schema import PSEUDONYM, TABLES, arrow_schema
@@ -56,7 +57,7 @@ def connect(engine: Engine | str, spark=None):
     engine = Engine(engine)
     if engine is Engine.DUCKDB:
         con = ibis.duckdb.connect()
-        con.raw_sql("SET enable_progress_bar = false")
+        quiet(con.con)
         con.raw_sql(f"SET memory_limit = '{os.environ.get('RISKSTRAT_DUCKDB_MEMORY', '6GB')}'")
         return con
     return ibis.pyspark.connect(spark or spark_session())

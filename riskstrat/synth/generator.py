@@ -524,16 +524,17 @@ class _Chunk:
                 + 0.5 * self.dep01
                 + active @ beta
                 + 0.15 * np.clip(n_cond - 2, 0, 4) * (0.6 + 0.8 * self.dep01)  # multimorbidity x deprivation
-                + 0.09 * np.minimum(n_def, 12)
+                + (0.04 + 0.10 * (age >= 75)) * np.minimum(n_def, 12)  # frailty matters most when old
                 + 0.35 * care
                 + (0.45 + 0.3 * (age < 65)) * np.log1p(np.minimum(prior1, 6))  # prior use matters more when younger
                 + 0.15 * np.log1p(np.minimum(prior2, 6))
-                + 0.2 * np.log1p(np.minimum(ae1, 8))
-                + 0.035 * np.minimum(poly, 15)
-                + 0.25 * (poly >= 10)
-                + 0.4 * recent
+                + 0.15 * np.log1p(np.minimum(ae1, 8))
+                + 0.5 * (ae1 >= 4)  # frequent A&E attenders
+                + 0.02 * np.minimum(poly, 15)
+                + 0.5 * (poly >= 10)  # polypharmacy threshold
+                + 0.7 * recent
                 + 0.15 * smoker
-                + 0.3 * (active[:, hf] & active[:, ckd])  # cardio-renal interaction
+                + 0.5 * (active[:, hf] & active[:, ckd])  # cardio-renal interaction
             )
             eta = _soft_ceiling(eta)
             alpha = _calibrate(eta[in_pop], P.EMERGENCY_PERSON_SHARE)
