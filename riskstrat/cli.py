@@ -88,11 +88,18 @@ def run_synth(
     faults: float,
     fmt: str,
     chunk_size: int,
+    practices: int | None = None,
 ):
     from riskstrat.synth import SynthOptions, generate
 
     opts = SynthOptions(
-        patients=patients, seed=seed, years=years, extract_date=extract_date, fault_rate=faults, chunk_size=chunk_size
+        patients=patients,
+        seed=seed,
+        years=years,
+        extract_date=extract_date,
+        fault_rate=faults,
+        chunk_size=chunk_size,
+        practices=practices,
     )
     with _progress() as bar:
         task = bar.add_task("synthetic population", total=patients)
@@ -133,6 +140,12 @@ def run_synth(
 )
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option(
+    "--practices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of practices (default: about 8,000 registered people each).",
+)
+@click.option(
     "--chunk-size",
     type=click.IntRange(min=1000),
     default=100_000,
@@ -140,12 +153,12 @@ def run_synth(
     help="People simulated together (bounds memory).",
 )
 @_one_line_errors
-def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size):
+def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices):
     """Write a synthetic population in data contract v1 (all NHS numbers synthetic)."""
     if truth is not None and out.resolve() in (truth.resolve(), *truth.resolve().parents):
         raise RiskstratError("--truth must not be inside --out: true risks never go into the extracts")
     started = time.perf_counter()
-    summary = run_synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size)
+    summary = run_synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices)
     table = RichTable(title=f"synthetic extracts in {out}")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -414,7 +427,14 @@ def print_training(result) -> None:
     default=None,
     help="Model specification (default models/emergency_admission_12m.yaml).",
 )
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in W).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: configuration, else sqlite in W).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML configuration (mlflow.tracking_uri).",
+)
 @click.option(
     "--truth",
     type=click.Path(path_type=Path),
@@ -422,7 +442,7 @@ def print_training(result) -> None:
     help="Synthetic populations only: truth directory, to report the ceiling AUROC.",
 )
 @_one_line_errors
-def train(workdir, as_of, model_spec, tracking_uri, truth):
+def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
     """Train, calibrate, evaluate and register an admission-risk model in MLflow."""
     import os
 
@@ -431,9 +451,8 @@ def train(workdir, as_of, model_spec, tracking_uri, truth):
 
     key = load_key(KeyName.PSEUDONYM) if truth is not None else None
     with err_console.status(f"training at {as_of}"):
-        result = run_train(
-            workdir, as_of, model_spec, tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), truth, key
-        )
+        uri = tracking_uri or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        result = run_train(workdir, as_of, model_spec, uri, truth, key)
     print_training(result)
 
 
@@ -468,20 +487,26 @@ def demo(workdir, patients, seed):
         shutil.rmtree(work, ignore_errors=True)  # pseudonyms of old throwaway keys cannot be linked
         os.environ.update(throwaway_keys())
         console.print("demo: made throwaway pseudonymisation and vault keys for this run (held in memory only)")
-    console.print(f"[1/3] synthetic population of {patients:,} people -> {extracts}")
+    console.print(f"[1/4] synthetic population of {patients:,} people -> {extracts}")
     summary = run_synth(extracts, patients, seed, truth, 7, dt.date(2026, 10, 1), 0.0005, "parquet", 100_000)
     console.print(f"      {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables (truth in {truth})")
-    console.print(f"[2/3] validate, apply opt-outs, pseudonymise -> {work}")
+    console.print(f"[2/4] validate, apply opt-outs, pseudonymise -> {work}")
     report = run_pseudonymise(extracts, work, None)
     print_report(report.validation)
     print_pseudonymise(report)
     from riskstrat.stages.features import build_features
 
     as_of = dt.date.fromisoformat(summary.as_of_dates[-1])
-    console.print(f"[3/3] features of the population at {as_of} (and a year earlier, for training)")
+    console.print(f"[3/4] features of the population at {as_of} (and a year earlier, for training)")
     for d in (as_of - dt.timedelta(days=365), as_of):
         result = build_features(work, d)
         console.print(f"      {d}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages.train import train as run_train
+
+    train_as_of = as_of - dt.timedelta(days=365)
+    console.print(f"[4/4] train at {train_as_of}, evaluate, register in MLflow ({work / 'mlflow.db'})")
+    print_training(run_train(work, train_as_of, None, None, truth, load_key(KeyName.PSEUDONYM)))
     injected = json.loads((truth / "faults.json").read_text())
     n_injected = sum(sum(v.values()) for v in injected.get("quarantined", {}).values())
     console.print(

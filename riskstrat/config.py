@@ -29,7 +29,7 @@ from riskstrat.schema import TABLES
 __all__ = ["DEFAULT_CONFIG", "Config", "TableMapping", "load_config"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy"}
+_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "mlflow"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Config:
     region: str = "default"
     batch_rows: int = 1_000_000
     opt_out_policy: OptOutPolicy = DEFAULT_POLICY
+    tracking_uri: str | None = None  # None: the embedded store in the work directory
     source: str = "embedded defaults"
 
     def mapping(self, table_name: str) -> TableMapping:
@@ -109,8 +110,20 @@ def load_config(path: Path | str | None = None) -> Config:
         region=str(raw.get("region", "default")),
         batch_rows=batch_rows,
         opt_out_policy=_policy(path, raw.get("opt_out_policy")),
+        tracking_uri=_tracking_uri(path, raw.get("mlflow")),
         source=str(path),
     )
+
+
+def _tracking_uri(path: Path, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"tracking_uri"}:
+        raise _fail(path, "mlflow: expected the key 'tracking_uri'")
+    uri = raw.get("tracking_uri")
+    if uri is not None and not isinstance(uri, str):
+        raise _fail(path, "mlflow.tracking_uri must be a URI such as http://mlflow.internal:5000")
+    return uri
 
 
 def _policy(path: Path, raw: Any) -> OptOutPolicy:

@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def clean_population(tmp_path_factory) -> tuple[Path, Path]:
-    """3,000 people, no faults: (extracts, truth)."""
+    """3,000 people in 5 practices, no faults: (extracts, truth)."""
     base = tmp_path_factory.mktemp("clean")
-    generate(base / "extracts", SynthOptions(patients=3000, seed=11, chunk_size=1500), base / "truth", workers=1)
+    opts = SynthOptions(patients=3000, seed=11, chunk_size=1500, practices=5)
+    generate(base / "extracts", opts, base / "truth", workers=1)
     return base / "extracts", base / "truth"
 
 

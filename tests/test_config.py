@@ -72,6 +72,7 @@ def test_a_partial_policy_keeps_unnamed_types_at_the_default(tmp_path):
         ("opt_out_policy:\n  type2: [training]\n", "unknown opt-out type(s) ['type2']"),
         ("opt_out_policy:\n  ndoo: [research]\n", "opt_out_policy.ndoo: unknown use(s) ['research']"),
         ("opt_out_policy:\n  ndoo: training\n", "opt_out_policy.ndoo must be a list of uses"),
+        ("mlflow:\n  uri: x\n", "mlflow: expected the key 'tracking_uri'"),
     ],
 )
 def test_bad_configs_are_named(tmp_path, text, message):

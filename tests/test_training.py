@@ -175,3 +175,47 @@ def test_a_worse_model_does_not_take_the_champion_alias(first_run, pseudonymised
 def test_training_refuses_an_open_outcome_window(pseudonymised, tmp_path):
     with pytest.raises(RiskstratError, match=r"outcome window of 2026-01-01 .* data end on"):
         train(pseudonymised, dt.date(2026, 1, 1), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+
+
+def test_held_out_practices_are_evaluated_apart(pseudonymised, tmp_path):
+    text = (
+        (MODELS_DIR / "emergency_admission_12m.yaml")
+        .read_text()
+        .replace("held_out_practices: 0.0", "held_out_practices: 0.3")
+    )
+    spec = tmp_path / "emergency_admission_12m.yaml"
+    spec.write_text(text)
+    result = train(pseudonymised, AS_OF, spec_path=spec, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    from mlflow import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").get_run(result.run_id)
+    assert 0.5 < run.data.metrics["held_out_practices_auroc"] < 1.0
+    assert run.data.params["held_out_practices"] == "0.3"
+
+
+def test_train_command_uses_the_embedded_store_by_default(pseudonymised, tmp_path):
+    import shutil
+
+    work = tmp_path / "W"
+    shutil.copytree(pseudonymised, work)
+    (work / "mlflow.db").unlink(missing_ok=True)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}  # no server: the embedded store
+    result = subprocess.run(
+        [sys.executable, "-m", "riskstrat", "train", "--workdir", str(work), "--as-of", str(AS_OF)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (work / "mlflow.db").exists() and (work / "mlartifacts").is_dir()
+    assert "registered emergency_admission_12m version 1" in " ".join(result.stdout.split())
+    bad = subprocess.run(
+        [sys.executable, "-m", "riskstrat", "train", "--workdir", str(work), "--as-of", "2026-06-01"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "outcome window of 2026-06-01" in bad.stderr

@@ -44,6 +44,8 @@ def _bootstrap(y: np.ndarray, p: np.ndarray, fn, n: int, seed: int) -> tuple[flo
         if y[idx].min() == y[idx].max():
             continue
         vals.append(fn(y[idx], p[idx]))
+    if not vals:
+        return float("nan"), float("nan")
     return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
 
 

@@ -123,7 +123,7 @@ def generate(
     if truth is not None and truth.resolve() == out.resolve():
         raise ValueError("the truth directory must not be the extracts directory")
     out.mkdir(parents=True, exist_ok=True)
-    region = Region.build(options.patients, options.seed)
+    region = Region.build(options.patients, options.seed, options.practices)
     nhs = synthetic_nhs_numbers(options.patients, np.random.default_rng([options.seed, 99]))
     faulted = options.fault_rate > 0
     writers = {

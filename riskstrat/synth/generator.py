@@ -50,6 +50,7 @@ class SynthOptions:
     extract_date: dt.date = DEFAULT_EXTRACT_DATE
     fault_rate: float = 0.0
     chunk_size: int = 100_000
+    practices: int | None = None  # default: about 8,000 registered people per practice
 
     @property
     def end(self) -> int:
@@ -80,10 +81,10 @@ class Region:
     sub_icb: str = "99X"
 
     @classmethod
-    def build(cls, patients: int, seed: int) -> Region:
+    def build(cls, patients: int, seed: int, practices: int | None = None) -> Region:
         rng = np.random.default_rng([seed, 7])
         registered = 0.70 * patients
-        n_practices = max(1, round(registered / P.PEOPLE_PER_PRACTICE))
+        n_practices = practices or max(1, round(registered / P.PEOPLE_PER_PRACTICE))
         n_pcns = max(1, round(n_practices / P.PRACTICES_PER_PCN))
         sizes = rng.lognormal(0, 0.35, n_practices)
         weights = sizes / sizes.sum()
