@@ -54,9 +54,12 @@ r = train(Path(r'{base}/W'), dt.date(2024, 10, 1), truth_dir=Path(r'{base}/truth
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"train {n:>9,} people: {{r.seconds:6.1f}} s, peak RSS {{peak:,.0f}} MB; {{r.validation}}")
 for name, m in r.metrics.items():
-    extra = f", share of ceiling {{m['share_of_ceiling']:.3f}} (ceiling {{m['ceiling_auroc']:.3f}})" if 'share_of_ceiling' in m else ''
-    print(f"   {{name:26s}} AUROC {{m['auroc']:.4f}} [{{m['auroc_lo']:.4f}}, {{m['auroc_hi']:.4f}}]  AUPRC {{m['auprc']:.3f}}  "
-          f"Brier {{m['brier']:.4f}}  slope {{m['calibration_slope']:.3f}}  O/E {{m['observed_over_expected']:.3f}}  "
+    extra = ""
+    if "share_of_ceiling" in m:
+        extra = f", share of ceiling {{m['share_of_ceiling']:.3f}} (ceiling {{m['ceiling_auroc']:.3f}})"
+    ci = f"[{{m['auroc_lo']:.4f}}, {{m['auroc_hi']:.4f}}]"
+    print(f"   {{name:26s}} AUROC {{m['auroc']:.4f}} {{ci}}  AUPRC {{m['auprc']:.3f}}  Brier {{m['brier']:.4f}}  "
+          f"slope {{m['calibration_slope']:.3f}}  O/E {{m['observed_over_expected']:.3f}}  "
           f"PPV top 1% {{m['ppv_top1pct']:.3f}}{{extra}}")
 """
         subprocess.run([sys.executable, "-c", code], check=True)
