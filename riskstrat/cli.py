@@ -456,6 +456,45 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
     print_training(result)
 
 
+# --------------------------------------------------------------------------- score
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
+@click.option(
+    "--model",
+    "model_uri",
+    default=None,
+    help="Registered model URI (default models:/emergency_admission_12m@champion).",
+)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: configuration, else sqlite in W).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML configuration (mlflow.tracking_uri).",
+)
+@_one_line_errors
+def score(workdir, as_of, model_uri, tracking_uri, config_path):
+    """Score the population at D: risk, band and reasons per person (pseudonymised)."""
+    import os
+
+    from riskstrat.stages.score import score as run_score
+
+    uri = tracking_uri or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    with err_console.status(f"scoring the population at {as_of}"):
+        result = run_score(workdir, as_of, model_uri, uri)
+    m = result.manifest
+    bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
+    console.print(
+        f"scored {m['people_scored']:,} people at {as_of} with {m['model_name']} version {m['model_version']} "
+        f"in {result.seconds:.1f} s ({bands}; {m['excluded_by_opt_out_policy']:,} excluded by the opt-out policy)"
+    )
+    console.print(f"scores: {result.path}; manifest: {Path(workdir) / 'reports' / f'score_{as_of}.json'}")
+
+
 # --------------------------------------------------------------------------- demo
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,49 @@ def set_champion(name: str, version: str) -> None:
 def load_model(uri: str):
     """A registered model (e.g. ``models:/emergency_admission_12m@champion``) as a pyfunc."""
     return mlflow.pyfunc.load_model(uri)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    run_id: str
+    model: Any  # the pyfunc
+    estimator: Any  # the fitted riskstrat estimator inside it
+    input_names: list[str]
+    risk_bands: list[dict]
+
+
+def load_registered(workdir: Path, uri: str | None, model_uri: str) -> LoadedModel:
+    """Load a registered model with its version, run and the risk bands of its specification.
+
+    Raises RiskstratError when the model or alias does not exist.
+    """
+    from riskstrat.errors import RiskstratError
+
+    store = tracking_uri(workdir, uri)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    client = MlflowClient()
+    try:
+        name, _, ref = model_uri.removeprefix("models:/").partition("@")
+        if ref:
+            mv = client.get_model_version_by_alias(name, ref)
+        else:
+            name, _, number = model_uri.removeprefix("models:/").partition("/")
+            mv = client.get_model_version(name, number)
+        model = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as exc:
+        raise RiskstratError(
+            f"no model {model_uri} in {store.split('?')[0]}: train one first ({str(exc).splitlines()[0][:160]})"
+        ) from None
+    params = client.get_run(mv.run_id).data.params
+    return LoadedModel(
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        model=model,
+        estimator=model.unwrap_python_model().estimator,
+        input_names=model.metadata.get_input_schema().input_names(),
+        risk_bands=json.loads(params["risk_bands"]),
+    )

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 __all__ = ["QADMISSIONS_FEATURES", "AdmissionRiskModel", "PriorAdmissionsRule", "QAdmissionsLikeLogistic"]
 
 _EPS = 1e-6
+MIN_ISOTONIC_EVENTS = 300
 
 
 def _frame(X) -> pd.DataFrame:
@@ -166,9 +167,14 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
         raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
-        if self.calibration == "isotonic":
+        # Isotonic regression needs enough events to be trusted at the top of the range;
+        # with fewer than MIN_ISOTONIC_EVENTS in the calibration set, Platt scaling is used.
+        self.calibration_used_ = self.calibration
+        if self.calibration == "isotonic" and y[cal_idx].sum() < MIN_ISOTONIC_EVENTS:
+            self.calibration_used_ = "sigmoid"
+        if self.calibration_used_ == "isotonic":
             self.calibrator_ = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(raw, y[cal_idx])
-        elif self.calibration == "sigmoid":
+        elif self.calibration_used_ == "sigmoid":
             self.calibrator_ = LogisticRegression(C=1e6).fit(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None], y[cal_idx])
         else:
             raise ValueError("calibration must be isotonic or sigmoid")
@@ -182,7 +188,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         raw = self.raw_proba(X)
-        if self.calibration == "isotonic":
+        if self.calibration_used_ == "isotonic":
             p = self.calibrator_.predict(raw)
         else:
             p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]

@@ -1,0 +1,135 @@
+"""Risk bands and reasons in plain words, from scores and SHAP contributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from riskstrat.features import BUILDERS
+
+__all__ = ["assign_bands", "describe", "top_reasons"]
+
+_DEFINITIONS = {f.name: f.definition for b in BUILDERS for f in b.features}
+_CONDITIONS = {
+    "heart_failure": "heart failure",
+    "copd": "COPD",
+    "ckd": "chronic kidney disease (stage 3-5)",
+    "dementia": "dementia",
+    "diabetes": "diabetes",
+    "chd": "coronary heart disease",
+    "af": "atrial fibrillation",
+    "stroke": "stroke or TIA",
+    "cancer": "cancer",
+    "smi": "severe mental illness",
+    "asthma": "asthma",
+    "depression": "depression",
+    "hypertension": "hypertension",
+    "epilepsy": "epilepsy",
+    "learning_disability": "learning disability",
+    "osteoporosis": "osteoporosis",
+    "pad": "peripheral arterial disease",
+    "rheumatoid_arthritis": "rheumatoid arthritis",
+    "palliative_care": "on the palliative care register",
+    "housebound": "housebound",
+    "care_home": "lives in a care home",
+    "in_hospital_on_d": "in hospital now",
+    "discharged_30d": "discharged from hospital in the last 30 days",
+    "polypharmacy_10plus": "10+ regular medicines",
+    "ae_frequent_attender": "frequent A&E attender (4+ a year)",
+}
+
+
+def assign_bands(scores: pd.Series, bands: list[tuple[str, float]]) -> pd.Series:
+    """Risk band of each score: the highest ``top_share`` of people first.
+
+    ``bands`` are ``(name, cumulative top share)`` in order, the last reaching 1.0. Ties in
+    score are broken by the index (the pseudonym), so bands are reproducible.
+    """
+    order = pd.DataFrame({"s": scores.to_numpy(), "k": scores.index.to_numpy()}).sort_values(
+        ["s", "k"], ascending=[False, True]
+    )
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[order.index.to_numpy()] = np.arange(1, len(scores) + 1)
+    share = rank / max(len(scores), 1)
+    names = np.array([b[0] for b in bands], dtype=object)
+    limits = np.array([b[1] for b in bands])
+    return pd.Series(names[np.searchsorted(limits, share - 1e-12, side="left")], index=scores.index)
+
+
+def describe(feature: str, value) -> str:
+    """A feature's value in plain words, for a clinician reading a practice list."""
+    v = float(value)
+    n = round(v)
+    if feature in _CONDITIONS:
+        return _CONDITIONS[feature]
+    if feature.startswith("emergency_admissions_"):
+        window = {
+            "30d": "the last month",
+            "90d": "the last 3 months",
+            "180d": "the last 6 months",
+            "365d": "the last year",
+            "730d": "the last 2 years",
+        }[feature.rsplit("_", 1)[1]]
+        return f"{n} emergency admission{'s' if n != 1 else ''} in {window}"
+    if feature == "days_since_emergency_admission":
+        return f"emergency admission {n} days ago"
+    if feature.startswith("bed_days_"):
+        return f"{n} days in hospital in the last {feature.rsplit('_', 1)[1].removesuffix('d')} days"
+    if feature == "emergency_readmissions_365d":
+        return f"{n} emergency readmission{'s' if n != 1 else ''} within 30 days of discharge"
+    if feature == "age_years":
+        return f"age {n}"
+    if feature == "distinct_medicines_182d":
+        return "10+ regular medicines" if n >= 10 else f"{n} different medicines in 6 months"
+    if feature in ("efi_score",):
+        return f"frailty (eFI {v:.2f})"
+    if feature == "efi_deficits":
+        return f"{n} frailty deficits recorded"
+    if feature == "ltc_count":
+        return f"{n} long-term conditions"
+    if feature.startswith("ae_attendances_"):
+        return (
+            f"{n} A&E attendance{'s' if n != 1 else ''} in the last {feature.rsplit('_', 1)[1].removesuffix('d')} days"
+        )
+    if feature.startswith("items_") and feature.endswith("_182d"):
+        drug = feature.removeprefix("items_").removesuffix("_182d").replace("_", " ")
+        return f"{drug} prescribed ({n} items in 6 months)"
+    if feature == "charlson_index":
+        return f"Charlson comorbidity index {n}"
+    if feature == "hfrs":
+        return f"Hospital Frailty Risk Score {v:.1f}"
+    if feature == "imd_decile":
+        return f"lives in a deprived area (IMD decile {n})" if n and n <= 3 else f"IMD decile {n}"
+    if feature.endswith("_cost_365d"):
+        return f"£{v:,.0f} {'prescribing' if 'prescribing' in feature else 'hospital'} cost in the last year"
+    definition = _DEFINITIONS.get(feature, feature.replace("_", " "))
+    return f"{definition}: {n if v == n else round(v, 2)}"
+
+
+def _present(feature: str, value: float) -> bool:
+    if feature in ("age_years", "imd_decile", "years_registered"):
+        return True
+    if feature == "days_since_emergency_admission":
+        return value < 9999
+    return value > 0
+
+
+def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> list[list[str]]:
+    """The ``k`` features that raise each person's risk most (positive SHAP), in plain words."""
+    contrib = contributions.drop(columns=["bias"], errors="ignore")
+    values = contrib.to_numpy()
+    names = np.asarray(contrib.columns)
+    order = np.argsort(-values, axis=1, kind="stable")[:, : 3 * k]
+    out = []
+    for i in range(values.shape[0]):
+        reasons = []
+        for j in order[i]:
+            if values[i, j] <= 0 or len(reasons) == k:
+                break
+            name = names[j]
+            val = features.iloc[i][name]
+            if isinstance(val, str) or not _present(name, float(val)):
+                continue  # a reason names something the person has, not something absent
+            reasons.append(describe(name, val))
+        out.append(reasons)
+    return out

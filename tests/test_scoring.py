@@ -1,0 +1,107 @@
+"""Scoring: bands, reasons in plain words, exclusions, reproducibility."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from riskstrat.errors import RiskstratError
+from riskstrat.scoring import assign_bands, describe
+from riskstrat.stages.score import score
+from riskstrat.stages.train import train
+
+BANDS = [("very high", 0.005), ("high", 0.05), ("moderate", 0.20), ("low", 1.0)]
+
+
+def test_bands_follow_the_cumulative_shares():
+    scores = pd.Series([i / 1000 for i in range(1000)], index=[f"p{i:04d}" for i in range(1000)])
+    band = assign_bands(scores, BANDS)
+    assert (band == "very high").sum() == 5 and (band == "high").sum() == 45
+    assert (band == "moderate").sum() == 150 and (band == "low").sum() == 800
+    assert band["p0999"] == "very high" and band["p0000"] == "low"
+    tied = assign_bands(pd.Series([0.5] * 200, index=[f"q{i:03d}" for i in range(200)]), BANDS)
+    assert tied["q000"] == "very high" and tied["q199"] == "low"  # ties broken by pseudonym
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "words"),
+    [
+        ("emergency_admissions_365d", 3, "3 emergency admissions in the last year"),
+        ("emergency_admissions_30d", 1, "1 emergency admission in the last month"),
+        ("heart_failure", 1, "heart failure"),
+        ("distinct_medicines_182d", 12, "10+ regular medicines"),
+        ("distinct_medicines_182d", 6, "6 different medicines in 6 months"),
+        ("efi_score", 0.3611, "frailty (eFI 0.36)"),
+        ("age_years", 84, "age 84"),
+        ("items_anticoagulants_182d", 6, "anticoagulants prescribed (6 items in 6 months)"),
+    ],
+)
+def test_reasons_read_as_plain_words(feature, value, words):
+    assert describe(feature, value) == words
+
+
+@pytest.fixture(scope="module")
+def trained(pseudonymised, tmp_path_factory):
+    work = tmp_path_factory.mktemp("score") / "W"
+    shutil.copytree(pseudonymised, work)
+    for f in (work / "mlflow.db",):
+        f.unlink(missing_ok=True)
+    shutil.rmtree(work / "mlartifacts", ignore_errors=True)
+    train(work, dt.date(2024, 10, 1))
+    return work
+
+
+def test_scoring_the_population(trained):
+    d = dt.date(2026, 10, 1)
+    result = score(trained, d)
+    t = pq.read_table(result.path).to_pandas()
+    feats = pq.read_table(trained / "pseudonymised" / f"features_{d}.parquet").to_pandas()
+    assert len(t) == len(feats) == result.manifest["people_scored"]
+    assert t["risk_score"].between(0, 1).all()
+    counts = t["risk_band"].value_counts()
+    n = len(t)
+    assert counts["very high"] == pytest.approx(0.005 * n, abs=1)
+    assert counts["high"] == pytest.approx(0.045 * n, abs=2)
+    top = t.sort_values("risk_score", ascending=False).head(20)
+    assert top["reason_1"].notna().all()
+    assert top["risk_band"].iloc[0] == "very high"
+    m = json.loads((trained / "reports" / f"score_{d}.json").read_text())
+    assert m["model_version"] == "1" and len(m["checksums"]["scores"]) == 64
+    again = score(trained, d)
+    assert again.manifest["checksums"]["scores"] == result.manifest["checksums"]["scores"]  # reproducible
+
+
+def test_people_dead_before_d_are_not_scored(trained, clean_population):
+    extracts, _ = clean_population
+    from riskstrat.privacy.pseudonym import pseudonymise
+
+    from .conftest import REGION_KEY
+
+    d = dt.date(2026, 10, 1)
+    deaths = pq.read_table(extracts / "deaths.parquet").to_pandas()
+    dead = deaths[deaths["date_of_death"] < d]
+    dead_p = set(pseudonymise(dead["nhs_number"].tolist(), REGION_KEY))
+    scored = set(pq.read_table(score(trained, d).path)["pseudonym"].to_pylist())
+    assert dead_p and not dead_p & scored
+
+
+def test_scoring_without_a_model_is_one_line(trained, tmp_path):
+    with pytest.raises(RiskstratError, match="no model models:/nothing@champion"):
+        score(trained, dt.date(2026, 10, 1), "models:/nothing@champion")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "riskstrat", "score", "--workdir", str(trained), "--as-of", "2026-10-01"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "scored" in result.stdout and "very high" in result.stdout
