@@ -526,17 +526,17 @@ def demo(workdir, patients, seed):
         shutil.rmtree(work, ignore_errors=True)  # pseudonyms of old throwaway keys cannot be linked
         os.environ.update(throwaway_keys())
         console.print("demo: made throwaway pseudonymisation and vault keys for this run (held in memory only)")
-    console.print(f"[1/4] synthetic population of {patients:,} people -> {extracts}")
+    console.print(f"[1/5] synthetic population of {patients:,} people -> {extracts}")
     summary = run_synth(extracts, patients, seed, truth, 7, dt.date(2026, 10, 1), 0.0005, "parquet", 100_000)
     console.print(f"      {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables (truth in {truth})")
-    console.print(f"[2/4] validate, apply opt-outs, pseudonymise -> {work}")
+    console.print(f"[2/5] validate, apply opt-outs, pseudonymise -> {work}")
     report = run_pseudonymise(extracts, work, None)
     print_report(report.validation)
     print_pseudonymise(report)
     from riskstrat.stages.features import build_features
 
     as_of = dt.date.fromisoformat(summary.as_of_dates[-1])
-    console.print(f"[3/4] features of the population at {as_of} (and a year earlier, for training)")
+    console.print(f"[3/5] features of the population at {as_of} (and a year earlier, for training)")
     for d in (as_of - dt.timedelta(days=365), as_of):
         result = build_features(work, d)
         console.print(f"      {d}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
@@ -544,8 +544,13 @@ def demo(workdir, patients, seed):
     from riskstrat.stages.train import train as run_train
 
     train_as_of = as_of - dt.timedelta(days=365)
-    console.print(f"[4/4] train at {train_as_of}, evaluate, register in MLflow ({work / 'mlflow.db'})")
+    console.print(f"[4/5] train at {train_as_of}, evaluate, register in MLflow ({work / 'mlflow.db'})")
     print_training(run_train(work, train_as_of, None, None, truth, load_key(KeyName.PSEUDONYM)))
+    from riskstrat.stages.score import score as run_score
+
+    scored = run_score(work, as_of)
+    bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
+    console.print(f"[5/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
     injected = json.loads((truth / "faults.json").read_text())
     n_injected = sum(sum(v.values()) for v in injected.get("quarantined", {}).values())
     console.print(
