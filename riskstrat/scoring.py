@@ -9,6 +9,8 @@ from riskstrat.features import BUILDERS
 
 __all__ = ["assign_bands", "describe", "top_reasons"]
 
+#: a reason must raise the log-odds by at least this much (smaller pushes are not reasons)
+MIN_CONTRIBUTION = 0.05
 _DEFINITIONS = {f.name: f.definition for b in BUILDERS for f in b.features}
 _CONDITIONS = {
     "heart_failure": "heart failure",
@@ -94,6 +96,18 @@ def describe(feature: str, value) -> str:
     if feature.startswith("items_") and feature.endswith("_182d"):
         drug = feature.removeprefix("items_").removesuffix("_182d").replace("_", " ")
         return f"{drug} prescribed ({n} items in 6 months)"
+    if feature == "bmi_latest":
+        return f"BMI {v:.1f}"
+    if feature == "op_attendances_365d":
+        return f"{n} outpatient appointment{'s' if n != 1 else ''} in the last year"
+    if feature == "op_first_attendances_365d":
+        return f"{n} new outpatient referral{'s' if n != 1 else ''} in the last year"
+    if feature == "op_specialties_365d":
+        return f"seen by {n} hospital specialt{'ies' if n != 1 else 'y'} in the last year"
+    if feature == "smoking_status":
+        return "current smoker" if n == 2 else "ex-smoker"
+    if feature == "falls_365d":
+        return f"{n} fall{'s' if n != 1 else ''} recorded in the last year"
     if feature == "charlson_index":
         return f"Charlson comorbidity index {n}"
     if feature == "hfrs":
@@ -106,30 +120,42 @@ def describe(feature: str, value) -> str:
     return f"{definition}: {n if v == n else round(v, 2)}"
 
 
-def _present(feature: str, value: float) -> bool:
-    if feature in ("age_years", "imd_decile", "years_registered"):
-        return True
-    if feature == "days_since_emergency_admission":
-        return value < 9999
-    return value > 0
-
-
 def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> list[list[str]]:
-    """The ``k`` features that raise each person's risk most (positive SHAP), in plain words."""
+    """The ``k`` features that raise each person's risk most (positive SHAP), in plain words.
+
+    Only features the person has count as reasons (a zero count or an absent condition is
+    never a reason, whatever its contribution).
+    """
     contrib = contributions.drop(columns=["bias"], errors="ignore")
+    names = list(contrib.columns)
     values = contrib.to_numpy()
-    names = np.asarray(contrib.columns)
-    order = np.argsort(-values, axis=1, kind="stable")[:, : 3 * k]
+    feats = features[names]
+    numeric = np.zeros(values.shape, dtype=float)
+    usable = np.zeros(values.shape, dtype=bool)
+    for j, name in enumerate(names):
+        col = feats[name]
+        if col.dtype == object or str(col.dtype).startswith(("str", "string", "category")):
+            continue
+        v = col.to_numpy(dtype=float)
+        numeric[:, j] = v
+        if name in ("age_years", "imd_decile", "years_registered"):
+            usable[:, j] = True
+        elif name == "days_since_emergency_admission":
+            usable[:, j] = v < 9999
+        else:
+            usable[:, j] = v > 0
+    score = np.where(usable & (values >= MIN_CONTRIBUTION), values, -np.inf)
+    order = np.argsort(-score, axis=1, kind="stable")[:, :k]
     out = []
+    cache: dict[tuple[int, float], str] = {}
     for i in range(values.shape[0]):
         reasons = []
         for j in order[i]:
-            if values[i, j] <= 0 or len(reasons) == k:
+            if score[i, j] == -np.inf:
                 break
-            name = names[j]
-            val = features.iloc[i][name]
-            if isinstance(val, str) or not _present(name, float(val)):
-                continue  # a reason names something the person has, not something absent
-            reasons.append(describe(name, val))
+            key = (int(j), numeric[i, j])
+            if key not in cache:
+                cache[key] = describe(names[j], numeric[i, j])
+            reasons.append(cache[key])
         out.append(reasons)
     return out

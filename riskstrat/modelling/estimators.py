@@ -188,7 +188,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         raw = self.raw_proba(X)
-        if self.calibration_used_ == "isotonic":
+        if getattr(self, "calibration_used_", self.calibration) == "isotonic":  # models saved before 0.1
             p = self.calibrator_.predict(raw)
         else:
             p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]

@@ -83,6 +83,40 @@ def _open(path: Path, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(plain))
 
 
+class OpenVault:
+    """A decrypted vault held in memory for a batch of practice exports (see :func:`open_vault`).
+
+    Its one method, :meth:`practice`, takes a practice code and returns only that practice's
+    patients, and records the re-identification in the audit log.
+    """
+
+    def __init__(self, table: pa.Table, audit: AuditLog):
+        self._table = table
+        self._audit = audit
+
+    def practice(self, practice_code: str, as_of: dt.date | None = None, purpose: str = "") -> pa.Table:
+        table = self._table
+        mask = pc.equal(table["practice_code"], practice_code)
+        if as_of is None:
+            mask = pc.and_(mask, pc.is_null(table["registration_end"]))
+        else:
+            d = pa.scalar(as_of, pa.date32())
+            started = pc.less_equal(table["registration_start"], d)
+            not_ended = pc.or_kleene(
+                pc.is_null(table["registration_end"]), pc.greater_equal(table["registration_end"], d)
+            )
+            mask = pc.and_(mask, pc.and_(started, not_ended))
+        out = table.filter(mask).select(["pseudonym", "nhs_number"])
+        out = out.group_by(["pseudonym", "nhs_number"]).aggregate([]).sort_by("pseudonym")
+        self._audit.record_reidentification(practice_code, out.num_rows, as_of, purpose)
+        return out
+
+
+def open_vault(path: Path, key: str, audit: AuditLog) -> OpenVault:
+    """Decrypt the vault once (wrong key or altered file: VaultError)."""
+    return OpenVault(_open(path, key), audit)
+
+
 def reidentify_practice(
     path: Path, practice_code: str, key: str, audit: AuditLog, as_of: dt.date | None = None, purpose: str = ""
 ) -> pa.Table:
@@ -101,16 +135,4 @@ def reidentify_practice(
     -------
     pyarrow.Table with columns ``pseudonym``, ``nhs_number``, one row per patient.
     """
-    table = _open(path, key)
-    mask = pc.equal(table["practice_code"], practice_code)
-    if as_of is None:
-        mask = pc.and_(mask, pc.is_null(table["registration_end"]))
-    else:
-        d = pa.scalar(as_of, pa.date32())
-        started = pc.less_equal(table["registration_start"], d)
-        not_ended = pc.or_kleene(pc.is_null(table["registration_end"]), pc.greater_equal(table["registration_end"], d))
-        mask = pc.and_(mask, pc.and_(started, not_ended))
-    out = table.filter(mask).select(["pseudonym", "nhs_number"])
-    out = out.group_by(["pseudonym", "nhs_number"]).aggregate([]).sort_by("pseudonym")
-    audit.record_reidentification(practice_code, out.num_rows, as_of, purpose)
-    return out
+    return open_vault(path, key, audit).practice(practice_code, as_of, purpose)

@@ -1,0 +1,1 @@
+"""What reaches people: practice lists for direct care and commissioner outputs."""
