@@ -495,6 +495,44 @@ def score(workdir, as_of, model_uri, tracking_uri, config_path):
     console.print(f"scores: {result.path}; manifest: {Path(workdir) / 'reports' / f'score_{as_of}.json'}")
 
 
+# --------------------------------------------------------------------------- export
+
+
+def run_export(workdir: Path, as_of: dt.date):
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages.export import export as run
+
+    try:
+        vault_key = load_key(KeyName.VAULT)
+    except RiskstratError:
+        vault_key = None  # the stage says when it is needed
+    result = run(workdir, as_of, vault_key)
+    if result.direct_care is not None:
+        console.print(
+            f"direct care: {result.patients_listed:,} patients in {result.practices} practice lists -> "
+            f"{result.direct_care} (each practice's own patients only; every re-identification audited)"
+        )
+    else:
+        console.print(result.note)
+    console.print(
+        f"commissioners: cohort table of {result.cohort_rows:,} pseudonymised people and suppressed aggregates -> "
+        f"{result.commissioner}"
+    )
+    return result
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D of the scores.")
+@_one_line_errors
+def export(workdir, as_of):
+    """Direct-care lists for every practice and commissioner outputs from the scores at D.
+
+    Practice lists need RISKSTRAT_VAULT_KEY: each holds only that practice's patients.
+    """
+    run_export(workdir, as_of)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -551,6 +589,7 @@ def demo(workdir, patients, seed):
     scored = run_score(work, as_of)
     bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
     console.print(f"[5/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
+    run_export(work, as_of)
     injected = json.loads((truth / "faults.json").read_text())
     n_injected = sum(sum(v.values()) for v in injected.get("quarantined", {}).values())
     console.print(
