@@ -533,6 +533,60 @@ def export(workdir, as_of):
     run_export(workdir, as_of)
 
 
+# --------------------------------------------------------------------------- run
+
+
+def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
+    """validate + pseudonymise -> features -> train at D - 365 when no champion -> score -> export."""
+    import os
+
+    from riskstrat import tracking
+    from riskstrat.stages.features import build_features
+    from riskstrat.stages.score import score as run_score
+    from riskstrat.stages.train import train as run_train
+
+    started = time.perf_counter()
+    console.print(f"[1/5] validate, apply opt-outs, pseudonymise -> {workdir}")
+    report = run_pseudonymise(extracts, workdir, config_path)
+    print_pseudonymise(report)
+    uri = load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    train_as_of = as_of - dt.timedelta(days=365)
+    console.print(f"[2/5] features at {as_of}")
+    for d in (as_of,):
+        r = build_features(workdir, d)
+        console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
+    tracking.configure(workdir, uri, "emergency_admission_12m")
+    if tracking.champion_version("emergency_admission_12m") is None:
+        console.print(f"[3/5] no champion registered: train at {train_as_of}")
+        key = None
+        if truth is not None:
+            from riskstrat.privacy.keys import KeyName, load_key
+
+            key = load_key(KeyName.PSEUDONYM)
+        print_training(run_train(workdir, train_as_of, None, uri, truth, key))
+    else:
+        console.print("[3/5] a champion is registered: no training")
+    scored = run_score(workdir, as_of, None, uri)
+    bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
+    console.print(f"[4/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
+    console.print("[5/5] outputs")
+    run_export(workdir, as_of)
+    audit = workdir / "identifiable" / "audit.jsonl"
+    console.print(f"run finished in {time.perf_counter() - started:.1f} s; audit trail in {audit}")
+
+
+@main.command()
+@click.option("--extracts", type=click.Path(path_type=Path), required=True, help="Extracts directory (contract v1).")
+@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML configuration.")
+@_one_line_errors
+def run(extracts, workdir, as_of, config_path):
+    """Everything in order: pseudonymise, features, train at D - 365 days when no model is
+    registered, score and export at D."""
+    run_pipeline(extracts, workdir, as_of, config_path)
+
+
 # --------------------------------------------------------------------------- demo
 
 

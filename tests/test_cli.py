@@ -16,7 +16,10 @@ def riskstrat(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-m", "riskstrat", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("command", [[], ["synth"], ["validate"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["synth"], ["validate"], ["pseudonymise"], ["features"], ["train"], ["score"], ["export"], ["run"], ["demo"]],
+)
 def test_every_command_has_help(command):
     result = riskstrat(*command, "--help")
     assert result.returncode == 0
@@ -85,3 +88,52 @@ def test_bad_option_value_is_a_usage_error(tmp_path):
     result = riskstrat("synth", "--out", str(tmp_path / "x"), "--extract-date", "2026-13-01")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "YYYY-MM-DD" in result.stderr
+
+
+def test_run_does_everything_in_order(tmp_path):
+    import os
+
+    assert riskstrat("synth", "--out", str(tmp_path / "x"), "--patients", "6000", "--practices", "2").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-run-region-key-0123456789abcdefghijkl"
+    env["RISKSTRAT_VAULT_KEY"] = "cli-run-vault-key-0123456789abcdefghijklm"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "riskstrat",
+            "run",
+            "--extracts",
+            str(tmp_path / "x"),
+            "--workdir",
+            str(tmp_path / "W"),
+            "--as-of",
+            "2026-10-01",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = " ".join(result.stdout.split())
+    assert "no champion registered: train at 2025-10-01" in out and "run finished" in out
+    assert sorted(p.name for p in (tmp_path / "W" / "direct_care").iterdir()) == ["Y90000.csv", "Y90001.csv"]
+    assert (tmp_path / "W" / "commissioner" / "aggregates.csv").exists()
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "riskstrat",
+            "run",
+            "--extracts",
+            str(tmp_path / "x"),
+            "--workdir",
+            str(tmp_path / "W"),
+            "--as-of",
+            "2026-10-01",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert again.returncode == 0 and "a champion is registered: no training" in " ".join(again.stdout.split())
