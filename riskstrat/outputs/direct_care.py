@@ -39,26 +39,71 @@ LIST_COLUMNS = [
 ]
 
 
-def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.DataFrame) -> pd.DataFrame:
-    """The list for one practice: ``scored`` is scores joined to features, by pseudonym."""
+def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.DataFrame, with_pseudonyms: bool = False):
+    """The list for one practice: ``scored`` is scores joined to features, by pseudonym.
+
+    With ``with_pseudonyms`` also returns the pseudonyms in list order (never written out).
+    """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
     lst = people.merge(scored, on="pseudonym", how="inner")
     lst = lst[lst["practice_code"] == practice]  # registered there on D by the pseudonymised record too
     lst = lst.sort_values(["risk_score", "pseudonym"], ascending=[False, True]).reset_index(drop=True)
     lst["rank_in_practice"] = range(1, len(lst) + 1)
     lst = lst.rename(columns={"age_years": "age", **KEY_COUNTS})
+    if with_pseudonyms:
+        return lst[LIST_COLUMNS], lst["pseudonym"].tolist()
     return lst[LIST_COLUMNS]
 
 
-def write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV so the file is either absent or complete (never partial)."""
+def write_atomically(content: pd.DataFrame | str, path: Path) -> None:
+    """Write a CSV (from a frame) or text so the file is either absent or complete."""
     tmp = path.with_name(f".{path.name}.partial")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, index=False)
+        if isinstance(content, pd.DataFrame):
+            content.to_csv(fh, index=False)
+        else:
+            fh.write(content)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def recent_activity(pseudonymised: Path, as_of: dt.date) -> pd.DataFrame:
+    """SUS+ activity of the 365 days before D, one row per event: pseudonym, date, setting,
+    detail, provider (admissions by spell, A&E attendances, outpatient appointments)."""
+    from riskstrat.duck import connect
+
+    con = connect()
+    d = f"DATE '{as_of.isoformat()}'"
+    window = f"BETWEEN {d} - INTERVAL 365 DAY AND {d} - INTERVAL 1 DAY"
+    src = {
+        n: f"read_parquet('{(pseudonymised / f'{n}.parquet').as_posix()}')" for n in ("sus_apc", "sus_ecds", "sus_op")
+    }
+    frame = con.execute(f"""
+        SELECT pseudonym, admission_date AS date,
+               CASE WHEN admission_method LIKE '2%' THEN 'emergency admission'
+                    WHEN admission_method IN ('11','12','13') THEN 'planned admission' ELSE 'admission' END AS setting,
+               'diagnosis ' || first(primary_diagnosis ORDER BY episode_number)
+                 || coalesce('; discharged ' || CAST(max(discharge_date) AS VARCHAR), '; still in hospital') AS detail,
+               first(provider_code) AS provider
+        FROM {src["sus_apc"]} WHERE admission_date {window}
+        GROUP BY pseudonym, spell_id, admission_date, admission_method
+        UNION ALL
+        SELECT pseudonym, arrival_date, 'A&E',
+               CASE WHEN admitted THEN 'admitted' ELSE 'not admitted' END
+                 || CASE WHEN ambulance_arrival THEN ', by ambulance' ELSE '' END, provider_code
+        FROM {src["sus_ecds"]} WHERE arrival_date {window}
+        UNION ALL
+        SELECT pseudonym, appointment_date, 'outpatients',
+               'treatment function ' || treatment_function_code || CASE attendance_status
+                 WHEN '3' THEN ', did not attend' WHEN '2' THEN ', cancelled by patient'
+                 WHEN '4' THEN ', cancelled by hospital' ELSE '' END, provider_code
+        FROM {src["sus_op"]} WHERE appointment_date {window}
+        ORDER BY 1, 2 DESC, 3, 4
+    """).df()
+    con.close()
+    return frame
 
 
 def record_export(audit: AuditLog, practice: str, patients: int, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import aggregates, cohort_table
-from riskstrat.outputs.direct_care import practice_list, record_export, write_atomically
+from riskstrat.outputs.direct_care import practice_list, recent_activity, record_export, write_atomically
+from riskstrat.outputs.html import practice_html, report_html
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import open_vault
 from riskstrat.stages.features import features_path
@@ -58,9 +60,21 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
     tmp = wd.commissioner / ".cohort.parquet.partial"
     pq.write_table(pa.Table.from_pandas(cohort, preserve_index=False), tmp)
     tmp.replace(wd.commissioner / "cohort.parquet")
-    write_atomically(aggregates(cohort), wd.commissioner / "aggregates.csv")
+    agg = aggregates(cohort)
+    write_atomically(agg, wd.commissioner / "aggregates.csv")
+    sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
+        columns={"value": "cohort", "published": "people"}
+    )
+    score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    write_atomically(
+        report_html(as_of, agg, sizes, f"{score_manifest['model_name']} version {score_manifest['model_version']}"),
+        wd.commissioner / "report.html",
+    )
     # Direct care: each practice's own patients, through the vault.
-    practices = pq.read_table(wd.table("ref_practices"))["practice_code"].to_pylist()
+    ref = pq.read_table(wd.table("ref_practices")).to_pandas()
+    practices = ref["practice_code"].tolist()
+    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    model = f"{manifest['model_name']} version {manifest['model_version']}"
     listed, note, out_dir = 0, "", None
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
@@ -74,10 +88,16 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
         out_dir = wd.direct_care
         out_dir.mkdir(parents=True, exist_ok=True)
         out_dir.chmod(0o700)
+        activity = recent_activity(wd.pseudonymised, as_of)
+        by_person = {p: rows.drop(columns="pseudonym") for p, rows in activity.groupby("pseudonym", sort=False)}
+        names = dict(zip(ref["practice_code"], ref["practice_name"], strict=True))
         for practice in sorted(practices):
-            lst = practice_list(vault, practice, as_of, direct)
+            lst, pseudonyms = practice_list(vault, practice, as_of, direct, with_pseudonyms=True)
             path = out_dir / f"{practice}.csv"
             write_atomically(lst, path)
+            acts = {n: by_person[p] for n, p in zip(lst["nhs_number"], pseudonyms, strict=True) if p in by_person}
+            page = practice_html(practice, names.get(practice, practice), as_of, lst, acts, model)
+            write_atomically(page, out_dir / f"{practice}.html")
             record_export(audit, practice, len(lst), path)
             listed += len(lst)
     audit.record_stage(
