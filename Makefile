@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/riskstrat demo --workdir demo-work
 
-## Run the whole test suite (Spark tests need Java 17+: installed here when missing).
+## Run the whole test suite (Spark needs Java 17+, the page tests Chromium: installed here when missing).
 test: $(STAMP)
 	bash scripts/ensure-java.sh
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

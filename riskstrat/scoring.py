@@ -74,7 +74,9 @@ def describe(feature: str, value) -> str:
         }[feature.rsplit("_", 1)[1]]
         return f"{n} emergency admission{'s' if n != 1 else ''} in {window}"
     if feature == "days_since_emergency_admission":
-        return f"emergency admission {n} days ago"
+        return f"last emergency admission {n} days ago"
+    if feature == "items_365d":
+        return f"{n} prescription items in the last year"
     if feature.startswith("bed_days_"):
         return f"{n} days in hospital in the last {feature.rsplit('_', 1)[1].removesuffix('d')} days"
     if feature == "emergency_readmissions_365d":

@@ -44,7 +44,7 @@ def _activity_table(rows: pd.DataFrame) -> str:
     if rows.empty:
         return "<p>No hospital activity in the last 12 months.</p>"
     body = "".join(
-        f"<tr><td>{_e(r.date)}</td><td>{_e(r.setting)}</td><td>{_e(r.detail)}</td><td>{_e(r.provider)}</td></tr>"
+        f"<tr><td>{_e(str(r.date)[:10])}</td><td>{_e(r.setting)}</td><td>{_e(r.detail)}</td><td>{_e(r.provider)}</td></tr>"
         for r in rows.itertuples()
     )
     return (
