@@ -44,6 +44,14 @@ def _one_line_errors(fn):
     return wrapper
 
 
+def _tracking_uri(explicit: str | None, config_path: Path | None) -> str | None:
+    """MLflow store: the option, else the configuration, else MLFLOW_TRACKING_URI, else
+    (None) the embedded store in the work directory."""
+    import os
+
+    return explicit or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+
+
 def _iso_date(ctx, param, value):
     if value is None or isinstance(value, dt.date):
         return value
@@ -444,15 +452,13 @@ def print_training(result) -> None:
 @_one_line_errors
 def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
     """Train, calibrate, evaluate and register an admission-risk model in MLflow."""
-    import os
 
     from riskstrat.privacy.keys import KeyName, load_key
     from riskstrat.stages.train import train as run_train
 
     key = load_key(KeyName.PSEUDONYM) if truth is not None else None
     with err_console.status(f"training at {as_of}"):
-        uri = tracking_uri or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        result = run_train(workdir, as_of, model_spec, uri, truth, key)
+        result = run_train(workdir, as_of, model_spec, _tracking_uri(tracking_uri, config_path), truth, key)
     print_training(result)
 
 
@@ -479,13 +485,11 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
 @_one_line_errors
 def score(workdir, as_of, model_uri, tracking_uri, config_path):
     """Score the population at D: risk, band and reasons per person (pseudonymised)."""
-    import os
 
     from riskstrat.stages.score import score as run_score
 
-    uri = tracking_uri or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     with err_console.status(f"scoring the population at {as_of}"):
-        result = run_score(workdir, as_of, model_uri, uri)
+        result = run_score(workdir, as_of, model_uri, _tracking_uri(tracking_uri, config_path))
     m = result.manifest
     bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
     console.print(
@@ -538,7 +542,6 @@ def export(workdir, as_of):
 
 def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
     """validate + pseudonymise -> features -> train at D - 365 when no champion -> score -> export."""
-    import os
 
     from riskstrat import tracking
     from riskstrat.stages.features import build_features
@@ -549,7 +552,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     console.print(f"[1/5] validate, apply opt-outs, pseudonymise -> {workdir}")
     report = run_pseudonymise(extracts, workdir, config_path)
     print_pseudonymise(report)
-    uri = load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = _tracking_uri(None, config_path)
     train_as_of = as_of - dt.timedelta(days=365)
     console.print(f"[2/5] features at {as_of}")
     for d in (as_of,):
