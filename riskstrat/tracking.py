@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,15 +102,19 @@ def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "estimator.joblib"
         joblib.dump(estimator, path)
+        # The signature comes from an empty frame: no patient row is ever logged. Feature
+        # tables carry no missing values (declared defaults), so integer columns stay integers.
         sample = feature_frame.iloc[:0]
         signature = infer_signature(sample, np.zeros(0, dtype=float))
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=RiskModelPyfunc(),
-            artifacts={"estimator": str(path)},
-            signature=signature,
-            registered_model_name=registered_name,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no input example" and integer hints: deliberate
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=RiskModelPyfunc(),
+                artifacts={"estimator": str(path)},
+                signature=signature,
+                registered_model_name=registered_name,
+            )
     return str(info.registered_model_version)
 
 
