@@ -30,9 +30,11 @@ def main() -> None:
     e = export(work, as_of, key)
     t_export = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"score {s.manifest['people_scored']:,} people: {t_score:.1f} s; export {e.practices} practice lists "
-          f"({e.patients_listed:,} patients, CSV + HTML) and commissioner outputs: {t_export:.1f} s; "
-          f"total {t_score + t_export:.1f} s; peak RSS {peak:,.0f} MB")
+    print(
+        f"score {s.manifest['people_scored']:,} people: {t_score:.1f} s; export {e.practices} practice lists "
+        f"({e.patients_listed:,} patients, CSV + HTML) and commissioner outputs: {t_export:.1f} s; "
+        f"total {t_score + t_export:.1f} s; peak RSS {peak:,.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-KEY = "benchmark-region-key-0123456789abcdefghijkl"  # synthetic data only
-VAULT = "benchmark-vault-key-0123456789abcdefghijklm"
+KEY = "benchmark-region-key-0123-4567-89abcdefghijkl"  # synthetic data only
+VAULT = "benchmark-vault-key-0123-4567-89abcdefghijklm"
 
 
 def prepare(n: int, base: Path) -> None:

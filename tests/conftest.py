@@ -31,8 +31,8 @@ def faulty_population(tmp_path_factory) -> tuple[Path, Path, Path]:
     return base / "clean", base / "faulty", base / "faulty_truth"
 
 
-REGION_KEY = "feature-test-region-key-0123456789abcdefgh"
-VAULT_KEY = "feature-test-vault-key-0123456789abcdefghi"
+REGION_KEY = "feature-test-region-key-0123-4567-89abcdefgh"
+VAULT_KEY = "feature-test-vault-key-0123-4567-89abcdefghi"
 
 
 @pytest.fixture(scope="session")

@@ -95,8 +95,8 @@ def test_run_does_everything_in_order(tmp_path):
 
     assert riskstrat("synth", "--out", str(tmp_path / "x"), "--patients", "6000", "--practices", "2").returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-run-region-key-0123456789abcdefghijkl"
-    env["RISKSTRAT_VAULT_KEY"] = "cli-run-vault-key-0123456789abcdefghijklm"
+    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-run-region-key-0123-4567-89abcdefghijkl"
+    env["RISKSTRAT_VAULT_KEY"] = "cli-run-vault-key-0123-4567-89abcdefghijklm"
     result = subprocess.run(
         [
             sys.executable,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import string
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +53,7 @@ def test_every_shared_snomed_code_is_a_valid_identifier():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789", min_size=6, max_size=18), min_size=1, max_size=40))
+@given(st.lists(st.text(alphabet=string.digits, min_size=6, max_size=18), min_size=1, max_size=40))
 def test_verhoeff_matches_reference_on_mixed_lengths(codes):
     assert list(verhoeff_valid(codes)) == [_verhoeff_reference(c) for c in codes]
 
@@ -104,6 +105,6 @@ def test_snomed_partition_must_be_a_concept():
     # 29857009 is a concept (partition 00); change the partition to 01 (description) and
     # repair the check digit: the result is a valid identifier, but not a concept.
     base = "298570" + "01"
-    digit = next(d for d in "0123456789" if verhoeff_valid([base + d])[0])
+    digit = next(d for d in string.digits if verhoeff_valid([base + d])[0])
     assert not is_known(pa.array([base + digit]), CodeType.SNOMED)[0]
     assert np.all(is_known(pa.array(["29857009"]), CodeType.SNOMED))

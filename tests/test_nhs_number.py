@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 import nhs_number
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def test_is_valid_examples(value, expected):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789", min_size=10, max_size=10), min_size=1, max_size=50))
+@given(st.lists(st.text(alphabet=string.digits, min_size=10, max_size=10), min_size=1, max_size=50))
 def test_agrees_with_nhs_number_package_on_digit_strings(values):
     # The package also rejects numbers in the Scottish CHI range (0101000000-3112999999) whose
     # first six digits are not a DDMMYY date; CHI is not an NHS number rule, so compare the
@@ -55,7 +57,7 @@ def test_agrees_with_nhs_number_package_on_digit_strings(values):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789 -aX", min_size=0, max_size=12), min_size=1, max_size=30))
+@given(st.lists(st.text(alphabet=string.digits + " -aX", min_size=0, max_size=12), min_size=1, max_size=30))
 def test_anything_not_ten_digits_is_invalid(values):
     ours = is_valid(values)
     for v, ok in zip(values, ours, strict=True):
@@ -72,7 +74,7 @@ def test_every_single_digit_change_of_a_valid_number_is_caught(stem):
     number = f"{stem:09d}{check}"
     assert is_valid([number])[0]
     for pos in range(10):
-        for d in "0123456789":
+        for d in string.digits:
             if d != number[pos]:
                 changed = number[:pos] + d + number[pos + 1 :]
                 assert not is_valid([changed])[0]  # Modulus 11 catches every single-digit error

@@ -20,9 +20,9 @@ from riskstrat.privacy.pseudonym import PseudonymMap, pseudonym, pseudonymise
 from riskstrat.privacy.scan import scan_directory, scan_text
 from riskstrat.privacy.vault import VaultError, reidentify_practice, write_vault
 
-KEY_A = "region-A-key-0123456789abcdefghijklmnop"
-KEY_B = "region-B-key-0123456789abcdefghijklmnop"
-VAULT_KEY = "vault-key-0123456789abcdefghijklmnopqrstu"
+KEY_A = "region-A-key-0123-4567-89abcdefghijklmnop"
+KEY_B = "region-B-key-0123-4567-89abcdefghijklmnop"
+VAULT_KEY = "vault-key-0123-4567-89abcdefghijklmnopqrstu"
 
 
 def test_pseudonym_is_the_documented_hmac():
@@ -113,7 +113,7 @@ def test_vault_refuses_a_wrong_key_and_a_tampered_file(tmp_path):
     write_vault(path, _registrations(), VAULT_KEY)
     audit = AuditLog(tmp_path / "audit.jsonl")
     with pytest.raises(VaultError, match="not the key it was made with, or the file has been altered"):
-        reidentify_practice(path, "Y90001", "another-key-0123456789abcdefghijklmnop", audit)
+        reidentify_practice(path, "Y90001", "another-key-0123-4567-89abcdefghijklmnop", audit)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))

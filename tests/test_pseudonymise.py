@@ -24,9 +24,9 @@ from riskstrat.privacy.scan import scan_directory, scan_text
 from riskstrat.privacy.vault import reidentify_practice
 from riskstrat.stages.pseudonymise import pseudonymise as run_stage
 
-KEY = "test-region-key-0123456789abcdefghijklmnop"
-OTHER_KEY = "other-region-key-0123456789abcdefghijklmn"
-VAULT_KEY = "test-vault-key-0123456789abcdefghijklmnop"
+KEY = "test-region-key-0123-4567-89abcdefghijklmnop"
+OTHER_KEY = "other-region-key-0123-4567-89abcdefghijklmn"
+VAULT_KEY = "test-vault-key-0123-4567-89abcdefghijklmnop"
 PATIENT_TABLES = ("gp_registrations", "gp_events", "gp_medications", "sus_apc", "sus_op", "sus_ecds", "deaths")
 
 
