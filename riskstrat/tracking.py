@@ -68,6 +68,15 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
         return self.estimator.predict_proba(model_input)[:, 1]
 
 
+def start_run(name: str):
+    """A tracked run (context manager yielding the run; ``run.info.run_id``)."""
+    return mlflow.start_run(run_name=name)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)
+
+
 def log_run(
     params: dict[str, Any],
     metrics: dict[str, float],

@@ -158,7 +158,7 @@ def test_a_worse_model_does_not_take_the_champion_alias(first_run, pseudonymised
     uri, _ = mlflow_server
     text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text()
     text = (
-        text.replace("include: all ", "include: [age_years, sex] ")
+        text.replace("include: all ", "include: [sex] ")
         .replace("exclude: [practice_code, pcn_code]", "exclude: []")
         .replace("categorical: [sex, ethnicity_group]", "categorical: [sex]")
     )

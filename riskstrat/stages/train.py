@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -205,7 +204,7 @@ def train(
         "features": len(spec.features),
     }
     uri = tracking.configure(workdir, tracking_uri, spec.name)
-    with mlflow.start_run(run_name=f"{spec.name} at {as_of}") as run:
+    with tracking.start_run(f"{spec.name} at {as_of}") as run:
         tracking.log_run(
             params={
                 **spec.to_dict(),
@@ -222,7 +221,7 @@ def train(
         )
         version = tracking.log_model(model, Xv, spec.name)
         promoted, reason = _decide(spec.name, version, val_df, yv, metrics["model"]["auroc"])
-        mlflow.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
+        tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
     for fig in figures.values():
         import matplotlib.pyplot as plt
 
