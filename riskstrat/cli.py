@@ -52,6 +52,24 @@ def _tracking_uri(explicit: str | None, config_path: Path | None) -> str | None:
     return explicit or load_config(config_path).tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
 
 
+def _workdir_option():
+    return click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
+
+
+def _as_of_option(help: str = "As-of date D (YYYY-MM-DD)."):
+    return click.option("--as-of", "as_of", callback=_iso_date, required=True, help=help)
+
+
+def _config_option(help: str):
+    return click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help=help)
+
+
+def _tracking_uri_option():
+    return click.option(
+        "--tracking-uri", default=None, help="MLflow tracking URI (default: configuration, else sqlite in W)."
+    )
+
+
 def _iso_date(ctx, param, value):
     if value is None or isinstance(value, dt.date):
         return value
@@ -251,13 +269,7 @@ def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, acc
 
 @main.command()
 @click.argument("extracts", type=click.Path(path_type=Path))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML configuration (column mappings, file names).",
-)
+@_config_option("YAML configuration (column mappings, file names).")
 @click.option(
     "--quarantine",
     type=click.Path(path_type=Path),
@@ -344,14 +356,8 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
 
 @main.command()
 @click.option("--extracts", type=click.Path(path_type=Path), required=True, help="Extracts directory (contract v1).")
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML configuration (column mappings, opt-out policy, region).",
-)
+@_workdir_option()
+@_config_option("YAML configuration (column mappings, opt-out policy, region).")
 @_one_line_errors
 def pseudonymise(extracts, workdir, config_path):
     """Validate, quarantine, apply opt-outs, pseudonymise and fill the vault.
@@ -368,8 +374,8 @@ def pseudonymise(extracts, workdir, config_path):
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
+@_workdir_option()
+@_as_of_option("As-of date D (YYYY-MM-DD).")
 @click.option(
     "--engine",
     type=click.Choice(["duckdb", "spark"]),
@@ -421,28 +427,16 @@ def print_training(result) -> None:
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option(
-    "--as-of",
-    "as_of",
-    callback=_iso_date,
-    required=True,
-    help="Training as-of date D; its outcome window must have closed in the data.",
-)
+@_workdir_option()
+@_as_of_option("Training as-of date D; its outcome window must have closed in the data.")
 @click.option(
     "--model-spec",
     type=click.Path(path_type=Path),
     default=None,
     help="Model specification (default models/emergency_admission_12m.yaml).",
 )
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: configuration, else sqlite in W).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML configuration (mlflow.tracking_uri).",
-)
+@_tracking_uri_option()
+@_config_option("YAML configuration (mlflow.tracking_uri).")
 @click.option(
     "--truth",
     type=click.Path(path_type=Path),
@@ -466,22 +460,16 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
+@_workdir_option()
+@_as_of_option("As-of date D (YYYY-MM-DD).")
 @click.option(
     "--model",
     "model_uri",
     default=None,
     help="Registered model URI (default models:/emergency_admission_12m@champion).",
 )
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: configuration, else sqlite in W).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML configuration (mlflow.tracking_uri).",
-)
+@_tracking_uri_option()
+@_config_option("YAML configuration (mlflow.tracking_uri).")
 @_one_line_errors
 def score(workdir, as_of, model_uri, tracking_uri, config_path):
     """Score the population at D: risk, band and reasons per person (pseudonymised)."""
@@ -526,8 +514,8 @@ def run_export(workdir: Path, as_of: dt.date):
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D of the scores.")
+@_workdir_option()
+@_as_of_option("As-of date D of the scores.")
 @_one_line_errors
 def export(workdir, as_of):
     """Direct-care lists for every practice and commissioner outputs from the scores at D.
@@ -580,9 +568,9 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
 
 @main.command()
 @click.option("--extracts", type=click.Path(path_type=Path), required=True, help="Extracts directory (contract v1).")
-@click.option("--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W.")
-@click.option("--as-of", "as_of", callback=_iso_date, required=True, help="As-of date D (YYYY-MM-DD).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML configuration.")
+@_workdir_option()
+@_as_of_option("As-of date D (YYYY-MM-DD).")
+@_config_option("YAML configuration.")
 @_one_line_errors
 def run(extracts, workdir, as_of, config_path):
     """Everything in order: pseudonymise, features, train at D - 365 days when no model is
