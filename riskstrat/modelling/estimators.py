@@ -27,6 +27,8 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScal
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
+from riskstrat.modelling.treeshap import tree_shap
+
 __all__ = ["QADMISSIONS_FEATURES", "AdmissionRiskModel", "PriorAdmissionsRule", "QAdmissionsLikeLogistic"]
 
 _EPS = 1e-6
@@ -202,10 +204,14 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         return logit(np.clip(self.predict_proba(X)[:, 1], _EPS, 1 - _EPS))
 
     def contributions(self, X) -> pd.DataFrame:
-        """SHAP contributions (log-odds, LightGBM ``pred_contrib``) per feature, plus ``bias``."""
+        """SHAP contributions (log-odds, LightGBM's path-dependent TreeSHAP) per feature, plus ``bias``.
+
+        Computed with :func:`riskstrat.modelling.treeshap.tree_shap`: LightGBM's own values,
+        once per group of people each tree cannot tell apart.
+        """
         check_is_fitted(self, "booster_")
         frame = self._as_frame(X, reset=False)
-        contrib = self.booster_.predict(self._prepare(frame), pred_contrib=True)
+        contrib = tree_shap(self.booster_.booster_, self._prepare(frame), self.best_iteration_)
         return pd.DataFrame(contrib, columns=[*self.feature_names_in_, "bias"], index=frame.index)
 
     def feature_importance(self) -> pd.Series:

@@ -16,7 +16,7 @@ import pandas as pd
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
 
-__all__ = ["LIST_COLUMNS", "practice_list", "write_atomically"]
+__all__ = ["KEY_COUNTS", "LIST_COLUMNS", "practice_list", "recent_activity", "record_export", "write_atomically"]
 
 KEY_COUNTS = {
     "emergency_admissions_365d": "emergency_admissions_12m",
@@ -42,11 +42,12 @@ LIST_COLUMNS = [
 def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.DataFrame, with_pseudonyms: bool = False):
     """The list for one practice: ``scored`` is scores joined to features, by pseudonym.
 
-    With ``with_pseudonyms`` also returns the pseudonyms in list order (never written out).
+    ``scored`` may hold everyone or only the rows of this practice; only people the vault
+    has registered at the practice on D *and* whose pseudonymised record puts them there are
+    listed. With ``with_pseudonyms`` also returns the pseudonyms in list order (never written out).
     """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
-    lst = people.merge(scored, on="pseudonym", how="inner")
-    lst = lst[lst["practice_code"] == practice]  # registered there on D by the pseudonymised record too
+    lst = people.merge(scored[scored["practice_code"] == practice], on="pseudonym", how="inner")
     lst = lst.sort_values(["risk_score", "pseudonym"], ascending=[False, True]).reset_index(drop=True)
     lst["rank_in_practice"] = range(1, len(lst) + 1)
     lst = lst.rename(columns={"age_years": "age", **KEY_COUNTS})

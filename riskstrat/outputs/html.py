@@ -11,9 +11,10 @@ import datetime as dt
 import html
 import io
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["format_nhs_number", "practice_html", "report_html"]
+__all__ = ["activity_details", "format_nhs_number", "practice_html", "report_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Arial,sans-serif;margin:1.5rem;color:#1d1d1d}
@@ -40,41 +41,85 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _activity_table(rows: pd.DataFrame) -> str:
-    if rows.empty:
-        return "<p>No hospital activity in the last 12 months.</p>"
-    body = "".join(
-        f"<tr><td>{_e(str(r.date)[:10])}</td><td>{_e(r.setting)}</td><td>{_e(r.detail)}</td><td>{_e(r.provider)}</td></tr>"
-        for r in rows.itertuples()
-    )
-    return (
-        f'<table class="activity"><tr><th>date</th><th>setting</th><th>details</th><th>provider</th></tr>{body}</table>'
-    )
+def _escaped(values: pd.Series) -> np.ndarray:
+    """Each value as escaped text ("" for missing), escaping each distinct value once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    escaped = np.array([_e(u) for u in uniques] + [""], dtype=object)
+    return escaped[codes]  # the sentinel -1 picks the trailing ""
 
 
-def practice_html(
-    practice: str, practice_name: str, as_of: dt.date, lst: pd.DataFrame, activity: dict[str, pd.DataFrame], model: str
-) -> str:
-    """The printable list of one practice; ``activity`` maps NHS number to its SUS+ rows."""
-    rows = []
-    for r in lst.itertuples():
-        reasons = "; ".join(_e(x) for x in (r.reason_1, r.reason_2, r.reason_3) if isinstance(x, str))
-        band = str(r.risk_band)
-        acts = activity.get(r.nhs_number, pd.DataFrame())
-        rows.append(
-            f'<tr class="band-{band.replace(" ", "-")}" data-nhs="{_e(r.nhs_number)}">'
-            f'<td class="num">{int(r.rank_in_practice)}</td><td>{_e(format_nhs_number(r.nhs_number))}</td>'
-            f'<td class="num">{r.risk_score * 100:.1f}%</td><td>{_e(band)}</td><td>{int(r.age)}</td>'
-            f"<td>{_e({'1': 'M', '2': 'F'}.get(str(r.sex), '-'))}</td><td>{reasons}</td>"
-            f"<td><details><summary>{len(acts)} event{'s' if len(acts) != 1 else ''}</summary>"
-            f"{_activity_table(acts)}</details></td></tr>"
+_NO_ACTIVITY = "<p>No hospital activity in the last 12 months.</p>"
+_ACTIVITY_HEAD = '<table class="activity"><tr><th>date</th><th>setting</th><th>details</th><th>provider</th></tr>'
+
+
+def activity_details(activity: pd.DataFrame) -> pd.DataFrame:
+    """Each person's SUS+ events as an HTML table, for the expandable cell of a practice list.
+
+    Parameters
+    ----------
+    activity : DataFrame
+        One row per event: ``pseudonym``, ``date``, ``setting``, ``detail``, ``provider``
+        (:func:`riskstrat.outputs.direct_care.recent_activity`), most recent first per person.
+
+    Returns
+    -------
+    DataFrame indexed by pseudonym: ``events`` (count) and ``table`` (HTML).
+    """
+    activity = activity.sort_values("pseudonym", kind="stable")  # keeps each person's order
+    dates = activity["date"].astype(str).str.slice(0, 10)
+    cells = [_escaped(col) for col in (dates, activity["setting"], activity["detail"], activity["provider"])]
+    rows = [f"<tr><td>{d}</td><td>{s}</td><td>{x}</td><td>{p}</td></tr>" for d, s, x, p in zip(*cells, strict=True)]
+    people = activity["pseudonym"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, people[1:] != people[:-1]]) if len(people) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(people)]
+    tables = [f"{_ACTIVITY_HEAD}{''.join(rows[a:b])}</table>" for a, b in zip(starts, ends, strict=True)]
+    return pd.DataFrame({"events": ends - starts, "table": tables}, index=pd.Index(people[starts], name="pseudonym"))
+
+
+def practice_html(practice: pd.Series, as_of: dt.date, lst: pd.DataFrame, activity: pd.DataFrame, model: str) -> str:
+    """The printable list of one practice.
+
+    Parameters
+    ----------
+    practice : Series
+        The practice's row of ``ref_practices`` (code, name, PCN code and name).
+    lst : DataFrame
+        The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first.
+    activity : DataFrame
+        ``events`` and ``table`` for each row of ``lst``, in the same order
+        (:func:`activity_details`); people with no activity have missing values.
+    """
+    reasons = [_escaped(lst[c]) for c in ("reason_1", "reason_2", "reason_3")]
+    joined = ["; ".join(x for x in r if x) for r in zip(*reasons, strict=True)]
+    sex = lst["sex"].astype(str).map({"1": "M", "2": "F"}).fillna("-")
+    events = activity["events"].fillna(0).astype(int).to_numpy()
+    tables = activity["table"].fillna(_NO_ACTIVITY).to_numpy()
+    rows = [
+        f'<tr class="band-{band.replace(" ", "-")}" data-nhs="{nhs}"><td class="num">{rank}</td>'
+        f'<td>{format_nhs_number(nhs)}</td><td class="num">{risk * 100:.1f}%</td><td>{band}</td><td>{age}</td>'
+        f"<td>{sx}</td><td>{why}</td><td><details><summary>{n} event{'s' if n != 1 else ''}</summary>"
+        f"{table}</details></td></tr>"
+        for rank, nhs, risk, band, age, sx, why, n, table in zip(
+            lst["rank_in_practice"].astype(int),
+            _escaped(lst["nhs_number"]),
+            lst["risk_score"].to_numpy(dtype=float),
+            _escaped(lst["risk_band"]),
+            lst["age"].astype(int),
+            sex,
+            joined,
+            events,
+            tables,
+            strict=True,
         )
+    ]
+    code, name = _e(practice["practice_code"]), _e(practice["practice_name"])
+    pcn = f"{_e(practice['pcn_name'])} ({_e(practice['pcn_code'])})"
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Risk list {_e(practice)} at {as_of}</title><style>{_CSS}</style></head><body>
-<h1>Patients at risk of emergency admission: {_e(practice_name)} ({_e(practice)})</h1>
-<div class="meta">As of {as_of}. Model {_e(model)}. For direct care by clinicians with a legitimate relationship with
-the patient. Risk = probability of an emergency admission in the next 12 months. {len(lst):,} registered patients,
-highest risk first.</div>
+<title>Risk list {code} at {as_of}</title><style>{_CSS}</style></head><body>
+<h1>Patients at risk of emergency admission: {name} ({code})</h1>
+<div class="meta">Primary care network: {pcn}. As of {as_of}. Model {_e(model)}. For direct care by clinicians with a
+legitimate relationship with the patient. Risk = probability of an emergency admission in the next 12 months.
+{len(lst):,} registered patients, highest risk first.</div>
 <button onclick="document.querySelectorAll('details').forEach(d=>d.open=true)">Show all activity</button>
 <table id="risk-list"><thead><tr><th>#</th><th>NHS number</th><th>risk</th><th>band</th><th>age</th><th>sex</th>
 <th>main reasons</th><th>hospital activity, last 12 months</th></tr></thead><tbody>

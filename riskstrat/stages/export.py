@@ -14,8 +14,14 @@ import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import aggregates, cohort_table
-from riskstrat.outputs.direct_care import practice_list, recent_activity, record_export, write_atomically
-from riskstrat.outputs.html import practice_html, report_html
+from riskstrat.outputs.direct_care import (
+    KEY_COUNTS,
+    practice_list,
+    recent_activity,
+    record_export,
+    write_atomically,
+)
+from riskstrat.outputs.html import activity_details, practice_html, report_html
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import open_vault
 from riskstrat.stages.features import features_path
@@ -66,15 +72,11 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
         columns={"value": "cohort", "published": "people"}
     )
     score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
-    write_atomically(
-        report_html(as_of, agg, sizes, f"{score_manifest['model_name']} version {score_manifest['model_version']}"),
-        wd.commissioner / "report.html",
-    )
+    model = f"{score_manifest['model_name']} version {score_manifest['model_version']}"
+    write_atomically(report_html(as_of, agg, sizes, model), wd.commissioner / "report.html")
     # Direct care: each practice's own patients, through the vault.
     ref = pq.read_table(wd.table("ref_practices")).to_pandas()
     practices = ref["practice_code"].tolist()
-    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
-    model = f"{manifest['model_name']} version {manifest['model_version']}"
     listed, note, out_dir = 0, "", None
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
@@ -88,17 +90,19 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
         out_dir = wd.direct_care
         out_dir.mkdir(parents=True, exist_ok=True)
         out_dir.chmod(0o700)
-        activity = recent_activity(wd.pseudonymised, as_of)
-        by_person = {p: rows.drop(columns="pseudonym") for p, rows in activity.groupby("pseudonym", sort=False)}
-        names = dict(zip(ref["practice_code"], ref["practice_name"], strict=True))
-        for practice in sorted(practices):
-            lst, pseudonyms = practice_list(vault, practice, as_of, direct, with_pseudonyms=True)
-            path = out_dir / f"{practice}.csv"
+        details = activity_details(recent_activity(wd.pseudonymised, as_of))
+        columns = ["pseudonym", "practice_code", "risk_score", "risk_band", "reason_1", "reason_2", "reason_3"]
+        columns += ["age_years", "sex", *KEY_COUNTS]
+        by_practice = dict(tuple(direct[columns].groupby("practice_code", sort=False)))
+        empty = direct[columns].iloc[:0]
+        for practice in ref.sort_values("practice_code").itertuples(index=False):
+            code = practice.practice_code
+            lst, pseudonyms = practice_list(vault, code, as_of, by_practice.get(code, empty), with_pseudonyms=True)
+            path = out_dir / f"{code}.csv"
             write_atomically(lst, path)
-            acts = {n: by_person[p] for n, p in zip(lst["nhs_number"], pseudonyms, strict=True) if p in by_person}
-            page = practice_html(practice, names.get(practice, practice), as_of, lst, acts, model)
-            write_atomically(page, out_dir / f"{practice}.html")
-            record_export(audit, practice, len(lst), path)
+            page = practice_html(pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model)
+            write_atomically(page, out_dir / f"{code}.html")
+            record_export(audit, code, len(lst), path)
             listed += len(lst)
     audit.record_stage(
         f"riskstrat export --as-of {as_of}",
