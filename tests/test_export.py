@@ -5,21 +5,31 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from riskstrat.outputs.direct_care import write_atomically
+from riskstrat.features.asof import cut
+from riskstrat.features.asof import population as asof_population
+from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, write_atomically
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.disclosure import SUPPRESSED
+from riskstrat.privacy.nhs_number import synthetic_nhs_numbers
 from riskstrat.privacy.scan import scan_directory
+from riskstrat.privacy.vault import open_vault, write_vault
 from riskstrat.stages.export import export
 from riskstrat.stages.score import score
 from riskstrat.stages.train import train
 
 from .conftest import VAULT_KEY
+from .featurekit import backend, person, sources
 
 D = dt.date(2026, 10, 1)
 
@@ -106,3 +116,71 @@ def test_an_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
     write_atomically(frame, target)
     assert len(pd.read_csv(target)) == 1000
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+_PRACTICES = ("Y90001", "Y90002", "Y90003")
+_spell = st.tuples(
+    st.sampled_from(_PRACTICES),
+    st.integers(-900, 3),  # registration start, days from D (around D on purpose)
+    st.one_of(st.none(), st.integers(0, 900)),  # length in days; None: still registered
+)
+_history = st.tuples(st.lists(_spell, min_size=1, max_size=3), st.one_of(st.none(), st.integers(-5, 5)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories=st.lists(_history, min_size=1, max_size=20), seed=st.integers(0, 2**16))
+def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d(histories, seed):
+    """Moves between practices, registrations starting or ending on D, deaths either side of D:
+    each person registered (and alive) on D is in exactly one list, their practice's, and no
+    list holds anyone else."""
+    nhs = synthetic_nhs_numbers(len(histories), np.random.default_rng(seed))
+    spells, deaths = [], []
+    for i, (history, death) in enumerate(histories):
+        for practice, start, length in history:
+            begin = D + dt.timedelta(days=start)
+            end = None if length is None else begin + dt.timedelta(days=length)
+            spells.append((f"p{i:03d}", nhs[i], practice, begin, end))
+        if death is not None:
+            deaths.append({"pseudonym": f"p{i:03d}", "date_of_death": D + dt.timedelta(days=death)})
+    regs = [person(p, start=s, end=e, practice=c) for p, _, c, s, e in spells]
+    src = sources("duckdb", {"gp_registrations": regs, "deaths": deaths}, practices=_PRACTICES)
+    population = backend("duckdb").to_pyarrow(asof_population(cut(src, D), D)).to_pandas()
+    rng = np.random.default_rng(seed)
+    scored = population[["pseudonym", "practice_code"]].assign(
+        risk_score=rng.random(len(population)),
+        risk_band="low",
+        reason_1=None,
+        reason_2=None,
+        reason_3=None,
+        age_years=50,
+        sex="2",
+        **dict.fromkeys(KEY_COUNTS, 0),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        vault_rows = pa.table(
+            {
+                "pseudonym": [s[0] for s in spells],
+                "nhs_number": [s[1] for s in spells],
+                "practice_code": [s[2] for s in spells],
+                "registration_start": pa.array([s[3] for s in spells], pa.date32()),
+                "registration_end": pa.array([s[4] for s in spells], pa.date32()),
+            }
+        )
+        write_vault(Path(tmp) / "vault.bin", vault_rows, VAULT_KEY)
+        vault = open_vault(Path(tmp) / "vault.bin", VAULT_KEY, AuditLog(Path(tmp) / "audit.jsonl"))
+        lists = {p: practice_list(vault, p, D, scored) for p in _PRACTICES}
+    dead_before_d = {d["pseudonym"] for d in deaths if d["date_of_death"] < D}
+    listed = []
+    for practice, lst in lists.items():
+        assert list(lst["rank_in_practice"]) == list(range(1, len(lst) + 1))
+        assert lst["risk_score"].is_monotonic_decreasing
+        for number in lst["nhs_number"]:
+            i = int(np.flatnonzero(nhs == number)[0])
+            assert f"p{i:03d}" not in dead_before_d
+            assert any(
+                p == f"p{i:03d}" and c == practice and s <= D and (e is None or e >= D) for p, _, c, s, e in spells
+            ), (practice, spells)
+        listed += list(lst["nhs_number"])
+    assert len(listed) == len(set(listed))  # no one is on two lists, or twice on one
+    alive_registered = {p for p, _, _, s, e in spells if s <= D and (e is None or e >= D) and p not in dead_before_d}
+    assert {f"p{int(np.flatnonzero(nhs == n)[0]):03d}" for n in listed} == alive_registered
