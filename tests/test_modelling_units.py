@@ -138,21 +138,3 @@ def test_admission_risk_model_learns_a_known_signal_and_is_calibrated():
     assert list(contrib.columns) == ["age_years", "prior", "sex", "noise", "bias"]
     assert contrib["noise"].abs().mean() < contrib["prior"].abs().mean()
     assert model.feature_importance().index[0] in ("age_years", "prior")
-
-
-def test_only_the_tracking_module_imports_mlflow():
-    import ast
-
-    from .conftest import REPO
-
-    importers = []
-    for path in (REPO / "riskstrat").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
-                importers.append(path.relative_to(REPO).as_posix())
-    assert sorted(set(importers)) == ["riskstrat/tracking.py"]

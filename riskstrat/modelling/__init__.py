@@ -1,0 +1,1 @@
+"""Admission-risk models: specifications, estimators, TreeSHAP reasons, evaluation and plots."""
