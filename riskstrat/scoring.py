@@ -41,15 +41,21 @@ _CONDITIONS = {
 }
 
 
-def assign_bands(scores: pd.Series, bands: list[tuple[str, float]]) -> pd.Series:
+def assign_bands(scores: pd.Series, bands: list[tuple[str, float]], model_score: pd.Series | None = None) -> pd.Series:
     """Risk band of each score: the highest ``top_share`` of people first.
 
     ``bands`` are ``(name, cumulative top share)`` in order, the last reaching 1.0. Ties in
-    score are broken by the index (the pseudonym), so bands are reproducible.
+    the calibrated score (isotonic calibration is a step function, so there are many) are
+    broken by ``model_score``, the model's own log-odds before calibration, when given, and
+    then by the index (the pseudonym), so bands are reproducible.
     """
-    order = pd.DataFrame({"s": scores.to_numpy(), "k": scores.index.to_numpy()}).sort_values(
-        ["s", "k"], ascending=[False, True]
-    )
+    order = pd.DataFrame(
+        {
+            "s": scores.to_numpy(),
+            "m": np.zeros(len(scores)) if model_score is None else model_score.to_numpy(),
+            "k": scores.index.to_numpy(),
+        }
+    ).sort_values(["s", "m", "k"], ascending=[False, False, True])
     rank = np.empty(len(scores), dtype=np.int64)
     rank[order.index.to_numpy()] = np.arange(1, len(scores) + 1)
     share = rank / max(len(scores), 1)

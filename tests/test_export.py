@@ -147,7 +147,8 @@ def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d
     population = backend("duckdb").to_pyarrow(asof_population(cut(src, D), D)).to_pandas()
     rng = np.random.default_rng(seed)
     scored = population[["pseudonym", "practice_code"]].assign(
-        risk_score=rng.random(len(population)),
+        risk_score=rng.choice([0.1, 0.2, 0.3], len(population)),  # ties, as isotonic calibration makes
+        model_score=rng.normal(size=len(population)),
         risk_band="low",
         reason_1=None,
         reason_2=None,
@@ -174,6 +175,10 @@ def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d
     for practice, lst in lists.items():
         assert list(lst["rank_in_practice"]) == list(range(1, len(lst) + 1))
         assert lst["risk_score"].is_monotonic_decreasing
+        by_nhs = scored.assign(nhs_number=[nhs[int(p[1:])] for p in scored["pseudonym"]]).set_index("nhs_number")
+        model_score = by_nhs.loc[lst["nhs_number"], "model_score"].to_numpy()
+        for tie in lst.groupby("risk_score").indices.values():
+            assert (np.diff(model_score[tie]) <= 0).all()  # ties in risk ordered by the model's score
         for number in lst["nhs_number"]:
             i = int(np.flatnonzero(nhs == number)[0])
             assert f"p{i:03d}" not in dead_before_d

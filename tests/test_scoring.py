@@ -9,13 +9,16 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from scipy.special import logit
 
+from riskstrat import tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.scoring import assign_bands, describe
-from riskstrat.stages.score import score
+from riskstrat.stages.score import DEFAULT_MODEL_URI, score
 from riskstrat.stages.train import train
 
 BANDS = [("very high", 0.005), ("high", 0.05), ("moderate", 0.20), ("low", 1.0)]
@@ -29,6 +32,10 @@ def test_bands_follow_the_cumulative_shares():
     assert band["p0999"] == "very high" and band["p0000"] == "low"
     tied = assign_bands(pd.Series([0.5] * 200, index=[f"q{i:03d}" for i in range(200)]), BANDS)
     assert tied["q000"] == "very high" and tied["q199"] == "low"  # ties broken by pseudonym
+    model = pd.Series(range(200), index=tied.index)  # ... after the model's own score
+    by_model = assign_bands(pd.Series([0.5] * 200, index=tied.index), BANDS, model)
+    assert by_model["q199"] == "very high" and by_model["q000"] == "low"
+    assert (by_model == "high").sum() == 9 and by_model[[f"q{i}" for i in range(190, 199)]].eq("high").all()
 
 
 @pytest.mark.parametrize(
@@ -70,6 +77,13 @@ def test_scoring_the_population(trained):
     n = len(t)
     assert counts["very high"] == pytest.approx(0.005 * n, abs=1)
     assert counts["high"] == pytest.approx(0.045 * n, abs=2)
+    # bands follow (calibrated risk, model score): no one in a lower band outranks anyone above
+    rank = t.sort_values(["risk_score", "model_score"], ascending=False)["risk_band"]
+    order = {"very high": 0, "high": 1, "moderate": 2, "low": 3}
+    assert rank.map(order).is_monotonic_increasing
+    loaded = tracking.load_registered(trained, None, DEFAULT_MODEL_URI)
+    raw = loaded.estimator.raw_proba(feats.set_index("pseudonym").loc[t["pseudonym"], loaded.input_names])
+    np.testing.assert_allclose(t["model_score"], logit(raw), atol=2e-6)  # SHAP values add up to the log-odds
     top = t.sort_values("risk_score", ascending=False).head(20)
     assert top["reason_1"].notna().all()
     assert top["risk_band"].iloc[0] == "very high"

@@ -42,13 +42,16 @@ LIST_COLUMNS = [
 def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.DataFrame, with_pseudonyms: bool = False):
     """The list for one practice: ``scored`` is scores joined to features, by pseudonym.
 
-    ``scored`` may hold everyone or only the rows of this practice; only people the vault
-    has registered at the practice on D *and* whose pseudonymised record puts them there are
-    listed. With ``with_pseudonyms`` also returns the pseudonyms in list order (never written out).
+    Highest risk first: by calibrated risk, then by the model's own score (``model_score``)
+    where calibration ties people, then by pseudonym. ``scored`` may hold everyone or only
+    this practice's rows; only people the vault has registered at the practice on D *and*
+    whose pseudonymised record puts them there are listed. With ``with_pseudonyms`` also
+    returns the pseudonyms in list order (never written out).
     """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
     lst = people.merge(scored[scored["practice_code"] == practice], on="pseudonym", how="inner")
-    lst = lst.sort_values(["risk_score", "pseudonym"], ascending=[False, True]).reset_index(drop=True)
+    order = ["risk_score", "model_score", "pseudonym"]
+    lst = lst.sort_values(order, ascending=[False, False, True]).reset_index(drop=True)
     lst["rank_in_practice"] = range(1, len(lst) + 1)
     lst = lst.rename(columns={"age_years": "age", **KEY_COUNTS})
     if with_pseudonyms:

@@ -1,9 +1,10 @@
 """``riskstrat score``: score the population at D with the registered model.
 
 Everyone in the population at D (registered, not dead before D) is scored unless the
-opt-out policy excludes them from scoring. Each person gets a calibrated probability, a
-risk band from the model specification and up to three reasons in plain words (their
-largest positive SHAP contributions). Output: ``W/pseudonymised/scores_<D>.parquet`` and a
+opt-out policy excludes them from scoring. Each person gets a calibrated probability, the
+model's log-odds before calibration (``model_score``, which orders people the calibrated
+probability ties), a risk band from the model specification and up to three reasons in
+plain words (their largest positive SHAP contributions). Output: ``W/pseudonymised/scores_<D>.parquet`` and a
 run manifest ``W/reports/score_<D>.json`` (model, version, counts, checksums). The same
 inputs and model give the same outputs.
 """
@@ -66,14 +67,18 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     inputs = loaded.input_names
     risk = np.asarray(loaded.model.predict(feats[inputs]), dtype=float)
     bands = [(b["name"], float(b["top_share"])) for b in loaded.risk_bands]
-    scores = pd.Series(risk, index=feats["pseudonym"])
-    band = assign_bands(scores, bands).to_numpy()
     contrib = loaded.estimator.contributions(feats[inputs])
+    # The contributions add up to the model's log-odds before calibration: it orders people
+    # whom the (step-wise) calibrated probability ties.
+    model_score = np.round(contrib.to_numpy().sum(axis=1), 6)
+    index = feats["pseudonym"]
+    band = assign_bands(pd.Series(risk, index=index), bands, pd.Series(model_score, index=index)).to_numpy()
     reasons = top_reasons(contrib, feats[inputs])
     table = pa.table(
         {
             "pseudonym": feats["pseudonym"].to_numpy(),
             "risk_score": np.round(risk, 6),
+            "model_score": model_score,
             "risk_band": band.astype(str),
             "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
             "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
