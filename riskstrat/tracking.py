@@ -9,6 +9,7 @@ and data summaries as counts: never patient rows, never input examples, never ke
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ __all__ = [
 ]
 
 CHAMPION = "champion"
+
+# MLflow narrates at INFO (database set-up, "Successfully registered model"): riskstrat
+# reports what happened itself, so only MLflow's warnings and errors reach the user.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def tracking_uri(workdir: Path, configured: str | None = None) -> str:
@@ -114,16 +119,24 @@ def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> s
         # The signature comes from an empty frame: no patient row is ever logged. Feature
         # tables carry no missing values (declared defaults), so integer columns stay integers.
         sample = feature_frame.iloc[:0]
-        signature = infer_signature(sample, np.zeros(0, dtype=float))
+        pyfunc_log = logging.getLogger("mlflow.pyfunc")
+        level = pyfunc_log.level
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "no input example" and integer hints: deliberate
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=RiskModelPyfunc(),
-                artifacts={"estimator": str(path)},
-                signature=signature,
-                registered_model_name=registered_name,
-            )
+            # Deliberate: no input example, integer columns (features have no missing values),
+            # and our own small wrapper class serialised with cloudpickle.
+            warnings.simplefilter("ignore", UserWarning)
+            pyfunc_log.setLevel(logging.ERROR)
+            signature = infer_signature(sample, np.zeros(0, dtype=float))
+            try:
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=RiskModelPyfunc(),
+                    artifacts={"estimator": str(path)},
+                    signature=signature,
+                    registered_model_name=registered_name,
+                )
+            finally:
+                pyfunc_log.setLevel(level)
     return str(info.registered_model_version)
 
 

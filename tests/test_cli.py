@@ -142,3 +142,29 @@ def test_run_does_everything_in_order(tmp_path):
         env=env,
     )
     assert again.returncode == 0 and "a champion is registered: no training" in " ".join(again.stdout.split())
+
+
+def test_run_on_csv_extracts_without_the_optional_tables(tmp_path):
+    """Contract v1 allows CSV and lets deaths, opt_outs and ref_lsoa be absent: run still
+    produces every output, and says nothing alarming on the way."""
+    import os
+
+    x = tmp_path / "x"
+    made = riskstrat("synth", "--out", str(x), "--patients", "4000", "--practices", "2", "--format", "csv")
+    assert made.returncode == 0
+    for optional in ("deaths", "opt_outs", "ref_lsoa"):
+        (x / f"{optional}.csv").unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-csv-region-key-abc-def-ghij-klmn-opqrst"
+    env["RISKSTRAT_VAULT_KEY"] = "cli-csv-vault-key-abc-def-ghij-klmn-opqrstu"
+    command = [sys.executable, "-m", "riskstrat", "run", "--extracts", str(x), "--workdir", str(tmp_path / "W")]
+    result = subprocess.run([*command, "--as-of", "2026-10-01"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Warning" not in result.stderr and "WARNING" not in result.stderr, result.stderr[-2000:]
+    manifest = json.loads((tmp_path / "W" / "reports" / "score_2026-10-01.json").read_text())
+    lists = sorted((tmp_path / "W" / "direct_care").glob("*.csv"))
+    assert [p.name for p in lists] == ["Y90000.csv", "Y90001.csv"]
+    listed = sum(len(p.read_text().splitlines()) - 1 for p in lists)
+    assert listed == manifest["people_scored"] > 2000  # no opt-outs: everyone scored is on a list
+    for output in ("cohort.parquet", "aggregates.csv", "report.html"):
+        assert (tmp_path / "W" / "commissioner" / output).stat().st_size > 0

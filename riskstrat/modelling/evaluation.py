@@ -53,7 +53,7 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, fl
     """Calibration slope (logistic regression of y on logit p) and calibration-in-the-large
     (intercept with logit p as an offset); perfect calibration gives (1, 0)."""
     lp = logit(np.clip(p, _EPS, 1 - _EPS))
-    slope = float(LogisticRegression(penalty=None, max_iter=1000).fit(lp[:, None], y).coef_[0, 0])
+    slope = float(LogisticRegression(C=np.inf, max_iter=1000).fit(lp[:, None], y).coef_[0, 0])
     intercept = brentq(lambda a: float((y - expit(a + lp)).sum()), -10, 10)
     return slope, float(intercept)
 
