@@ -24,7 +24,7 @@ text-align:left;vertical-align:top} th{background:#f2f4f7;position:sticky;top:0}
 .band-very-high{background:#fde2e1}.band-high{background:#fff1d6}.band-moderate{background:#fffbe6}
 details summary{cursor:pointer;color:#005eb8}
 .activity td,.activity th{font-size:.82rem;border:none;padding:.15rem .4rem}
-.num{text-align:right} button{margin:.5rem 0}
+.num{text-align:right} .nhs,.activity td:first-child{white-space:nowrap} button{margin:.5rem 0}
 @media print{button{display:none} details{display:block} details>summary{list-style:none}
 details:not([open]) .activity{display:block} th{position:static}}
 """
@@ -96,7 +96,8 @@ def practice_html(practice: pd.Series, as_of: dt.date, lst: pd.DataFrame, activi
     tables = activity["table"].fillna(_NO_ACTIVITY).to_numpy()
     rows = [
         f'<tr class="band-{band.replace(" ", "-")}" data-nhs="{nhs}"><td class="num">{rank}</td>'
-        f'<td>{format_nhs_number(nhs)}</td><td class="num">{risk * 100:.1f}%</td><td>{band}</td><td>{age}</td>'
+        f'<td class="nhs">{format_nhs_number(nhs)}</td><td class="num">{risk * 100:.1f}%</td>'
+        f"<td>{band}</td><td>{age}</td>"
         f"<td>{sx}</td><td>{why}</td><td><details><summary>{n} event{'s' if n != 1 else ''}</summary>"
         f"{table}</details></td></tr>"
         for rank, nhs, risk, band, age, sx, why, n, table in zip(
