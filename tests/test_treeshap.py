@@ -90,3 +90,21 @@ def test_a_disagreement_falls_back_to_lightgbm(monkeypatch, caplog):
 def test_no_people_gives_an_empty_table():
     frame, y = _population(1)
     assert tree_shap(_booster(frame, y), frame.iloc[:0]).shape == (0, frame.shape[1] + 1)
+
+
+def test_grouping_on_code_columns_when_one_integer_cannot_hold_them(monkeypatch, caplog):
+    frame, y = _population(11)
+    booster = _booster(frame, y)
+    monkeypatch.setattr(treeshap, "_MAX_RADIX", 1)  # every tree takes the column path
+    with caplog.at_level(logging.WARNING, logger=treeshap.__name__):
+        values = tree_shap(booster, frame)
+    assert not caplog.records
+    np.testing.assert_allclose(values, booster.predict(frame, pred_contrib=True), rtol=0, atol=1e-12)
+
+
+def test_trees_without_splits():
+    frame, _ = _population(5, n=500)
+    y = np.r_[np.zeros(450, int), np.ones(50, int)]
+    booster = _booster(frame, y, min_data_in_leaf=300)  # 500 people cannot make two leaves of 300
+    assert all("split_index" not in t["tree_structure"] for t in booster.dump_model()["tree_info"])
+    np.testing.assert_allclose(tree_shap(booster, frame), booster.predict(frame, pred_contrib=True), atol=1e-12)

@@ -35,6 +35,8 @@ _ZERO = 1e-35
 #: people checked against LightGBM's full pred_contrib on each call
 CHECK_PEOPLE = 500
 _TOLERANCE = 1e-9
+#: above this many code combinations in one tree, people are grouped on the code columns
+_MAX_RADIX = 2**62
 
 
 def _matrix(frame: pd.DataFrame, booster: Booster) -> np.ndarray:
@@ -128,7 +130,7 @@ def tree_shap(booster: Booster, frame: pd.DataFrame, num_iteration: int | None =
             keys.append(codes)
             key += codes * radix
             radix *= size
-        if radix >= 2**62:  # too many combinations for one integer: group on the columns
+        if radix >= _MAX_RADIX:  # too many combinations for one integer: group on the columns
             _, group = np.unique(np.column_stack(keys), axis=0, return_inverse=True)
             group = group.ravel()
             groups = int(group.max()) + 1
