@@ -189,3 +189,18 @@ def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d
     assert len(listed) == len(set(listed))  # no one is on two lists, or twice on one
     alive_registered = {p for p, _, _, s, e in spells if s <= D and (e is None or e >= D) and p not in dead_before_d}
     assert {f"p{int(np.flatnonzero(nhs == n)[0]):03d}" for n in listed} == alive_registered
+
+
+def test_exporting_again_gives_the_same_files(exported):
+    work, _ = exported
+
+    def digests() -> dict[str, str]:
+        import hashlib
+
+        files = sorted([*(work / "direct_care").iterdir(), *(work / "commissioner").iterdir()])
+        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    before = digests()
+    assert len(before) == 5 * 2 + 3  # a CSV and an HTML list per practice; cohort, aggregates, report
+    export(work, D, VAULT_KEY)
+    assert digests() == before
