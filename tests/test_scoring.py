@@ -119,3 +119,14 @@ def test_scoring_without_a_model_is_one_line(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-1500:]
     assert "scored" in result.stdout and "very high" in result.stdout
+
+
+def test_scoring_in_batches_gives_the_same_file(trained, monkeypatch):
+    from riskstrat.stages import score as score_stage
+
+    d = dt.date(2026, 10, 1)
+    whole = score(trained, d).manifest
+    monkeypatch.setattr(score_stage, "SCORE_BATCH_ROWS", 333)  # about six batches
+    batched = score(trained, d).manifest
+    assert batched["people_scored"] == whole["people_scored"] > 333 * 5
+    assert batched["checksums"]["scores"] == whole["checksums"]["scores"]

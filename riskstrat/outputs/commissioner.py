@@ -13,7 +13,7 @@ import pandas as pd
 
 from riskstrat.privacy.disclosure import SUPPRESSED, percentages, protect_counts, protect_table
 
-__all__ = ["AT_RISK_BANDS", "COHORTS", "aggregates", "cohort_table"]
+__all__ = ["AT_RISK_BANDS", "COHORTS", "COHORT_INPUTS", "aggregates", "cohort_table"]
 
 AT_RISK_BANDS = ("very high", "high")
 AGE_BANDS = [-1, 17, 39, 64, 74, 84, 200]
@@ -30,6 +30,25 @@ COHORTS = {
     "most_expensive_prescriptions": "top 5% by prescribing cost in the last year",
     "recently_discharged": "discharged from hospital in the 30 days before D",
 }
+
+
+#: the feature columns :func:`cohort_table` reads
+COHORT_INPUTS = (
+    "practice_code",
+    "pcn_code",
+    "age_years",
+    "sex",
+    "imd_decile",
+    "ltc_count",
+    "sus_cost_365d",
+    "prescribing_cost_365d",
+    "efi_score",
+    "in_hospital_on_d",
+    "op_first_attendances_365d",
+    "emergency_admissions_365d",
+    "ae_attendances_365d",
+    "discharged_30d",
+)
 
 
 def _top(values: pd.Series, share: float) -> pd.Series:

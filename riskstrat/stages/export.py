@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
-from riskstrat.outputs.commissioner import aggregates, cohort_table
+from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
     practice_list,
@@ -47,7 +47,9 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     if not scores_path(workdir, as_of).exists():
         raise RiskstratError(f"{workdir}: no scores at {as_of}: run 'riskstrat score --as-of {as_of}' first")
     scores = pq.read_table(scores_path(workdir, as_of)).to_pandas()
-    feats = pq.read_table(features_path(workdir, as_of)).to_pandas()
+    # Only the feature columns the outputs show or use.
+    columns = ["pseudonym", *dict.fromkeys([*COHORT_INPUTS, "age_years", "sex", *KEY_COUNTS])]
+    feats = pq.read_table(features_path(workdir, as_of), columns=columns).to_pandas()
     return scores.merge(feats, on="pseudonym", how="inner", validate="one_to_one")
 
 

@@ -33,6 +33,19 @@ from riskstrat.workdir import WorkDir
 __all__ = ["DEFAULT_MODEL_URI", "ScoreResult", "score", "scores_path"]
 
 DEFAULT_MODEL_URI = "models:/emergency_admission_12m@champion"
+#: people scored at a time (features, SHAP values and reasons of one batch in memory)
+SCORE_BATCH_ROWS = 250_000
+_SCORE_SCHEMA = pa.schema(
+    [
+        ("pseudonym", pa.string()),
+        ("risk_score", pa.float64()),
+        ("model_score", pa.float64()),
+        ("risk_band", pa.string()),
+        ("reason_1", pa.string()),
+        ("reason_2", pa.string()),
+        ("reason_3", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -54,37 +67,52 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         if not wd.table("gp_registrations").exists():
             raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
         build_features(workdir, as_of)
-    feats = pq.read_table(features_path(workdir, as_of)).to_pandas()
     uses = wd.table(OPT_OUT_USES_TABLE)
-    excluded = 0
+    objectors = set()
     if uses.exists():
-        flags = pq.read_table(uses).to_pandas()
-        out = set(flags.loc[flags["scoring"], "pseudonym"])
-        excluded = int(feats["pseudonym"].isin(out).sum())
-        feats = feats[~feats["pseudonym"].isin(out)]
-    feats = feats.sort_values("pseudonym").reset_index(drop=True)
+        flags = pq.read_table(uses, columns=["pseudonym", "scoring"]).to_pandas()
+        objectors = set(flags.loc[flags["scoring"], "pseudonym"])
     loaded = tracking.load_registered(workdir, tracking_uri, model_uri)
     inputs = loaded.input_names
-    risk = np.asarray(loaded.model.predict(feats[inputs]), dtype=float)
+    # People are scored in batches, so memory follows the batch, not the population.
+    parts, excluded = [], 0
+    source = pq.ParquetFile(features_path(workdir, as_of))
+    for batch in source.iter_batches(batch_size=SCORE_BATCH_ROWS, columns=["pseudonym", *inputs]):
+        feats = batch.to_pandas()
+        kept = ~feats["pseudonym"].isin(objectors)
+        excluded += int((~kept).sum())
+        feats = feats[kept].reset_index(drop=True)
+        if feats.empty:
+            continue
+        risk = np.asarray(loaded.model.predict(feats[inputs]), dtype=float)
+        contrib = loaded.estimator.contributions(feats[inputs])
+        reasons = top_reasons(contrib, feats[inputs])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "pseudonym": feats["pseudonym"].to_numpy(),
+                    "risk_score": np.round(risk, 6),
+                    # The contributions add up to the model's log-odds before calibration:
+                    # it orders people whom the (step-wise) calibrated probability ties.
+                    "model_score": np.round(contrib.to_numpy().sum(axis=1), 6),
+                    "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
+                    "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
+                    "reason_3": [r[2] if len(r) > 2 else None for r in reasons],
+                }
+            )
+        )
+    if not parts:
+        raise RiskstratError(f"{workdir}: no one to score at {as_of} (the population is empty or has opted out)")
+    scored = pd.concat(parts, ignore_index=True).sort_values("pseudonym").reset_index(drop=True)
     bands = [(b["name"], float(b["top_share"])) for b in loaded.risk_bands]
-    contrib = loaded.estimator.contributions(feats[inputs])
-    # The contributions add up to the model's log-odds before calibration: it orders people
-    # whom the (step-wise) calibrated probability ties.
-    model_score = np.round(contrib.to_numpy().sum(axis=1), 6)
-    index = feats["pseudonym"]
-    band = assign_bands(pd.Series(risk, index=index), bands, pd.Series(model_score, index=index)).to_numpy()
-    reasons = top_reasons(contrib, feats[inputs])
-    table = pa.table(
-        {
-            "pseudonym": feats["pseudonym"].to_numpy(),
-            "risk_score": np.round(risk, 6),
-            "model_score": model_score,
-            "risk_band": band.astype(str),
-            "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
-            "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
-            "reason_3": [r[2] if len(r) > 2 else None for r in reasons],
-        }
-    )
+    index = scored["pseudonym"]
+    band = assign_bands(
+        pd.Series(scored["risk_score"].to_numpy(dtype=float), index=index),
+        bands,
+        pd.Series(scored["model_score"].to_numpy(dtype=float), index=index),
+    ).to_numpy()
+    scored.insert(3, "risk_band", band.astype(str))
+    table = pa.Table.from_pandas(scored, schema=_SCORE_SCHEMA, preserve_index=False)
     out = scores_path(workdir, as_of)
     tmp = out.with_name(f".{out.name}.partial")
     pq.write_table(table, tmp, compression="zstd")
@@ -96,10 +124,10 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         "model_name": loaded.name,
         "model_version": loaded.version,
         "run_id": loaded.run_id,
-        "people_scored": len(feats),
+        "people_scored": len(scored),
         "excluded_by_opt_out_policy": excluded,
         "people_by_band": {name: int(counts.get(name, 0)) for name, _ in bands},
-        "mean_risk": round(float(risk.mean()), 6),
+        "mean_risk": round(float(scored["risk_score"].mean()), 6),
         "checksums": {"features": file_checksum(features_path(workdir, as_of)), "scores": file_checksum(out)},
     }
     wd.reports.mkdir(parents=True, exist_ok=True)
