@@ -138,3 +138,17 @@ def test_admission_risk_model_learns_a_known_signal_and_is_calibrated():
     assert list(contrib.columns) == ["age_years", "prior", "sex", "noise", "bias"]
     assert contrib["noise"].abs().mean() < contrib["prior"].abs().mean()
     assert model.feature_importance().index[0] in ("age_years", "prior")
+
+
+def test_ranking_figures_follow_rank_by_and_calibration_follows_p():
+    # Calibration ties four people at 0.5; the model's own score orders them perfectly.
+    y = np.array([0, 1, 0, 1] * 50)
+    p = np.full(200, 0.5)
+    raw = np.where(y == 1, 0.7, 0.3) + np.linspace(0, 0.01, 200)
+    tied = evaluate(y, p, n_boot=0)
+    ranked = evaluate(y, p, n_boot=0, rank_by=raw)
+    assert tied.metrics["auroc"] == pytest.approx(0.5)
+    assert ranked.metrics["auroc"] == pytest.approx(1.0) and ranked.metrics["ppv_top5pct"] == 1.0
+    assert ranked.metrics["brier"] == tied.metrics["brier"] == pytest.approx(0.25)  # calibration uses p
+    assert ranked.metrics["observed_over_expected"] == pytest.approx(1.0)
+    assert list(ranked.tables["deciles"]["observed"]) == [0] * 5 + [20] * 5

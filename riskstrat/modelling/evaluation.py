@@ -59,7 +59,8 @@ def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, fl
 
 
 def top_share_table(y: np.ndarray, p: np.ndarray, shares=TOP_SHARES) -> pd.DataFrame:
-    """PPV, sensitivity and number needed to review among the highest-risk shares."""
+    """PPV, sensitivity and number needed to review among the highest-risk shares
+    (people ordered by ``p``, highest first)."""
     order = np.argsort(-p, kind="stable")
     rows = []
     for s in shares:
@@ -78,9 +79,10 @@ def top_share_table(y: np.ndarray, p: np.ndarray, shares=TOP_SHARES) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def decile_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
-    """Observed and expected events by risk decile (1 = lowest risk)."""
-    ranks = pd.Series(p).rank(method="first")
+def decile_table(y: np.ndarray, p: np.ndarray, rank_by: np.ndarray | None = None) -> pd.DataFrame:
+    """Observed and expected events by risk decile (1 = lowest risk), people ordered by
+    ``rank_by`` (default ``p``)."""
+    ranks = pd.Series(p if rank_by is None else rank_by).rank(method="first")
     decile = pd.qcut(ranks, 10, labels=False) + 1
     t = pd.DataFrame({"decile": decile, "observed": y, "expected": p})
     out = t.groupby("decile").agg(
@@ -94,13 +96,17 @@ def decile_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     return out.reset_index()
 
 
-def subgroup_table(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame) -> pd.DataFrame:
-    """Metrics by each grouping column (sex, age band, IMD quintile, ethnicity group)."""
+def subgroup_table(
+    y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, rank_by: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Metrics by each grouping column (sex, age band, IMD quintile, ethnicity group);
+    AUROC from ``rank_by`` (default ``p``)."""
+    rank_by = p if rank_by is None else rank_by
     rows = []
     for col in groups.columns:
         for value, idx in groups.groupby(col, observed=True).indices.items():
             yy, pp = y[idx], p[idx]
-            auc = roc_auc_score(yy, pp) if 0 < yy.sum() < yy.size else np.nan
+            auc = roc_auc_score(yy, rank_by[idx]) if 0 < yy.sum() < yy.size else np.nan
             rows.append(
                 {
                     "group": col,
@@ -122,34 +128,47 @@ def share_of_ceiling(auroc: float, ceiling: float) -> float:
     return (auroc - 0.5) / (ceiling - 0.5)
 
 
-def evaluate(y, p, groups: pd.DataFrame | None = None, truth=None, n_boot: int = 200, seed: int = 0) -> Evaluation:
+def evaluate(
+    y,
+    p,
+    groups: pd.DataFrame | None = None,
+    truth=None,
+    n_boot: int = 200,
+    seed: int = 0,
+    rank_by=None,
+) -> Evaluation:
     """Every figure of the evaluation report for scores ``p`` against outcomes ``y``.
 
     ``truth`` (optional): the true probabilities of a synthetic population, for the ceiling.
+    ``rank_by`` (optional): the score that orders people, when it is finer than ``p``. A
+    calibrated model passes its uncalibrated score: isotonic calibration ties whole blocks
+    of people, and the lists order them by the model's own score. Discrimination and
+    targeting (AUROC, AUPRC, top shares, deciles) use ``rank_by``; calibration uses ``p``.
     """
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=float)
+    ranking = p if rank_by is None else np.asarray(rank_by, dtype=float)
     ev = Evaluation()
     m = ev.metrics
     m["people"] = float(y.size)
     m["events"] = float(y.sum())
-    m["auroc"] = float(roc_auc_score(y, p))
-    m["auroc_lo"], m["auroc_hi"] = _bootstrap(y, p, roc_auc_score, n_boot, seed)
-    m["auprc"] = float(average_precision_score(y, p))
-    m["auprc_lo"], m["auprc_hi"] = _bootstrap(y, p, average_precision_score, n_boot, seed + 1)
+    m["auroc"] = float(roc_auc_score(y, ranking))
+    m["auroc_lo"], m["auroc_hi"] = _bootstrap(y, ranking, roc_auc_score, n_boot, seed)
+    m["auprc"] = float(average_precision_score(y, ranking))
+    m["auprc_lo"], m["auprc_hi"] = _bootstrap(y, ranking, average_precision_score, n_boot, seed + 1)
     m["brier"] = float(brier_score_loss(y, p))
     m["calibration_slope"], m["calibration_intercept"] = calibration_slope_intercept(y, p)
     m["observed_over_expected"] = float(y.sum() / max(p.sum(), _EPS))
-    top = top_share_table(y, p)
+    top = top_share_table(y, ranking)
     for _, r in top.iterrows():
         tag = f"top{r['top_share'] * 100:g}pct".replace(".", "_")
         m[f"ppv_{tag}"] = float(r["ppv"])
         m[f"sensitivity_{tag}"] = float(r["sensitivity"])
         m[f"nnr_{tag}"] = float(r["number_needed_to_review"])
     ev.tables["top_shares"] = top
-    ev.tables["deciles"] = decile_table(y, p)
+    ev.tables["deciles"] = decile_table(y, p, ranking)
     if groups is not None:
-        ev.tables["subgroups"] = subgroup_table(y, p, groups.reset_index(drop=True))
+        ev.tables["subgroups"] = subgroup_table(y, p, groups.reset_index(drop=True), ranking)
     if truth is not None:
         truth = np.asarray(truth, dtype=float)
         m["ceiling_auroc"] = float(roc_auc_score(y, truth))

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from sklearn.metrics import roc_auc_score
 
 from riskstrat import tracking
 from riskstrat.errors import RiskstratError
@@ -155,8 +156,12 @@ def train(
         scores[name] = b.predict_proba(val_df)[:, 1]
     truth = _truth(truth_dir, pseudonym_key, val_as_of, val_df["pseudonym"])
     groups = _groups(val_df)
+    # The model's lists order people by its uncalibrated score where calibration ties them;
+    # so do its discrimination and targeting figures.
+    rank_by = {"model": model.raw_proba(Xv)}
     evals = {
-        name: evaluate(yv, p, groups if name == "model" else None, truth, seed=spec.seed) for name, p in scores.items()
+        name: evaluate(yv, p, groups if name == "model" else None, truth, seed=spec.seed, rank_by=rank_by.get(name))
+        for name, p in scores.items()
     }
     metrics = {name: e.metrics for name, e in evals.items()}
     flat = {f"{k}": v for k, v in metrics["model"].items()}
@@ -166,13 +171,13 @@ def train(
     if held_practices:
         sel = val_df["practice_code"].isin(held_practices).to_numpy()
         if 0 < yv[sel].sum() < sel.sum():
-            flat["held_out_practices_auroc"] = evaluate(yv[sel], scores["model"][sel], n_boot=0).metrics["auroc"]
+            flat["held_out_practices_auroc"] = float(roc_auc_score(yv[sel], rank_by["model"][sel]))
     sample = Xv.sample(n=min(20_000, len(Xv)), random_state=spec.seed)
     shap = model.contributions(sample).drop(columns="bias").abs().mean().sort_values(ascending=False)
     importance = model.feature_importance()
     figures = {
         "calibration": calibration_plot(yv, scores),
-        "roc": roc_plot(yv, scores, {k: m["auroc"] for k, m in metrics.items()}),
+        "roc": roc_plot(yv, {**scores, **rank_by}, {k: m["auroc"] for k, m in metrics.items()}),
         "deciles": decile_plot(evals["model"].tables["deciles"]),
         "shap_summary": bar_plot(shap, "SHAP: mean |contribution| (log-odds)", "mean |SHAP value|"),
         "feature_importance": bar_plot(importance, "LightGBM gain", "total gain"),
@@ -245,15 +250,16 @@ def train(
 def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
     """Promote to champion only when the new version beats the champion on this validation set
     (the champion scores the same people, from the feature columns it was trained on)."""
-    from sklearn.metrics import roc_auc_score
-
     current = tracking.champion_version(name)
     if current is None:
         tracking.set_champion(name, version)
         return True, f"no champion yet: version {version} (validation AUROC {new_auroc:.4f}) becomes champion"
     old = tracking.load_model(f"models:/{name}@{tracking.CHAMPION}")
     inputs = old.metadata.get_input_schema().input_names()
-    old_auroc = float(roc_auc_score(yv, old.predict(validation[inputs])))
+    estimator = old.unwrap_python_model().estimator
+    # Ranked as its lists rank people: by its uncalibrated score where it has one.
+    ranking = getattr(estimator, "raw_proba", None) or (lambda X: old.predict(X))
+    old_auroc = float(roc_auc_score(yv, ranking(validation[inputs])))
     if new_auroc > old_auroc:
         tracking.set_champion(name, version)
         return True, f"version {version} AUROC {new_auroc:.4f} beats champion version {current} ({old_auroc:.4f})"
