@@ -177,6 +177,18 @@ def test_training_refuses_an_open_outcome_window(pseudonymised, tmp_path):
         train(pseudonymised, dt.date(2026, 1, 1), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
 
 
+def test_truth_under_another_key_is_refused_not_ignored(pseudonymised, clean_population, tmp_path):
+    _, truth = clean_population
+    with pytest.raises(RiskstratError, match=r"100% of the people validated have no true risk"):
+        train(
+            pseudonymised,
+            AS_OF,
+            tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+            truth_dir=truth,
+            pseudonym_key="another-region-key-abc-def-ghij-klmn-opqrst",
+        )
+
+
 def test_held_out_practices_are_evaluated_apart(pseudonymised, tmp_path):
     text = (
         (MODELS_DIR / "emergency_admission_12m.yaml")

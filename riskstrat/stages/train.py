@@ -95,8 +95,12 @@ def _truth(truth_dir: Path | None, key: str | None, as_of: dt.date, people: pd.S
     t = t.filter(pc.equal(t["as_of"], pa.scalar(as_of, pa.date32()))).to_pandas()
     t["pseudonym"] = pseudonymise(t["nhs_number"].tolist(), key)
     merged = pd.DataFrame({"pseudonym": people}).merge(t[["pseudonym", "true_risk"]], on="pseudonym", how="left")
-    if merged["true_risk"].isna().mean() > 0.01:
-        return None
+    unmatched = float(merged["true_risk"].isna().mean())
+    if unmatched > 0.01:
+        raise RiskstratError(
+            f"{truth_dir}: {unmatched:.0%} of the people validated have no true risk: the truth directory is of "
+            "another population, or the pseudonymisation key is not the one this work directory was made with"
+        )
     return merged["true_risk"].fillna(merged["true_risk"].mean()).to_numpy()
 
 
