@@ -93,10 +93,8 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
         out_dir.mkdir(parents=True, exist_ok=True)
         out_dir.chmod(0o700)
         details = activity_details(recent_activity(wd.pseudonymised, as_of))
-        columns = ["pseudonym", "practice_code", "risk_score", "model_score", "risk_band"]
-        columns += ["reason_1", "reason_2", "reason_3", "age_years", "sex", *KEY_COUNTS]
-        by_practice = dict(tuple(direct[columns].groupby("practice_code", sort=False)))
-        empty = direct[columns].iloc[:0]
+        by_practice = dict(tuple(direct.groupby("practice_code", sort=False)))
+        empty = direct.iloc[:0]
         for practice in ref.sort_values("practice_code").itertuples(index=False):
             code = practice.practice_code
             lst, pseudonyms = practice_list(vault, code, as_of, by_practice.get(code, empty), with_pseudonyms=True)
