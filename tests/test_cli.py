@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,30 +91,21 @@ def test_bad_option_value_is_a_usage_error(tmp_path):
     assert "YYYY-MM-DD" in result.stderr
 
 
-def test_run_does_everything_in_order(tmp_path):
-    import os
-
-    assert riskstrat("synth", "--out", str(tmp_path / "x"), "--patients", "6000", "--practices", "2").returncode == 0
+def _job_env(region_key: str, vault_key: str) -> dict[str, str]:
+    """The environment of a batch job: its keys, and no MLflow settings from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-run-region-key-0123-4567-89abcdefghijkl"
-    env["RISKSTRAT_VAULT_KEY"] = "cli-run-vault-key-0123-4567-89abcdefghijklm"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "riskstrat",
-            "run",
-            "--extracts",
-            str(tmp_path / "x"),
-            "--workdir",
-            str(tmp_path / "W"),
-            "--as-of",
-            "2026-10-01",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    return {**env, "RISKSTRAT_PSEUDONYM_KEY": region_key, "RISKSTRAT_VAULT_KEY": vault_key}
+
+
+def _run(extracts: Path, workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = ["run", "--extracts", str(extracts), "--workdir", str(workdir), "--as-of", "2026-10-01"]
+    return subprocess.run([sys.executable, "-m", "riskstrat", *command], capture_output=True, text=True, env=env)
+
+
+def test_run_does_everything_in_order(tmp_path):
+    assert riskstrat("synth", "--out", str(tmp_path / "x"), "--patients", "6000", "--practices", "2").returncode == 0
+    env = _job_env("cli-run-region-key-0123-4567-89abcdefghijkl", "cli-run-vault-key-0123-4567-89abcdefghijklm")
+    result = _run(tmp_path / "x", tmp_path / "W", env)
     assert result.returncode == 0, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "no champion registered: train at 2025-10-01" in out and "run finished" in out
@@ -124,41 +116,20 @@ def test_run_does_everything_in_order(tmp_path):
         "Y90001.html",
     ]
     assert (tmp_path / "W" / "commissioner" / "aggregates.csv").exists()
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "riskstrat",
-            "run",
-            "--extracts",
-            str(tmp_path / "x"),
-            "--workdir",
-            str(tmp_path / "W"),
-            "--as-of",
-            "2026-10-01",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    again = _run(tmp_path / "x", tmp_path / "W", env)
     assert again.returncode == 0 and "a champion is registered: no training" in " ".join(again.stdout.split())
 
 
 def test_run_on_csv_extracts_without_the_optional_tables(tmp_path):
     """Contract v1 allows CSV and lets deaths, opt_outs and ref_lsoa be absent: run still
     produces every output, and says nothing alarming on the way."""
-    import os
-
     x = tmp_path / "x"
     made = riskstrat("synth", "--out", str(x), "--patients", "4000", "--practices", "2", "--format", "csv")
     assert made.returncode == 0
     for optional in ("deaths", "opt_outs", "ref_lsoa"):
         (x / f"{optional}.csv").unlink()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["RISKSTRAT_PSEUDONYM_KEY"] = "cli-csv-region-key-abc-def-ghij-klmn-opqrst"
-    env["RISKSTRAT_VAULT_KEY"] = "cli-csv-vault-key-abc-def-ghij-klmn-opqrstu"
-    command = [sys.executable, "-m", "riskstrat", "run", "--extracts", str(x), "--workdir", str(tmp_path / "W")]
-    result = subprocess.run([*command, "--as-of", "2026-10-01"], capture_output=True, text=True, env=env)
+    env = _job_env("cli-csv-region-key-abc-def-ghij-klmn-opqrst", "cli-csv-vault-key-abc-def-ghij-klmn-opqrstu")
+    result = _run(x, tmp_path / "W", env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Warning" not in result.stderr and "WARNING" not in result.stderr, result.stderr[-2000:]
     manifest = json.loads((tmp_path / "W" / "reports" / "score_2026-10-01.json").read_text())
