@@ -422,6 +422,9 @@ def print_training(result) -> None:
             ceiling,
         )
     console.print(table)
+    if result.selection is not None:
+        contest = ", ".join(f"{r.learner} {r.selection_auroc:.4f}" for r in result.selection.itertuples())
+        console.print(f"learner: {result.learner} (selection AUROC, out of time: {contest})")
     console.print(f"registered {result.model_name} version {result.version}; champion: {result.reason}")
     console.print(f"MLflow run {result.run_id}; trained in {result.seconds:.1f} s")
 
@@ -529,11 +532,13 @@ def export(workdir, as_of):
 
 
 def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
-    """validate + pseudonymise -> features -> train at D - 365 when no champion -> score -> export."""
+    """validate + pseudonymise -> features -> train (when no champion) -> score -> export."""
 
     from riskstrat import tracking
+    from riskstrat.modelling.spec import load_spec
     from riskstrat.stages.features import build_features
     from riskstrat.stages.score import score as run_score
+    from riskstrat.stages.train import latest_training_as_of
     from riskstrat.stages.train import train as run_train
 
     started = time.perf_counter()
@@ -541,14 +546,15 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     report = run_pseudonymise(extracts, workdir, config_path)
     print_pseudonymise(report)
     uri = _tracking_uri(None, config_path)
-    train_as_of = as_of - dt.timedelta(days=365)
+    spec = load_spec()
+    train_as_of = latest_training_as_of(as_of, spec)
     console.print(f"[2/5] features at {as_of}")
     for d in (as_of,):
         r = build_features(workdir, d)
         console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
-    tracking.configure(workdir, uri, "emergency_admission_12m")
-    if tracking.champion_version("emergency_admission_12m") is None:
-        console.print(f"[3/5] no champion registered: train at {train_as_of}")
+    tracking.configure(workdir, uri, spec.name)
+    if tracking.champion_version(spec.name) is None:
+        console.print(f"[3/5] no champion registered: train at {train_as_of} and the years before, validate a year on")
         key = None
         if truth is not None:
             from riskstrat.privacy.keys import KeyName, load_key
@@ -571,11 +577,18 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
 @_workdir_option()
 @_as_of_option("As-of date D (YYYY-MM-DD).")
 @_config_option("YAML configuration.")
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Synthetic populations only: truth directory, to report the ceiling AUROC when training.",
+)
 @_one_line_errors
-def run(extracts, workdir, as_of, config_path):
-    """Everything in order: pseudonymise, features, train at D - 365 days when no model is
-    registered, score and export at D."""
-    run_pipeline(extracts, workdir, as_of, config_path)
+def run(extracts, workdir, as_of, config_path, truth):
+    """Everything in order: pseudonymise, features, train when no model is registered (on the
+    populations of D - 2 years and the years before, validated out of time at D - 1 year),
+    score and export at D."""
+    run_pipeline(extracts, workdir, as_of, config_path, truth)
 
 
 # --------------------------------------------------------------------------- demo
@@ -619,15 +632,16 @@ def demo(workdir, patients, seed):
     from riskstrat.stages.features import build_features
 
     as_of = dt.date.fromisoformat(summary.as_of_dates[-1])
-    console.print(f"[3/5] features of the population at {as_of} (and a year earlier, for training)")
-    for d in (as_of - dt.timedelta(days=365), as_of):
-        result = build_features(work, d)
-        console.print(f"      {d}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
+    console.print(f"[3/5] features of the population at {as_of} (training builds its dates' as it needs them)")
+    result = build_features(work, as_of)
+    console.print(f"      {as_of}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
+    from riskstrat.modelling.spec import load_spec
     from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages.train import latest_training_as_of
     from riskstrat.stages.train import train as run_train
 
-    train_as_of = as_of - dt.timedelta(days=365)
-    console.print(f"[4/5] train at {train_as_of}, evaluate, register in MLflow ({work / 'mlflow.db'})")
+    train_as_of = latest_training_as_of(as_of, load_spec())
+    console.print(f"[4/5] train at {train_as_of} and the years before, validate a year on ({work / 'mlflow.db'})")
     print_training(run_train(work, train_as_of, None, None, truth, load_key(KeyName.PSEUDONYM)))
     from riskstrat.stages.score import score as run_score
 

@@ -26,7 +26,7 @@ import ibis
 from riskstrat.features.asof import Sources, cut, population
 from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
 
-__all__ = ["DEFAULT_HORIZON_DAYS", "Outcome", "data_end", "labels"]
+__all__ = ["DEFAULT_HORIZON_DAYS", "Outcome", "data_end", "data_start", "labels"]
 
 DEFAULT_HORIZON_DAYS = 365
 
@@ -79,3 +79,14 @@ def data_end(src: Sources) -> dt.date | None:
     ]
     latest = [x for x in latest if x is not None]
     return max(latest) if latest else None
+
+
+def data_start(src: Sources) -> dt.date | None:
+    """The first day the hospital extracts cover (earliest admission, appointment or arrival)."""
+    earliest = [
+        src.sus_apc.admission_date.min().to_pyarrow().as_py(),
+        src.sus_op.appointment_date.min().to_pyarrow().as_py(),
+        src.sus_ecds.arrival_date.min().to_pyarrow().as_py(),
+    ]
+    earliest = [x for x in earliest if x is not None]
+    return min(earliest) if earliest else None

@@ -30,6 +30,7 @@ __all__ = [
     "champion_version",
     "configure",
     "load_model",
+    "log_metric_history",
     "log_model",
     "log_run",
     "set_champion",
@@ -106,6 +107,12 @@ def log_run(
         mlflow.log_artifact(str(Path(tmp) / "data_summary.json"))
     for name, fig in figures.items():
         mlflow.log_figure(fig, f"plots/{name}.png")
+
+
+def log_metric_history(name: str, values: list[float]) -> None:
+    """One metric with a value per step (e.g. each search trial's score) in the active run."""
+    for step, v in enumerate(values):
+        mlflow.log_metric(name, float(v), step=step)
 
 
 def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> str:

@@ -2,6 +2,9 @@
 
 * :class:`AdmissionRiskModel` — LightGBM with early stopping, then calibrated on people it
   never saw (isotonic or Platt), from a feature table to a calibrated probability.
+* :class:`LogisticRiskModel` — penalised logistic regression on every feature (age as a
+  spline, counts on a log scale): the other candidate learner; it competes with LightGBM
+  on out-of-time validation and is registered when it wins.
 * :class:`QAdmissionsLikeLogistic` — logistic regression on a small QAdmissions-like set:
   age, sex, deprivation, condition flags, prior emergency admissions, key drug classes.
 * :class:`PriorAdmissionsRule` — the rule many commissioners use: the count of emergency
@@ -12,6 +15,8 @@ unchanged, return ``self`` from ``fit`` and keep learned state in attributes end
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -29,10 +34,45 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from riskstrat.modelling.treeshap import tree_shap
 
-__all__ = ["QADMISSIONS_FEATURES", "AdmissionRiskModel", "PriorAdmissionsRule", "QAdmissionsLikeLogistic"]
+__all__ = [
+    "QADMISSIONS_FEATURES",
+    "AdmissionRiskModel",
+    "LogisticRiskModel",
+    "PriorAdmissionsRule",
+    "QAdmissionsLikeLogistic",
+    "split_people",
+]
 
 _EPS = 1e-6
 MIN_ISOTONIC_EVENTS = 300
+
+
+def split_people(y: np.ndarray, groups, shares: tuple[float, ...], random_state: int) -> list[np.ndarray]:
+    """Row indices split into parts of about ``shares`` of the rows, the rest in the first.
+
+    Without ``groups`` rows are split stratified by ``y``. With ``groups`` (one value per row,
+    e.g. the pseudonym when several as-of dates are stacked) whole groups are assigned, so one
+    person's rows never fall on two sides of a split.
+    """
+    idx = np.arange(len(y))
+    if groups is None:
+        parts, rest = [], idx
+        remaining = 1.0
+        for share in shares:
+            rest, part = train_test_split(
+                rest, test_size=share / remaining, stratify=y[rest], random_state=random_state
+            )
+            parts.append(part)
+            remaining -= share
+        return [rest, *parts]
+    codes, uniques = pd.factorize(pd.Series(groups), sort=True)
+    order = np.random.default_rng(random_state).permutation(len(uniques))
+    position = np.empty(len(uniques), dtype=float)
+    position[order] = (np.arange(len(uniques)) + 0.5) / len(uniques)  # each group's place in (0, 1)
+    u = position[codes]
+    edges = np.cumsum((0.0, *shares))
+    parts = [idx[(u >= lo) & (u < hi)] for lo, hi in itertools.pairwise(edges)]
+    return [idx[u >= edges[-1]], *parts]
 
 
 def _frame(X) -> pd.DataFrame:
@@ -115,7 +155,10 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
                 out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
         return out
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
+        """Fit on people ``X`` (one row each, or several as-of dates stacked with ``groups``
+        naming the person of each row: then whole people go to fitting, early stopping or
+        calibration, never one person to two of them)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = self._as_frame(X, reset=True)
@@ -131,16 +174,14 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         self.categories_ = {c: sorted(X[c].astype(str).unique()) for c in self.categorical}
         data = self._prepare(X)
         idx = np.arange(len(y))
-        held = self.validation_share + self.calibration_share
         # Small data cannot be split three ways: then the trees stop at n_estimators and are
         # calibrated on the people they were grown on (flagged in small_sample_).
         self.small_sample_ = bool(np.bincount(y).min() < 20)
         if self.small_sample_:
             fit_idx = val_idx = cal_idx = idx
         else:
-            fit_idx, rest = train_test_split(idx, test_size=held, stratify=y, random_state=self.random_state)
-            val_idx, cal_idx = train_test_split(
-                rest, test_size=self.calibration_share / held, stratify=y[rest], random_state=self.random_state
+            fit_idx, val_idx, cal_idx = split_people(
+                y, groups, (self.validation_share, self.calibration_share), self.random_state
             )
         self.booster_ = LGBMClassifier(
             objective="binary",
@@ -218,6 +259,146 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         gain = self.booster_.booster_.feature_importance(importance_type="gain")
         return pd.Series(gain, index=self.feature_names_in_).sort_values(ascending=False)
+
+
+class LogisticRiskModel(ClassifierMixin, BaseEstimator):
+    """Penalised (L2) logistic regression on every feature: the candidate learner that
+    competes with LightGBM.
+
+    Each numeric column that is never negative is put on a log scale (``log1p``: counts,
+    days, money), the others are kept; all are standardised. ``age_column`` is a cubic spline,
+    ``categorical`` columns are one-hot coded. The model is fitted on ``1 - calibration_share``
+    of the people and calibrated (``"isotonic"`` or ``"sigmoid"``) on the rest, split by person
+    as :class:`AdmissionRiskModel` does. :meth:`contributions` are exact: each feature's share
+    of the linear predictor (log-odds) against the average person, plus ``bias``.
+    """
+
+    def __init__(
+        self,
+        categorical=(),
+        age_column="age_years",
+        C=0.1,
+        max_iter=500,
+        calibration="isotonic",
+        calibration_share=0.15,
+        random_state=0,
+    ):
+        self.categorical = categorical
+        self.age_column = age_column
+        self.C = C
+        self.max_iter = max_iter
+        self.calibration = calibration
+        self.calibration_share = calibration_share
+        self.random_state = random_state
+
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for name, kind in self.columns_:
+            if kind == "categorical":
+                blocks.append(self.encoders_[name].transform(X[[name]].astype(str)).toarray())
+            elif kind == "spline":
+                blocks.append(self.encoders_[name].transform(X[[name]].to_numpy(dtype=float)))
+            else:
+                x = pd.to_numeric(X[name], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+                if kind == "log":
+                    x = np.log1p(np.clip(x, 0.0, None))
+                blocks.append(x[:, None])
+        z = np.hstack(blocks)
+        return (z - self.center_) / self.scale_
+
+    def fit(self, X, y, groups=None):
+        X = _frame(X)
+        y = column_or_1d(y)
+        check_classification_targets(y)
+        self.classes_, y = np.unique(y, return_inverse=True)
+        if self.classes_.size != 2:
+            raise ValueError("LogisticRiskModel needs both outcomes in y")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.columns_, self.encoders_ = [], {}
+        for c in X.columns:
+            if c in self.categorical:
+                self.columns_.append((c, "categorical"))
+                self.encoders_[c] = OneHotEncoder(handle_unknown="ignore").fit(X[[c]].astype(str))
+            elif c == self.age_column:
+                self.columns_.append((c, "spline"))
+                self.encoders_[c] = SplineTransformer(n_knots=6, degree=3).fit(X[[c]].to_numpy(dtype=float))
+            else:
+                x = pd.to_numeric(X[c], errors="coerce")
+                self.columns_.append((c, "log" if x.min() >= 0 else "linear"))
+        widths = []
+        for name, kind in self.columns_:
+            if kind == "categorical":
+                widths.append(len(self.encoders_[name].categories_[0]))
+            elif kind == "spline":
+                widths.append(self.encoders_[name].n_features_out_)
+            else:
+                widths.append(1)
+        self.owner_ = np.repeat(np.arange(len(self.columns_)), widths)  # design column -> feature
+        self.center_, self.scale_ = 0.0, 1.0
+        raw = self._design(X)
+        self.center_ = raw.mean(axis=0)
+        self.scale_ = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
+        z = (raw - self.center_) / self.scale_
+        fit_idx, cal_idx = split_people(y, groups, (self.calibration_share,), self.random_state)
+        self.logistic_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(z[fit_idx], y[fit_idx])
+        raw_p = self.logistic_.predict_proba(z[cal_idx])[:, 1]
+        if self.calibration == "isotonic" and y[cal_idx].sum() >= MIN_ISOTONIC_EVENTS:
+            self.calibration_used_ = "isotonic"
+            self.calibrator_ = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(
+                raw_p, y[cal_idx]
+            )
+        elif self.calibration in ("isotonic", "sigmoid"):
+            self.calibration_used_ = "sigmoid"
+            self.calibrator_ = LogisticRegression(C=1e6).fit(logit(np.clip(raw_p, _EPS, 1 - _EPS))[:, None], y[cal_idx])
+        else:
+            raise ValueError("calibration must be isotonic or sigmoid")
+        self.n_calibration_ = int(cal_idx.size)
+        return self
+
+    def _z(self, X) -> np.ndarray:
+        check_is_fitted(self, "logistic_")
+        X = _frame(X)
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"features missing from the table: {missing[:5]}")
+        return self._design(X)
+
+    def raw_proba(self, X) -> np.ndarray:
+        """Probability from the logistic regression before calibration."""
+        return self.logistic_.predict_proba(self._z(X))[:, 1]
+
+    def predict_proba(self, X) -> np.ndarray:
+        raw = self.raw_proba(X)
+        if self.calibration_used_ == "isotonic":
+            p = self.calibrator_.predict(raw)
+        else:
+            p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def decision_function(self, X) -> np.ndarray:
+        return self.logistic_.decision_function(self._z(X))
+
+    def contributions(self, X) -> pd.DataFrame:
+        """Each feature's part of the log-odds (before calibration), plus ``bias``; rows add
+        up to :meth:`decision_function`. The standardised design is centred on the training
+        mean, so a contribution is the feature's pull away from the average person."""
+        z = self._z(X)
+        terms = z * self.logistic_.coef_[0]
+        out = np.zeros((z.shape[0], len(self.columns_) + 1))
+        np.add.at(out.T, self.owner_, terms.T)
+        out[:, -1] = self.logistic_.intercept_[0]
+        return pd.DataFrame(out, columns=[*self.feature_names_in_, "bias"], index=_frame(X).index)
+
+    def feature_importance(self) -> pd.Series:
+        """Sum of absolute standardised coefficients of each feature's design columns."""
+        check_is_fitted(self, "logistic_")
+        weight = np.zeros(len(self.columns_))
+        np.add.at(weight, self.owner_, np.abs(self.logistic_.coef_[0]))
+        return pd.Series(weight, index=self.feature_names_in_).sort_values(ascending=False)
 
 
 QADMISSIONS_FEATURES = (

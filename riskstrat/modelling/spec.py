@@ -17,11 +17,12 @@ from riskstrat.errors import ConfigError
 from riskstrat.features import feature_names
 from riskstrat.labels import Outcome
 
-__all__ = ["DEFAULT_SPEC", "MODELS_DIR", "ModelSpec", "RiskBand", "load_spec"]
+__all__ = ["DEFAULT_SPEC", "MODELS_DIR", "ModelSpec", "RiskBand", "SearchSpec", "load_spec"]
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
 DEFAULT_SPEC = MODELS_DIR / "emergency_admission_12m.yaml"
-_LEARNERS = {"lightgbm"}
+_LEARNERS = {"lightgbm", "logistic"}
+_LOGISTIC_PARAMS = {"C", "max_iter"}
 _LGBM_PARAMS = {
     "learning_rate",
     "num_leaves",
@@ -42,6 +43,19 @@ class RiskBand:
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """The time-budgeted hyperparameter search of the LightGBM learner (Optuna, TPE)."""
+
+    time_budget_seconds: float = 0.0  # 0: no search, the specification's parameters as written
+    max_trials: int = 0
+    sample_people: int = 0  # trials fit on at most this many people's rows (0: all)
+
+    @property
+    def enabled(self) -> bool:
+        return self.time_budget_seconds > 0 and self.max_trials > 0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -59,6 +73,10 @@ class ModelSpec:
     risk_bands: tuple[RiskBand, ...]
     seed: int
     source: str = field(default="")
+    candidates: tuple[str, ...] = ("lightgbm",)
+    logistic_params: dict[str, Any] = field(default_factory=dict)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    stacked_as_of_dates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +94,14 @@ class ModelSpec:
             "held_out_practices": self.held_out_practices,
             "risk_bands": [{"name": b.name, "top_share": b.top_share} for b in self.risk_bands],
             "seed": self.seed,
+            "candidates": list(self.candidates),
+            "logistic_params": self.logistic_params,
+            "search": {
+                "time_budget_seconds": self.search.time_budget_seconds,
+                "max_trials": self.search.max_trials,
+                "sample_people": self.search.sample_people,
+            },
+            "stacked_as_of_dates": self.stacked_as_of_dates,
         }
 
 
@@ -122,6 +148,27 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
     bad = set(params) - _LGBM_PARAMS
     if bad:
         raise fail(f"learner.params: unknown parameter(s) {sorted(bad)}; known: {sorted(_LGBM_PARAMS)}")
+    candidates = tuple(learner.get("candidates") or [learner["type"]])
+    if any(c not in _LEARNERS for c in candidates) or learner["type"] not in candidates:
+        raise fail(f"learner.candidates must be learners of {sorted(_LEARNERS)} and include learner.type")
+    logistic_params = dict(learner.get("logistic") or {})
+    if set(logistic_params) - _LOGISTIC_PARAMS:
+        raise fail(f"learner.logistic: known parameters are {sorted(_LOGISTIC_PARAMS)}")
+    raw_search = learner.get("search") or {}
+    try:
+        search = SearchSpec(
+            float(raw_search.get("time_budget_seconds", 0)),
+            int(raw_search.get("max_trials", 0)),
+            int(raw_search.get("sample_people", 0)),
+        )
+    except (TypeError, ValueError):
+        raise fail("learner.search: time_budget_seconds, max_trials and sample_people are numbers") from None
+    if min(search.time_budget_seconds, search.max_trials, search.sample_people) < 0:
+        raise fail("learner.search: time_budget_seconds, max_trials and sample_people cannot be negative")
+    training = raw.get("training") or {}
+    stacked = training.get("as_of_dates", 1)
+    if not isinstance(stacked, int) or not 1 <= stacked <= 6:
+        raise fail("training.as_of_dates must be a whole number from 1 to 6")
     if raw["calibration"] not in ("isotonic", "sigmoid"):
         raise fail("calibration must be isotonic or sigmoid")
     bands = []
@@ -156,4 +203,8 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
         risk_bands=tuple(bands),
         seed=int(raw.get("seed", 0)),
         source=str(path),
+        candidates=candidates,
+        logistic_params=logistic_params,
+        search=search,
+        stacked_as_of_dates=stacked,
     )

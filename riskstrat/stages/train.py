@@ -1,12 +1,21 @@
 """``riskstrat train``: fit, calibrate, evaluate and register an admission-risk model.
 
-Training happens at an as-of date whose outcome window has closed in the data. Validation
-is out of time (the population a year later, whose outcomes the data also cover) when the
-data allow it, otherwise on people held out at the training date (recorded as such). The
-model and two baselines — QAdmissions-like logistic regression and the prior emergency
-admissions rule — are fitted on the same people and evaluated on the same validation set.
-The ``champion`` alias moves to the new version only if it beats the current champion on
-that same validation set; the decision and its reason are logged.
+Training happens at an as-of date ``D`` whose outcome window has closed in the data. The
+training rows are the populations at ``D`` and at the ``training.as_of_dates - 1`` dates a
+horizon apart before it (stacked: one row per person per date, each with its own features and
+outcome), keeping only dates with at least a year of data behind them. A person's rows always
+go together: to fitting, early stopping or calibration, never to two of them.
+
+Validation is out of time: the population one horizon later (``D + 365 days``) when its outcome window has
+closed too; otherwise people held out of every stacked date (recorded as in-time). The
+validation people are split in two halves by a keyed hash of their pseudonym:
+
+* the **selection** half judges the hyperparameter search (Optuna, time-budgeted) and the
+  competition between candidate learners (LightGBM, penalised logistic regression);
+* the **report** half gives every figure logged, the comparison with the two baselines
+  (QAdmissions-like logistic regression and the prior emergency admissions rule, fitted on the
+  same rows) and the champion gate: the ``champion`` alias moves to the new version only if it
+  beats the current champion on these same people; the decision and its reason are logged.
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from sklearn.metrics import roc_auc_score
 from riskstrat import tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
-from riskstrat.labels import data_end, labels
-from riskstrat.modelling.estimators import AdmissionRiskModel, PriorAdmissionsRule, QAdmissionsLikeLogistic
+from riskstrat.labels import data_end, data_start, labels
+from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
 from riskstrat.modelling.plots import bar_plot, calibration_plot, decile_plot, roc_plot
+from riskstrat.modelling.selection import compete, person_unit, selection_split
 from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.pseudonym import pseudonymise
@@ -37,7 +47,9 @@ from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.workdir import WorkDir
 
-__all__ = ["TrainResult", "load_dataset", "train"]
+__all__ = ["TrainResult", "latest_training_as_of", "load_dataset", "train", "training_dates", "validation_as_of"]
+
+IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time validation is impossible
 
 
 @dataclass
@@ -50,15 +62,18 @@ class TrainResult:
     validation: str
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    learner: str = "lightgbm"
+    selection: pd.DataFrame | None = None
 
 
 def load_dataset(workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None) -> pd.DataFrame:
     """Features and label of the population at ``as_of`` allowed into training (opt-outs),
     filtered to the specification's population."""
     wd = WorkDir(workdir)
-    if not features_path(workdir, as_of).exists():
-        build_features(workdir, as_of)
-    feats = pq.read_table(features_path(workdir, as_of)).to_pandas()
+    path = features_path(workdir, as_of)
+    if not path.exists() or set(spec.features) - set(pq.read_schema(path).names):
+        build_features(workdir, as_of)  # none yet, or built by a version with other features
+    feats = pq.read_table(path).to_pandas()
     con = con or connect("duckdb")
     src = src or load_sources(con, wd.pseudonymised)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
@@ -104,6 +119,29 @@ def _truth(truth_dir: Path | None, key: str | None, as_of: dt.date, people: pd.S
     return merged["true_risk"].fillna(merged["true_risk"].mean()).to_numpy()
 
 
+def validation_as_of(as_of: dt.date, spec: ModelSpec) -> dt.date:
+    """The out-of-time validation date of a model trained at ``as_of``: one horizon later."""
+    return as_of + dt.timedelta(days=spec.horizon_days)
+
+
+def latest_training_as_of(run_as_of: dt.date, spec: ModelSpec) -> dt.date:
+    """The newest training date a monthly run at ``run_as_of`` can validate out of time: its
+    validation population's outcome window closes on ``run_as_of``."""
+    return run_as_of - dt.timedelta(days=2 * spec.horizon_days)
+
+
+def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> list[dt.date]:
+    """The stacked as-of dates, newest first: ``as_of`` and the dates one horizon apart before
+    it that have at least a year of data behind them (``start``: the first day of the extracts)."""
+    dates = [as_of - dt.timedelta(days=spec.horizon_days * k) for k in range(spec.stacked_as_of_dates)]
+    return [d for d in dates if start is None or d == as_of or d >= start + dt.timedelta(days=365)]
+
+
+def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> pd.DataFrame:
+    parts = [load_dataset(workdir, d, spec, con, src).assign(as_of=d) for d in dates]
+    return pd.concat(parts, ignore_index=True)
+
+
 def train(
     workdir: Path,
     as_of: dt.date,
@@ -126,91 +164,86 @@ def train(
             f"the outcome window of {as_of} runs to {window_end - dt.timedelta(days=1)} but the data end on {end}: "
             f"train at an as-of date at least {spec.horizon_days} days before the end of the data"
         )
-    train_df = load_dataset(workdir, as_of, spec, con, src)
+    dates = training_dates(as_of, spec, data_start(src))
+    data = _stack(workdir, dates, spec, con, src)
+    val_as_of = validation_as_of(as_of, spec)
+    oot_possible = val_as_of + dt.timedelta(days=spec.horizon_days) <= end + dt.timedelta(days=1)
+    if spec.out_of_time and oot_possible:
+        train_df = data
+        val_df = load_dataset(workdir, val_as_of, spec, con, src)
+        validation = f"out of time: population at {val_as_of}"
+    else:
+        held = person_unit(data["pseudonym"], spec.seed + 1) < IN_TIME_HELD_OUT_SHARE
+        val_df = data[held & (data["as_of"] == as_of)].reset_index(drop=True)
+        train_df = data[~held].reset_index(drop=True)
+        val_as_of = as_of
+        validation = f"in time: people held out of every date, at {as_of} (the data do not reach {val_as_of} + horizon)"
     rng = np.random.default_rng(spec.seed)
     held_practices: list[str] = []
     if spec.held_out_practices > 0:
         practices = sorted(train_df["practice_code"].unique())
         k = max(1, round(spec.held_out_practices * len(practices)))
         held_practices = sorted(rng.choice(practices, size=k, replace=False).tolist())
-    val_as_of = as_of + dt.timedelta(days=365)
-    oot_possible = val_as_of + dt.timedelta(days=spec.horizon_days) <= end + dt.timedelta(days=1)
-    if spec.out_of_time and oot_possible:
-        val_df = load_dataset(workdir, val_as_of, spec, con, src)
-        validation = f"out of time: population at {val_as_of}"
-    else:
-        mask = rng.random(len(train_df)) < 0.2
-        val_df, train_df = train_df[mask].reset_index(drop=True), train_df[~mask].reset_index(drop=True)
-        val_as_of = as_of
-        validation = f"in time: 20% of people at {as_of} held out (the data do not reach {val_as_of} + horizon)"
-    fit_df = train_df[~train_df["practice_code"].isin(held_practices)]
-    X, y = fit_df[list(spec.features)], fit_df["label"].to_numpy()
-    Xv, yv = val_df[list(spec.features)], val_df["label"].to_numpy()
-    if y.sum() < 50 or yv.sum() < 20:
-        raise RiskstratError(f"too few outcomes to train ({int(y.sum())} in training, {int(yv.sum())} to validate)")
-    model = AdmissionRiskModel(
-        categorical=spec.categorical, calibration=spec.calibration, random_state=spec.seed, **spec.params
-    ).fit(X, y)
+    fit_df = train_df[~train_df["practice_code"].isin(held_practices)].reset_index(drop=True)
+    choose = selection_split(val_df["pseudonym"], spec.seed)
+    sel_df, rep_df = val_df[choose].reset_index(drop=True), val_df[~choose].reset_index(drop=True)
+    features = list(spec.features)
+    X, y, groups = fit_df[features], fit_df["label"].to_numpy(), fit_df["pseudonym"]
+    Xv, yv = rep_df[features], rep_df["label"].to_numpy()
+    if y.sum() < 50 or yv.sum() < 20 or sel_df["label"].sum() < 20:
+        raise RiskstratError(
+            f"too few outcomes to train ({int(y.sum())} in training, {int(sel_df['label'].sum())} to select, "
+            f"{int(yv.sum())} to validate)"
+        )
+    selection = compete(spec, X, y, groups, sel_df[features], sel_df["label"].to_numpy())
+    model = selection.chosen.estimator
     baselines = {
         "qadmissions_like_logistic": QAdmissionsLikeLogistic().fit(fit_df, y),
         "prior_admissions_rule": PriorAdmissionsRule().fit(fit_df, y),
     }
     scores = {"model": model.predict_proba(Xv)[:, 1]}
     for name, b in baselines.items():
-        scores[name] = b.predict_proba(val_df)[:, 1]
-    truth = _truth(truth_dir, pseudonym_key, val_as_of, val_df["pseudonym"])
-    groups = _groups(val_df)
+        scores[name] = b.predict_proba(rep_df)[:, 1]
+    truth = _truth(truth_dir, pseudonym_key, val_as_of, rep_df["pseudonym"])
     # The model's lists order people by its uncalibrated score where calibration ties them;
     # so do its discrimination and targeting figures.
     rank_by = {"model": model.raw_proba(Xv)}
     evals = {
-        name: evaluate(yv, p, groups if name == "model" else None, truth, seed=spec.seed, rank_by=rank_by.get(name))
+        name: evaluate(
+            yv, p, _groups(rep_df) if name == "model" else None, truth, seed=spec.seed, rank_by=rank_by.get(name)
+        )
         for name, p in scores.items()
     }
     metrics = {name: e.metrics for name, e in evals.items()}
-    flat = {f"{k}": v for k, v in metrics["model"].items()}
+    flat = dict(metrics["model"])
     for name in baselines:
-        for k in ("auroc", "auprc", "brier", "ppv_top1pct", "calibration_slope", "observed_over_expected"):
+        for k in _BASELINE_METRICS:
             flat[f"{name}_{k}"] = metrics[name][k]
+    for c in selection.candidates:
+        flat[f"selection_auroc_{c.learner}"] = c.selection_auroc
     if held_practices:
-        sel = val_df["practice_code"].isin(held_practices).to_numpy()
+        sel = rep_df["practice_code"].isin(held_practices).to_numpy()
         if 0 < yv[sel].sum() < sel.sum():
             flat["held_out_practices_auroc"] = float(roc_auc_score(yv[sel], rank_by["model"][sel]))
-    sample = Xv.sample(n=min(20_000, len(Xv)), random_state=spec.seed)
-    shap = model.contributions(sample).drop(columns="bias").abs().mean().sort_values(ascending=False)
-    importance = model.feature_importance()
-    figures = {
-        "calibration": calibration_plot(yv, scores),
-        "roc": roc_plot(yv, {**scores, **rank_by}, {k: m["auroc"] for k, m in metrics.items()}),
-        "deciles": decile_plot(evals["model"].tables["deciles"]),
-        "shap_summary": bar_plot(shap, "SHAP: mean |contribution| (log-odds)", "mean |SHAP value|"),
-        "feature_importance": bar_plot(importance, "LightGBM gain", "total gain"),
-    }
-    tables = {f"model_{k}": v for k, v in evals["model"].tables.items()}
-    tables["shap_summary"] = shap.rename("mean_abs_shap").reset_index().rename(columns={"index": "feature"})
-    tables["feature_importance"] = importance.rename("gain").reset_index().rename(columns={"index": "feature"})
-    tables["baselines"] = pd.DataFrame(
-        [
-            {
-                "model": k,
-                **{
-                    m: v[m]
-                    for m in ("auroc", "auprc", "brier", "ppv_top1pct", "calibration_slope", "observed_over_expected")
-                },
-            }
-            for k, v in metrics.items()
-        ]
-    )
+    figures, tables = _report(model, Xv, yv, scores, rank_by, metrics, evals, spec.seed)
+    tables["selection"] = selection.table()
+    if not selection.trials.empty:
+        tables["search_trials"] = selection.trials
     summary = {
         "train_as_of": str(as_of),
+        "stacked_as_of_dates": [str(d) for d in dates],
         "validation": validation,
         "data_end": str(end),
-        "training_people": len(fit_df),
+        "training_rows": len(fit_df),
+        "training_people": int(groups.nunique()),
         "training_events": int(y.sum()),
-        "validation_people": len(val_df),
+        "selection_people": len(sel_df),
+        "validation_people": len(rep_df),
         "validation_events": int(yv.sum()),
         "held_out_practices": len(held_practices),
-        "features": len(spec.features),
+        "features": len(features),
+        "learner": selection.chosen.learner,
+        "search_trials": len(selection.trials),
     }
     uri = tracking.configure(workdir, tracking_uri, spec.name)
     with tracking.start_run(f"{spec.name} at {as_of}") as run:
@@ -218,26 +251,33 @@ def train(
             params={
                 **spec.to_dict(),
                 "train_as_of": str(as_of),
+                "stacked_as_of_dates": [str(d) for d in dates],
                 "validation_as_of": str(val_as_of),
-                "best_iteration": model.best_iteration_,
+                "chosen_learner": selection.chosen.learner,
+                "chosen_params": selection.chosen.params,
+                "best_iteration": getattr(model, "best_iteration_", None),
             },
             metrics=flat,
             spec_path=Path(spec.source),
             tables=tables,
             figures=figures,
             summary=summary,
-            tags={"validation": validation, "riskstrat.stage": "train"},
+            tags={"validation": validation, "riskstrat.stage": "train", "learner": selection.chosen.learner},
         )
+        if not selection.trials.empty:
+            tracking.log_metric_history("search_trial_selection_auroc", selection.trials["selection_auroc"].tolist())
         version = tracking.log_model(model, Xv, spec.name)
-        promoted, reason = _decide(spec.name, version, val_df, yv, metrics["model"]["auroc"])
+        promoted, reason = _decide(spec.name, version, rep_df, yv, metrics["model"]["auroc"])
         tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
-    for fig in figures.values():
-        import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
 
+    for fig in figures.values():
         plt.close(fig)
     result = TrainResult(
         run.info.run_id, spec.name, version, promoted, reason, validation, metrics, time.perf_counter() - started
     )
+    result.learner = selection.chosen.learner
+    result.selection = selection.table()
     AuditLog(wd.audit).record_stage(
         f"riskstrat train --as-of {as_of} --model-spec {spec.source}",
         {},
@@ -249,6 +289,30 @@ def train(
         tracking=uri.split("://")[0],
     )
     return result
+
+
+_BASELINE_METRICS = ("auroc", "auprc", "brier", "ppv_top1pct", "calibration_slope", "observed_over_expected")
+
+
+def _report(model, Xv, yv, scores, rank_by, metrics, evals, seed) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The run's figures and tables: ROC, calibration, deciles, SHAP and importance; baselines."""
+    sample = Xv.sample(n=min(20_000, len(Xv)), random_state=seed)
+    shap = model.contributions(sample).drop(columns="bias").abs().mean().sort_values(ascending=False)
+    importance = model.feature_importance()
+    figures = {
+        "calibration": calibration_plot(yv, scores),
+        "roc": roc_plot(yv, {**scores, **rank_by}, {k: m["auroc"] for k, m in metrics.items()}),
+        "deciles": decile_plot(evals["model"].tables["deciles"]),
+        "shap_summary": bar_plot(shap, "SHAP: mean |contribution| (log-odds)", "mean |SHAP value|"),
+        "feature_importance": bar_plot(importance, "feature importance", "importance"),
+    }
+    tables = {f"model_{k}": v for k, v in evals["model"].tables.items()}
+    tables["shap_summary"] = shap.rename("mean_abs_shap").reset_index().rename(columns={"index": "feature"})
+    tables["feature_importance"] = importance.rename("importance").reset_index().rename(columns={"index": "feature"})
+    tables["baselines"] = pd.DataFrame(
+        [{"model": k, **{m: v[m] for m in _BASELINE_METRICS}} for k, v in metrics.items()]
+    )
+    return figures, tables
 
 
 def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
