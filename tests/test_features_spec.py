@@ -7,7 +7,17 @@ import datetime as dt
 import pytest
 
 from riskstrat.features import BUILDERS, feature_table
-from riskstrat.features.builders import ae, apc, costs, demographics, gp_events, medications, op
+from riskstrat.features.builders import (
+    ae,
+    apc,
+    costs,
+    demographics,
+    gp_events,
+    history,
+    medications,
+    medicine_history,
+    op,
+)
 from riskstrat.labels import Outcome, labels
 
 from .featurekit import ENGINES, as_dicts, backend, person, sources
@@ -274,7 +284,7 @@ def test_gp_observations(engine):
         return {"pseudonym": p, "event_date": days(n), "snomed_code": code, "value": value}
 
     tables = {
-        "gp_registrations": [person("a"), person("b")],
+        "gp_registrations": [person(p) for p in "abcdef"],
         "gp_events": [
             ev("a", bmi, 100, 31.24),
             ev("a", bmi, 50, 29.5),
@@ -285,12 +295,21 @@ def test_gp_observations(engine):
             ev("a", fall, 30),
             ev("a", fall, 400),
             ev("b", cur, 5),
+            # BMI bands at their edges: the band of the value rounded to 1 decimal, as shown
+            ev("c", bmi, 10, 24.96),
+            ev("d", bmi, 10, 40.0),
+            ev("e", bmi, 10, 18.44),
+            ev("e", bmi, 10, 18.4),  # same day: the higher value (the existing tie rule)
+            ev("f", bmi, 10, 18.46),
         ],
     }
     got = run(engine, tables, gp_events.gp_observations)
     a = got["a"]
     assert (a["bmi_latest"], a["smoking_status"], a["care_home"], a["falls_365d"]) == (29.5, 1, 1, 1)
+    assert a["bmi_band"] == 3
     assert (got["b"]["bmi_latest"], got["b"]["smoking_status"], got["b"]["care_home"]) == (0.0, 2, 0)
+    assert got["b"]["bmi_band"] == 0  # not recorded
+    assert {p: got[p]["bmi_band"] for p in "cdef"} == {"c": 3, "d": 5, "e": 1, "f": 2}
 
 
 @spec(gp_events.efi)
@@ -368,6 +387,197 @@ def test_sus_cost(engine):
         ],
     }
     assert run(engine, tables, costs.sus_cost)["a"]["sus_cost_365d"] == 1160.75
+
+
+def appointment(p, n, status="5", first="2", tfc="320"):
+    """An outpatient appointment n days before D (status 5/6 attended, 3 did not attend)."""
+    return {
+        "pseudonym": p,
+        "appointment_date": days(n),
+        "provider_code": "R9A",
+        "treatment_function_code": tfc,
+        "first_attendance": first,
+        "attendance_status": status,
+        "cost": 100.0,
+    }
+
+
+def attendance(p, n):
+    """An A&E attendance n days before D."""
+    return {
+        "pseudonym": p,
+        "arrival_date": days(n),
+        "provider_code": "R9A",
+        "department_type": "01",
+        "ambulance_arrival": False,
+        "admitted": False,
+        "cost": 250.0,
+    }
+
+
+def prescription(p, bnf, n):
+    return {"pseudonym": p, "issue_date": days(n), "bnf_code": bnf, "quantity": 28.0, "actual_cost": 1.0}
+
+
+@spec(history.hospital_history)
+def test_hospital_history(engine):
+    tables = {
+        "gp_registrations": [
+            person("a"),
+            person("b", start=days(200)),  # a new registrant: the rate's denominator is floored at 1 year
+            # c: the earliest registration start gives the years observed (1461 days = 4 years)
+            person("c", start=days(1461), end=days(800), practice="Y99999"),
+            person("c", start=days(700)),
+            person("d"),
+        ],
+        "sus_apc": [
+            episode("a", "S1", days(1095), days(1090)),  # exactly 1095 days before D: in the 3 years
+            episode("a", "S1", days(1095), days(1090), ep=2, start=days(1093)),  # one spell, two episodes
+            episode("a", "S2", days(1096), days(1094), method="2A"),  # 1096: out of the 3 years, in the 5
+            episode("a", "S3", days(1826), days(1820)),  # exactly 1826: in the 5 years
+            episode("a", "S4", days(1827), days(1820)),  # out
+            episode("a", "S5", days(10), days(8), method="11"),  # elective: not counted
+            episode("a", "S6", D, None),  # admitted on D: not seen
+            episode("d", "S7", days(364), days(360)),  # trend: in days 183-364
+            episode("d", "S8", days(365), days(360)),  # in neither half of the trend
+        ],
+        "sus_ecds": [
+            attendance("a", 1),
+            attendance("a", 1095),
+            attendance("a", 1096),
+            {**attendance("a", 1), "arrival_date": D},  # on D: not seen
+            attendance("b", 100),
+            attendance("c", 30),
+            attendance("c", 1500),  # before c's first registration: counted, the denominator does not stretch
+            attendance("d", 182),  # trend: in days 1-182
+        ],
+        "sus_op": [
+            appointment("a", 100),
+            appointment("a", 1095, status="6"),
+            appointment("a", 1096),
+            appointment("a", 50, status="3"),  # did not attend
+            appointment("a", 1827, status="3"),  # out of the 5 years
+            appointment("a", 20, status="2"),  # cancelled by the patient: neither attended nor missed
+            {**appointment("a", 1), "appointment_date": D},  # on D: not seen
+            appointment("d", 183),  # trend: in days 183-364
+            appointment("d", 100, status="3"),  # a missed appointment is not activity
+        ],
+    }
+    got = run(engine, tables, history.hospital_history)
+    a = got["a"]
+    assert (a["emergency_admissions_1095d"], a["emergency_admissions_1826d"]) == (1, 3)
+    assert (a["ae_attendances_1095d"], a["ae_attendances_1826d"], a["days_since_ae_attendance"]) == (2, 3, 1)
+    assert (a["op_attendances_1095d"], a["op_attendances_1826d"], a["days_since_op_attendance"]) == (2, 3, 100)
+    assert (a["op_dna_1095d"], a["op_dna_1826d"], a["days_since_op_dna"]) == (1, 1, 50)
+    assert (a["emergency_admissions_per_year_5y"], a["ae_attendances_per_year_5y"]) == (0.6, 0.6)
+    assert a["hospital_activity_trend_182d"] == 2  # A&E on day 1 and the appointment on day 100; none before
+    b = got["b"]
+    assert (b["ae_attendances_per_year_5y"], b["emergency_admissions_per_year_5y"]) == (1.0, 0.0)
+    assert (b["days_since_op_attendance"], b["days_since_op_dna"]) == (apc.NO_ADMISSION, apc.NO_ADMISSION)
+    assert got["c"]["ae_attendances_per_year_5y"] == 0.5  # 2 attendances / 4 years
+    d = got["d"]
+    assert d["hospital_activity_trend_182d"] == 1 - 2
+    assert (d["op_dna_1095d"], d["days_since_op_dna"], d["emergency_admissions_1095d"]) == (1, 100, 2)
+
+
+@spec(history.condition_history)
+def test_condition_history(engine):
+    from riskstrat import codelists
+
+    hf, ckd = codelists.snomed_cluster("hf")[0], codelists.snomed_cluster("ckd")[0]
+    ast, astres = codelists.snomed_cluster("ast")[0], codelists.snomed_cluster("astres")[0]
+    dm = codelists.snomed_cluster("dm")[0]
+
+    def ev(p, code, n):
+        return {"pseudonym": p, "event_date": days(n), "snomed_code": code, "value": None}
+
+    tables = {
+        "gp_registrations": [person("a"), person("b")],
+        "gp_events": [
+            ev("a", hf, 100),
+            ev("a", hf, 3000),  # the first diagnosis code, whichever row comes first
+            ev("a", ast, 2000),
+            ev("a", astres, 1000),  # resolved later: the first diagnosis still counts
+            ev("a", dm, 365),  # first diagnosed exactly 365 days before D: new in the last year
+            ev("a", dm, 10),
+            ev("a", ckd, 366),  # 366 days: not new
+            {"pseudonym": "b", "event_date": D, "snomed_code": hf, "value": None},  # on D: not seen
+            ev("b", dm, 1),
+        ],
+    }
+    got = run(engine, tables, history.condition_history)
+    a = got["a"]
+    assert (a["years_since_heart_failure_diagnosis"], a["years_since_asthma_diagnosis"]) == (8.21, 5.48)
+    assert (a["years_since_diabetes_diagnosis"], a["years_since_ckd_diagnosis"]) == (1.0, 1.0)
+    assert (a["years_since_copd_diagnosis"], a["conditions_diagnosed_365d"]) == (history.NEVER_DIAGNOSED, 1)
+    b = got["b"]
+    assert (b["years_since_heart_failure_diagnosis"], b["years_since_diabetes_diagnosis"]) == (-1.0, 0.0)
+    assert b["conditions_diagnosed_365d"] == 1
+
+
+@spec(medicine_history.medicine_history)
+def test_medicine_history(engine):
+    from riskstrat import codelists
+
+    ckd, hf = codelists.snomed_cluster("ckd")[0], codelists.snomed_cluster("hf")[0]
+    ibuprofen, lisinopril, bendroflumethiazide = "1001010J0AAADAD", "0205051L0AAACAC", "0202010B0AAABAB"
+    codeine, warfarin, aspirin, omeprazole = "0407020C0AAADAD", "0208020V0AAAAAA", "0209000A0AAABAB", "0103050P0AAAAAA"
+    atorvastatin, amlodipine, sertraline = "0212000B0AAABAB", "0206020A0AAAAAA", "0403030Q0AAAAAA"
+    metformin, zopiclone, amoxicillin = "0601022B0AAABAB", "0401010Z0AAAAAA", "0501013B0AAABAB"
+    tables = {
+        "gp_registrations": [
+            person("a"),
+            person("b", birth=dt.date(1985, 1, 1)),
+            person("c", birth=dt.date(1944, 6, 1)),
+        ],
+        "gp_events": [
+            {"pseudonym": "a", "event_date": days(1000), "snomed_code": ckd, "value": None},
+            {"pseudonym": "b", "event_date": days(1000), "snomed_code": hf, "value": None},
+        ],
+        "gp_medications": [
+            # a, 75: an NSAID issued exactly 90 days ago is current; with CKD, no gastro-protection, an ACE
+            # inhibitor and a diuretic; codeine 91 days ago is not current
+            prescription("a", ibuprofen, 90),
+            prescription("a", lisinopril, 30),
+            prescription("a", bendroflumethiazide, 60),
+            prescription("a", codeine, 91),
+            prescription("a", codeine, 300),
+            prescription("a", codeine, 366),  # outside the opioid items' 365 days
+            # b, 40: warfarin with aspirin under a PPI; an NSAID with heart failure; codeine current
+            prescription("b", warfarin, 10),
+            prescription("b", aspirin, 20),
+            prescription("b", omeprazole, 89),
+            prescription("b", ibuprofen, 5),
+            prescription("b", codeine, 10),
+            # c, 80: new medicines, sections, the trend, a falls-risk medicine
+            prescription("c", atorvastatin, 455),  # issued 455 days ago: not new
+            prescription("c", atorvastatin, 10),
+            prescription("c", amlodipine, 456),  # 456 days ago is before the look-back: new
+            prescription("c", amlodipine, 10),
+            prescription("c", sertraline, 90),  # new
+            prescription("c", zopiclone, 30),  # new; a hypnotic at 65+
+            prescription("c", metformin, 91),  # not current, so not new
+            prescription("c", metformin, 182),
+            prescription("c", metformin, 183),
+            prescription("c", metformin, 364),
+            prescription("c", metformin, 365),
+            prescription("c", amoxicillin, 400),  # not in the 365 days of the sections
+            {**prescription("c", ibuprofen, 1), "issue_date": D},  # on D: not seen
+        ],
+    }
+    got = run(engine, tables, medicine_history.medicine_history)
+    a, b, c = got["a"], got["b"], got["c"]
+    assert (a["nsaid_with_ckd"], a["nsaid_65plus_without_gastroprotection"], a["triple_whammy"]) == (1, 1, 1)
+    assert (a["nsaid_with_heart_failure"], a["antithrombotic_without_gastroprotection"]) == (0, 0)
+    assert (a["opioid_current"], a["items_opioids_365d"], a["falls_risk_medicines_65plus"]) == (0, 2, 0)
+    assert a["prescribing_safety_indicators"] == 3
+    assert (b["anticoagulant_with_antiplatelet"], b["antithrombotic_without_gastroprotection"]) == (1, 0)
+    assert (b["nsaid_with_heart_failure"], b["nsaid_with_ckd"], b["nsaid_65plus_without_gastroprotection"]) == (1, 0, 0)
+    assert (b["opioid_current"], b["falls_risk_medicines_65plus"], b["prescribing_safety_indicators"]) == (1, 0, 2)
+    assert (c["new_medicines_90d"], c["bnf_sections_365d"]) == (3, 5)
+    assert c["prescribing_trend_182d"] == (6 - 2)  # days 1-182: 6 items; days 183-364: 2
+    assert (c["falls_risk_medicines_65plus"], c["nsaid_65plus_without_gastroprotection"]) == (1, 0)
+    assert c["prescribing_safety_indicators"] == 1
 
 
 def test_every_registered_builder_has_a_spec_test():

@@ -1,5 +1,15 @@
 """Importing this package registers every builder, in a fixed order."""
 
-from riskstrat.features.builders import ae, apc, costs, demographics, gp_events, medications, op
+from riskstrat.features.builders import (
+    ae,
+    apc,
+    costs,
+    demographics,
+    gp_events,
+    history,
+    medications,
+    medicine_history,
+    op,
+)
 
-__all__ = ["ae", "apc", "costs", "demographics", "gp_events", "medications", "op"]
+__all__ = ["ae", "apc", "costs", "demographics", "gp_events", "history", "medications", "medicine_history", "op"]

@@ -7,7 +7,20 @@ import pyarrow as pa
 
 from riskstrat import codelists
 
-__all__ = ["amount", "codes_table", "count_if", "days_before", "max_if", "present", "sum_if"]
+__all__ = [
+    "DAYS_SINCE_NONE",
+    "amount",
+    "codes_table",
+    "count_if",
+    "days_before",
+    "max_if",
+    "present",
+    "starts_with_any",
+    "sum_if",
+]
+
+#: "days since the last ..." for people with no such record before D (longer than any history held)
+DAYS_SINCE_NONE = 9999
 
 
 def days_before(d, col):
@@ -36,6 +49,14 @@ def present(col):
 
 def max_if(cond):
     return cond.cast("int64").max()
+
+
+def starts_with_any(col, prefixes) -> ibis.Value:
+    """True where ``col`` starts with one of ``prefixes`` (e.g. BNF chapter/section prefixes)."""
+    match = ibis.literal(False)
+    for p in prefixes:
+        match = match | col.startswith(p)
+    return match
 
 
 def codes_table(codes: list[str], **extra: list) -> ibis.Table:

@@ -11,12 +11,20 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import amount, codes_table, count_if, days_before, max_if, sum_if
+from riskstrat.features.builders._common import (
+    DAYS_SINCE_NONE,
+    amount,
+    codes_table,
+    count_if,
+    days_before,
+    max_if,
+    sum_if,
+)
 from riskstrat.features.registry import Dtype, Feature, register
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 WINDOWS = (30, 90, 180, 365, 730)
-NO_ADMISSION = 9999  # days since the last emergency admission, for people with none
+NO_ADMISSION = DAYS_SINCE_NONE  # days since the last emergency admission, for people with none
 COMORBIDITY_LOOKBACK = 730
 
 CHAPTERS = {

@@ -17,6 +17,11 @@ ETHNICITY_GROUPS = {
 }
 
 
+def age_years(d, month_of_birth) -> ibis.Value:
+    """Age in whole years on ``d`` from the month of birth (the one definition of age)."""
+    return (days_before(d, month_of_birth) / 365.25).floor().cast("int64")
+
+
 @register(
     "demographics",
     ("gp_registrations", "ref_practices", "ref_lsoa", "deaths"),
@@ -55,7 +60,7 @@ def demographics(src: Sources, as_of) -> ibis.Table:
     )
     return t.select(
         "pseudonym",
-        age_years=(days_before(d, t.month_of_birth) / 365.25).floor().cast("int64"),
+        age_years=age_years(d, t.month_of_birth),
         sex=t.sex,
         imd_decile=t.imd_decile.fill_null(0).cast("int64"),
         ethnicity_group=group,

@@ -41,6 +41,14 @@ OTHER_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "palliative_care": (("palcare",), ("palcareni",)),
     "housebound": (("snomed/opensafely-housebound.csv",), ("snomed/opensafely-no-longer-housebound.csv",)),
 }
+#: BMI bands of the latest recorded BMI: (band, lower limit in kg/m2, words); 0 = not recorded
+BMI_BANDS: tuple[tuple[int, float, str], ...] = (
+    (1, 0.0, "underweight (BMI under 18.5)"),
+    (2, 18.5, "healthy weight (BMI 18.5 to under 25)"),
+    (3, 25.0, "overweight (BMI 25 to under 30)"),
+    (4, 30.0, "obese (BMI 30 to under 40)"),
+    (5, 40.0, "severely obese (BMI 40 or more)"),
+)
 CARE_HOME = (
     _PCD.format("carehome"),
     "snomed/primis-covid19-vacc-uptake-longres.csv",
@@ -57,7 +65,7 @@ def _path(name: str) -> str:
     return _PCD.format(name)
 
 
-def _code_rows(flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> ibis.Table:
+def code_rows(flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> ibis.Table:
     codes, flag, kind = [], [], []
     for name, (dx, res) in flags.items():
         for lists, k in ((dx, "dx"), (res, "res")):
@@ -69,8 +77,9 @@ def _code_rows(flags: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> ibi
     return codes_table(codes, flag=flag, kind=kind)
 
 
-def _register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
-    table = _code_rows(flags)
+def register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
+    """One row per person with a coded record: ``<name>`` = 1 when on the register (QOF rule above)."""
+    table = code_rows(flags)
     j = events.join(table, events.snomed_code == table.code)
     aggs = {}
     for name in flags:
@@ -103,7 +112,7 @@ def _register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
     ],
 )
 def gp_conditions(src: Sources, as_of) -> ibis.Table:
-    flags = _register_flags(src.gp_events, {**REGISTERS, **OTHER_FLAGS})
+    flags = register_flags(src.gp_events, {**REGISTERS, **OTHER_FLAGS})
     total = sum((flags[n] for n in REGISTERS), ibis.literal(0)).cast("int64")
     return flags.mutate(ltc_count=total)
 
@@ -120,8 +129,16 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
             Dtype.FLOAT,
         ),
         Feature(
+            "bmi_band",
+            "band of the latest recorded BMI (rounded to 1 decimal): 0 not recorded, 1 underweight <18.5, "
+            "2 healthy 18.5-<25, 3 overweight 25-<30, 4 obese 30-<40, 5 severely obese 40+",
+            "all history before D",
+            0,
+        ),
+        Feature(
             "smoking_status",
-            "latest smoking code: 2 current (LSMOK_COD), 1 ex (EXSMOK_COD), 0 not recorded",
+            "latest smoking code: 2 current (LSMOK_COD), 1 ex (EXSMOK_COD), 0 not recorded (never-smoked "
+            "codes are not in the shipped lists, so never smokers read 0); current wins a same-day tie",
             "all history before D",
             0,
         ),
@@ -136,7 +153,9 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
     bmi = ev.filter(present(ev.value)).semi_join(bmi_codes, ev.snomed_code == bmi_codes.code)
     w = ibis.window(group_by="pseudonym", order_by=[ibis.desc("event_date"), ibis.desc("value")])
     bmi = bmi.mutate(_r=ibis.row_number().over(w))
-    bmi = bmi.filter(bmi._r == 0).select("pseudonym", bmi_latest=bmi.value.round(1).cast("float64"))
+    latest = bmi.value.round(1).cast("float64")
+    band = ibis.cases(*[(latest >= low, b) for b, low, _ in reversed(BMI_BANDS)], else_=0).cast("int64")
+    bmi = bmi.filter(bmi._r == 0).select("pseudonym", bmi_latest=latest, bmi_band=band)
     smoke_codes = codes_table(
         codelists.snomed_cluster("lsmok") + codelists.snomed_cluster("exsmok"),
         status=[2] * len(codelists.snomed_cluster("lsmok")) + [1] * len(codelists.snomed_cluster("exsmok")),
@@ -158,7 +177,7 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
         .left_join(sm, "pseudonym")
         .left_join(care, "pseudonym")
         .left_join(falls, "pseudonym")
-        .select("pseudonym", "bmi_latest", "smoking_status", "care_home", "falls_365d")
+        .select("pseudonym", "bmi_latest", "bmi_band", "smoking_status", "care_home", "falls_365d")
     )
 
 

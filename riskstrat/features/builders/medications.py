@@ -1,27 +1,43 @@
 """GP prescribing: polypharmacy, high-risk drug classes, cost.
 
-Drug classes are BNF prefixes (``riskstrat/codelists/data/bnf/bnf_sections.csv``).
+Drug classes are BNF prefixes declared once, with provenance, in
+``riskstrat/codelists/data/bnf/drug_classes.csv`` (read with :func:`drug_class`).
 """
 
 from __future__ import annotations
 
 import ibis
 
+from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import amount, count_if, days_before
+from riskstrat.features.builders._common import amount, count_if, days_before, starts_with_any
 from riskstrat.features.registry import Dtype, Feature, register
 
-#: class -> BNF prefixes (section 2.8.2 oral anticoagulants, 4.7.2 opioid analgesics, 10.1.1 NSAIDs,
+DRUG_CLASSES_FILE = "bnf/drug_classes.csv"
+
+
+def drug_class(name: str) -> tuple[str, ...]:
+    """BNF prefixes of a drug class of ``bnf/drug_classes.csv`` (e.g. ``"nsaids"`` -> ``("100101",)``)."""
+    prefixes = tuple(codelists.codes(DRUG_CLASSES_FILE, drug_class=name))
+    if not prefixes:
+        raise KeyError(f"no drug class {name} in {DRUG_CLASSES_FILE}")
+    return prefixes
+
+
+#: class -> BNF prefixes: 2.8.2 oral anticoagulants, 4.7.2 opioid analgesics, 10.1.1 NSAIDs,
 #: 6.3.2 corticosteroids (sub-paragraph 0603020), 4.2.1-4.2.2 antipsychotics, 2.2.2 loop diuretics,
-#: 6.1.1 insulins)
+#: 6.1.1 insulins
 HIGH_RISK = {
-    "anticoagulants": ("0208020",),
-    "opioids": ("040702",),
-    "nsaids": ("100101",),
-    "oral_corticosteroids": ("0603020",),
-    "antipsychotics": ("040201", "040202"),
-    "loop_diuretics": ("020202",),
-    "insulin": ("060101",),
+    k: drug_class(k)
+    for k in (
+        "anticoagulants",
+        "opioids",
+        "nsaids",
+        "oral_corticosteroids",
+        "antipsychotics",
+        "loop_diuretics",
+        "insulin",
+    )
 }
 POLYPHARMACY = 10
 
@@ -68,9 +84,6 @@ def medications(src: Sources, as_of) -> ibis.Table:
         "items_365d": count_if(m.issue_date.notnull()),
     }
     for k, prefixes in HIGH_RISK.items():
-        match = ibis.literal(False)
-        for p in prefixes:
-            match = match | m.bnf_code.startswith(p)
-        aggs[f"items_{k}_182d"] = count_if(recent & match)
+        aggs[f"items_{k}_182d"] = count_if(recent & starts_with_any(m.bnf_code, prefixes))
     aggs["prescribing_cost_365d"] = amount(m.actual_cost).sum().round(2).cast("float64")
     return m.group_by("pseudonym").aggregate(**aggs)
