@@ -152,3 +152,164 @@ def test_ranking_figures_follow_rank_by_and_calibration_follows_p():
     assert ranked.metrics["brier"] == tied.metrics["brier"] == pytest.approx(0.25)  # calibration uses p
     assert ranked.metrics["observed_over_expected"] == pytest.approx(1.0)
     assert list(ranked.tables["deciles"]["observed"]) == [0] * 5 + [20] * 5
+
+
+# ---------------------------------------------------------------- stacked training and selection
+
+
+def test_split_people_never_puts_one_person_on_two_sides():
+    from riskstrat.modelling.estimators import split_people
+
+    rng = np.random.default_rng(3)
+    groups = pd.Series(rng.integers(0, 2000, 9000)).map(lambda i: f"p{i}")
+    y = rng.integers(0, 2, 9000)
+    fit, val, cal = split_people(y, groups, (0.15, 0.15), random_state=1)
+    assert sorted(np.concatenate([fit, val, cal]).tolist()) == list(range(9000))
+    sides = [set(groups.iloc[part]) for part in (fit, val, cal)]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    people = groups.nunique()
+    assert abs(len(sides[1]) / people - 0.15) < 0.03 and abs(len(sides[2]) / people - 0.15) < 0.03
+    # the same seed gives the same split, another seed another
+    again = split_people(y, groups, (0.15, 0.15), random_state=1)
+    other = split_people(y, groups, (0.15, 0.15), random_state=2)
+    assert all((a == b).all() for a, b in zip(again, (fit, val, cal), strict=True))
+    assert not (other[1].size == val.size and (other[1] == val).all())
+
+
+def test_lightgbm_fit_with_groups_keeps_people_whole():
+    from riskstrat.modelling.estimators import AdmissionRiskModel
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    X = pd.DataFrame({"x": rng.normal(size=n), "age_years": rng.integers(0, 90, n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X["x"] * 1.5 - 2)))).astype(int)
+    groups = pd.Series([f"p{i % 2500}" for i in range(n)])
+    model = AdmissionRiskModel(n_estimators=50, random_state=4).fit(X, y, groups=groups)
+    assert model.n_calibration_ > 0 and 1 <= model.best_iteration_ <= 50
+    assert roc_auc_score(y, model.raw_proba(X)) > 0.75
+
+
+def _linear_people(n: int, seed: int, p_noise: int = 30):
+    """Outcome logistic-linear in 6 of many features: a penalised logistic regression's home ground."""
+    rng = np.random.default_rng(seed)
+    cols = {f"f{i}": rng.normal(size=n) for i in range(p_noise)}
+    cols["age_years"] = rng.integers(0, 100, n)
+    cols["sex"] = rng.choice(["1", "2"], n)
+    X = pd.DataFrame(cols)
+    eta = -2.5 + 0.02 * (X["age_years"] - 50) + X[["f0", "f1", "f2", "f3", "f4", "f5"]].sum(axis=1) * 0.45
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    return X, y
+
+
+def test_logistic_model_contributions_add_up_and_it_is_calibrated():
+    from riskstrat.modelling.estimators import LogisticRiskModel
+
+    X, y = _linear_people(30_000, 1)
+    model = LogisticRiskModel(categorical=("sex",), random_state=3).fit(X, y)
+    contrib = model.contributions(X.iloc[:500])
+    assert list(contrib.columns) == [*X.columns, "bias"]
+    np.testing.assert_allclose(contrib.sum(axis=1), model.decision_function(X.iloc[:500]), atol=1e-9)
+    # the six features that carry the signal have the six largest importances
+    assert set(model.feature_importance().index[:7]) >= {"f0", "f1", "f2", "f3", "f4", "f5"}
+    Xt, yt = _linear_people(30_000, 2)
+    p = model.predict_proba(Xt)[:, 1]
+    assert abs(p.mean() - yt.mean()) < 0.01
+    slope, _ = calibration_slope_intercept(yt, p)
+    assert 0.85 < slope < 1.15
+    # counts on a log scale, the spline for age, the rest linear
+    kinds = dict(model.columns_)
+    assert kinds["age_years"] == "spline" and kinds["f0"] == "linear" and kinds["sex"] == "categorical"
+
+
+def _spec_with(tmp_path, **changes):
+    text = (MODELS_DIR / "emergency_admission_12m.yaml").read_text()
+    for old, new in changes.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+def test_the_learner_with_the_better_selection_auroc_is_chosen(tmp_path):
+    from riskstrat.modelling.selection import compete
+
+    spec = _spec_with(
+        tmp_path, **{"time_budget_seconds: 240": "time_budget_seconds: 0", "n_estimators: 3000": "n_estimators: 60"}
+    )
+    spec = spec.__class__(**{**spec.__dict__, "categorical": ("sex",)})
+    # linear signal in few people: the logistic regression wins
+    X, y = _linear_people(4000, 5)
+    Xs, ys = _linear_people(20_000, 6)
+    groups = pd.Series([f"p{i}" for i in range(len(y))])
+    lin = compete(spec, X, y, groups, Xs, ys)
+    assert lin.chosen.learner == "logistic"
+    assert lin.chosen.selection_auroc == max(c.selection_auroc for c in lin.candidates)
+    # a threshold interaction in many people: the trees win
+    rng = np.random.default_rng(8)
+
+    def step_people(n):
+        Z = pd.DataFrame({"a": rng.uniform(0, 1, n), "b": rng.uniform(0, 1, n), "age_years": rng.integers(0, 90, n)})
+        Z["sex"] = rng.choice(["1", "2"], n)
+        p = np.where((Z["a"] > 0.8) ^ (Z["b"] > 0.8), 0.5, 0.03)
+        return Z, (rng.random(n) < p).astype(int)
+
+    X2, y2 = step_people(20_000)
+    Xs2, ys2 = step_people(20_000)
+    trees = compete(spec, X2, y2, pd.Series([f"q{i}" for i in range(len(y2))]), Xs2, ys2)
+    assert trees.chosen.learner == "lightgbm"
+    table = trees.table()
+    assert table["chosen"].tolist() == [True, False] and set(table["learner"]) == {"lightgbm", "logistic"}
+
+
+def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
+    import time
+
+    from riskstrat.modelling.selection import search_lightgbm
+
+    spec = _spec_with(
+        tmp_path,
+        **{
+            "time_budget_seconds: 240": "time_budget_seconds: 8",
+            "max_trials: 20": "max_trials: 50",
+            "n_estimators: 3000": "n_estimators: 40",
+        },
+    )
+    spec = spec.__class__(**{**spec.__dict__, "categorical": ("sex",)})
+    X, y = _linear_people(5000, 9, p_noise=8)
+    groups = pd.Series([f"p{i % 3000}" for i in range(len(y))])
+    Xs, ys = _linear_people(5000, 10, p_noise=8)
+    started = time.perf_counter()
+    best, trials = search_lightgbm(spec, X, y, groups, Xs, ys)
+    elapsed = time.perf_counter() - started
+    assert 2 <= len(trials) < 50 and elapsed < 8 + 10  # stops launching trials at the budget
+    first = trials.iloc[0]
+    assert (first["num_leaves"], first["min_child_samples"]) == (31, 200)  # the specification's own parameters
+    assert trials["selection_auroc"].max() == pytest.approx(
+        trials.loc[trials["num_leaves"] == best["num_leaves"], "selection_auroc"].max()
+    )
+    assert 8 <= trials["num_leaves"].min() and trials["num_leaves"].max() <= 128
+    assert best["n_estimators"] == 40 and best["learning_rate"] == 0.05  # unsearched parameters kept
+
+
+def test_training_dates_are_stacked_one_horizon_apart_within_the_data():
+    import datetime as dt
+
+    from riskstrat.stages.train import latest_training_as_of, training_dates, validation_as_of
+
+    spec = load_spec()
+    d = dt.date(2024, 10, 1)
+    assert training_dates(d, spec, dt.date(2019, 10, 1)) == [d, dt.date(2023, 10, 2), dt.date(2022, 10, 2)]
+    # a date with less than a year of data behind it is left out; the newest date always stays
+    assert training_dates(d, spec, dt.date(2022, 6, 1)) == [d, dt.date(2023, 10, 2)]
+    assert validation_as_of(d, spec) == dt.date(2025, 10, 1)
+    assert latest_training_as_of(dt.date(2026, 10, 1), spec) == dt.date(2024, 10, 1)
+
+
+def test_bad_learning_settings_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="learner.candidates"):
+        _spec_with(tmp_path, **{"candidates: [lightgbm, logistic]": "candidates: [logistic, forest]"})
+    with pytest.raises(ConfigError, match="training.as_of_dates"):
+        _spec_with(tmp_path, **{"as_of_dates: 3": "as_of_dates: 0"})
+    with pytest.raises(ConfigError, match="learner.search"):
+        _spec_with(tmp_path, **{"max_trials: 20": "max_trials: -1"})
