@@ -17,7 +17,9 @@ from scipy.special import logit
 
 from riskstrat import tracking
 from riskstrat.errors import RiskstratError
-from riskstrat.scoring import assign_bands, describe
+from riskstrat.features.builders import history, medicine_history
+from riskstrat.features.builders.apc import NO_ADMISSION
+from riskstrat.scoring import assign_bands, describe, top_reasons
 from riskstrat.stages.score import DEFAULT_MODEL_URI, score
 from riskstrat.stages.train import train
 
@@ -49,10 +51,52 @@ def test_bands_follow_the_cumulative_shares():
         ("efi_score", 0.3611, "frailty (eFI 0.36)"),
         ("age_years", 84, "age 84"),
         ("items_anticoagulants_182d", 6, "anticoagulants prescribed (6 items in 6 months)"),
+        ("emergency_admissions_1095d", 3, "3 emergency admissions in the last 3 years"),
+        ("emergency_admissions_1826d", 1, "1 emergency admission in the last 5 years"),
+        ("ae_attendances_1095d", 2, "2 A&E attendances in the last 3 years"),
+        ("op_dna_1826d", 1, "1 missed outpatient appointment in the last 5 years"),
+        ("op_attendances_1095d", 12, "12 outpatient appointments in the last 3 years"),
+        ("days_since_ae_attendance", 40, "last A&E attendance 40 days ago"),
+        ("days_since_op_dna", 12, "last missed outpatient appointment 12 days ago"),
+        ("emergency_admissions_per_year_5y", 1.4, "1.4 emergency admissions a year in the last 5 years"),
+        ("hospital_activity_trend_182d", 4, "hospital contacts rising (+4 in the last 6 months against the 6 before)"),
+        ("prescribing_trend_182d", -3, "prescription items falling (-3 in the last 6 months against the 6 before)"),
+        ("years_since_heart_failure_diagnosis", 6.71, "heart failure diagnosed 6 years ago"),
+        ("years_since_diabetes_diagnosis", 1.0, "diabetes diagnosed 1 year ago"),
+        ("years_since_copd_diagnosis", 0.42, "COPD diagnosed in the last year"),
+        ("conditions_diagnosed_365d", 2, "2 new long-term conditions diagnosed in the last year"),
+        ("new_medicines_90d", 4, "new to 4 medicines in the last 3 months"),
+        ("new_medicines_90d", 1, "new to 1 medicine in the last 3 months"),
+        ("bnf_sections_365d", 9, "medicines from 9 BNF sections in the last year"),
+        ("nsaid_with_ckd", 1, "NSAID prescribed with chronic kidney disease"),
+        ("triple_whammy", 1, "NSAID with an ACE inhibitor or ARB and a diuretic (triple whammy)"),
+        ("opioid_current", 1, "opioid prescribed in the last 3 months"),
+        ("items_opioids_365d", 7, "opioids prescribed (7 items in the last year)"),
+        ("prescribing_safety_indicators", 2, "2 prescribing safety alerts"),
+        ("bmi_band", 5, "severely obese (BMI 40 or more)"),
+        ("bmi_band", 1, "underweight (BMI under 18.5)"),
     ],
 )
 def test_reasons_read_as_plain_words(feature, value, words):
     assert describe(feature, value) == words
+
+
+@pytest.mark.parametrize(
+    "builder", [history.hospital_history, history.condition_history, medicine_history.medicine_history]
+)
+def test_every_history_feature_has_its_own_words(builder):
+    for f in builder.features:
+        assert f.definition not in describe(f.name, 2), f.name  # not the fallback "definition: value"
+
+
+def test_a_days_since_feature_at_its_none_value_is_never_a_reason():
+    names = ["days_since_ae_attendance", "days_since_emergency_admission", "op_dna_1826d"]
+    contributions = pd.DataFrame([[0.9, 0.8, 0.1], [0.9, 0.8, 0.1]], columns=names)
+    features = pd.DataFrame([[NO_ADMISSION, NO_ADMISSION, 2], [30, 400, 0]], columns=names)
+    assert top_reasons(contributions, features) == [
+        ["2 missed outpatient appointments in the last 5 years"],
+        ["last A&E attendance 30 days ago", "last emergency admission 400 days ago"],
+    ]
 
 
 @pytest.fixture(scope="module")
