@@ -36,6 +36,15 @@ def test_duckdb_and_spark_build_identical_features_and_labels(pseudonymised):
         # the features are not trivially constant
         assert pc.sum(a["emergency_admissions_365d"]).as_py() > 50
         assert pc.max(a["charlson_index"]).as_py() >= 3
+        # the history features are exercised: the extracts hold 5+ years before both dates
+        assert pc.sum(a["emergency_admissions_1826d"]).as_py() > pc.sum(a["emergency_admissions_730d"]).as_py()
+        assert pc.sum(a["op_dna_1826d"]).as_py() > pc.sum(a["op_dna_365d"]).as_py() > 0
+        assert pc.min(a["hospital_activity_trend_182d"]).as_py() < 0 < pc.max(a["hospital_activity_trend_182d"]).as_py()
+        assert (
+            pc.max(a["years_since_diabetes_diagnosis"]).as_py() > 5 and pc.sum(a["conditions_diagnosed_365d"]).as_py()
+        )
+        assert pc.sum(a["new_medicines_90d"]).as_py() > 0 and pc.max(a["prescribing_safety_indicators"]).as_py() >= 2
+        assert pc.sum(a["nsaid_with_ckd"]).as_py() > 0 and pc.sum(a["falls_risk_medicines_65plus"]).as_py() > 0
     con_d, con_s = backend("duckdb"), backend("spark")
     la = con_d.to_pyarrow(labels(load_sources(con_d, directory), dt.date(2024, 10, 1)))
     lb = con_s.to_pyarrow(labels(load_sources(con_s, directory), dt.date(2024, 10, 1)))
