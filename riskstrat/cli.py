@@ -115,6 +115,7 @@ def run_synth(
     fmt: str,
     chunk_size: int,
     practices: int | None = None,
+    structure: str = "default",
 ):
     from riskstrat.synth import SynthOptions, generate
 
@@ -129,7 +130,14 @@ def run_synth(
     )
     with _progress() as bar:
         task = bar.add_task("synthetic population", total=patients)
-        summary = generate(out, opts, truth, fmt=fmt, progress=lambda done, total: bar.update(task, completed=done))
+        summary = generate(
+            out,
+            opts,
+            truth,
+            fmt=fmt,
+            progress=lambda done, total: bar.update(task, completed=done),
+            structure=structure,
+        )
     return summary
 
 
@@ -178,13 +186,27 @@ def run_synth(
     show_default=True,
     help="People simulated together (bounds memory).",
 )
+@click.option(
+    "--structure",
+    type=click.Choice(["default", "alt"]),
+    default="default",
+    show_default=True,
+    help="Generative model of health and risk: 'default', or 'alt', an independently parameterised "
+    "second structure (latent urgent-care propensity and evolving frailty, medicine x condition "
+    "interactions, monthly steps) to judge models on more than one structure. Same tables, same truth file.",
+)
 @_one_line_errors
-def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices):
-    """Write a synthetic population in data contract v1 (all NHS numbers synthetic)."""
+def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure):
+    """Write a synthetic population in data contract v1 (all NHS numbers synthetic).
+
+    --structure alt writes the same tables from a second, independent model of health and
+    admission risk (docs/synthetic-population.md, "The alternative structure")."""
     if truth is not None and out.resolve() in (truth.resolve(), *truth.resolve().parents):
         raise RiskstratError("--truth must not be inside --out: true risks never go into the extracts")
     started = time.perf_counter()
-    summary = run_synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices)
+    summary = run_synth(
+        out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure=structure
+    )
     table = RichTable(title=f"synthetic extracts in {out}")
     table.add_column("table")
     table.add_column("rows", justify="right")

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +32,27 @@ from riskstrat.synth.generator import (
     simulate_chunk,
 )
 
-__all__ = ["DEFAULT_EXTRACT_DATE", "FAULTS_FILE", "TRUTH_FILE", "SynthOptions", "SynthSummary", "generate"]
+__all__ = [
+    "DEFAULT_EXTRACT_DATE",
+    "FAULTS_FILE",
+    "TRUTH_FILE",
+    "Structure",
+    "SynthOptions",
+    "SynthSummary",
+    "generate",
+]
 
 TRUTH_FILE = "true_risk.parquet"
 FAULTS_FILE = "faults.json"
 MANIFEST_FILE = "manifest.json"
+
+
+class Structure(StrEnum):
+    """The generative model of health and risk: ``default`` (``generator.py``) or ``alt``
+    (``alt.py``, independently parameterised; see docs/synthetic-population.md)."""
+
+    DEFAULT = "default"
+    ALT = "alt"
 
 
 @dataclass
@@ -88,8 +105,13 @@ class _Writer:
 
 
 def _chunk_job(args: tuple) -> tuple[ChunkResult, FaultCounts]:
-    opts, region, nhs, chunk, offset = args
-    result = simulate_chunk(opts, region, nhs, chunk, offset)
+    opts, region, nhs, chunk, offset, structure = args
+    if structure == Structure.ALT:
+        from riskstrat.synth.alt import simulate_alt_chunk
+
+        result = simulate_alt_chunk(opts, region, nhs, chunk, offset)
+    else:
+        result = simulate_chunk(opts, region, nhs, chunk, offset)
     counts = FaultCounts()
     if opts.fault_rate > 0:
         rng = np.random.default_rng([opts.seed, 5000 + chunk])
@@ -104,6 +126,7 @@ def generate(
     fmt: str = "parquet",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    structure: Structure | str = Structure.DEFAULT,
 ) -> SynthSummary:
     """Write a synthetic extracts directory (and the truth, if ``truth`` is given).
 
@@ -115,7 +138,9 @@ def generate(
     fmt : "parquet" (default) or "csv".
     workers : processes (default: up to 2, one per chunk).
     progress : optional callable ``(people_done, people_total)``.
+    structure : "default" or "alt", the generative model of health and risk (same tables, same truth file).
     """
+    structure = Structure(structure)
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"format must be parquet or csv, not {fmt}")
     if options.patients < 1:
@@ -140,7 +165,10 @@ def generate(
             "parquet",
         )
     size = max(1, options.chunk_size)
-    jobs = [(options, region, nhs[i : i + size], c, c * 10**8) for c, i in enumerate(range(0, options.patients, size))]
+    jobs = [
+        (options, region, nhs[i : i + size], c, c * 10**8, structure)
+        for c, i in enumerate(range(0, options.patients, size))
+    ]
     workers = workers or min(2, len(jobs), os.cpu_count() or 1)
     counts = FaultCounts()
     done = 0
@@ -171,6 +199,7 @@ def generate(
         (truth / FAULTS_FILE).write_text(json.dumps(counts.to_dict(), indent=2) + "\n")
         manifest = {
             "options": {**asdict(options), "extract_date": options.extract_date.isoformat()},
+            **({"structure": str(structure)} if structure != Structure.DEFAULT else {}),
             "format": fmt,
             "as_of_dates": as_of,
             "rows": summary.rows,
