@@ -173,4 +173,6 @@ def evaluate(
         truth = np.asarray(truth, dtype=float)
         m["ceiling_auroc"] = float(roc_auc_score(y, truth))
         m["share_of_ceiling"] = float(share_of_ceiling(m["auroc"], m["ceiling_auroc"]))
+        for _, r in top_share_table(y, truth).iterrows():  # the true risks' own targeting
+            m[f"ceiling_ppv_top{r['top_share'] * 100:g}pct".replace(".", "_")] = float(r["ppv"])
     return ev
