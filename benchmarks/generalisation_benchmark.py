@@ -39,6 +39,7 @@ TARGETS = {"default": 0.95, "alt": 0.92}
 def timed(cmd: list[str], log: Path) -> tuple[float, float]:
     """Run ``cmd``; wall seconds and the peak RSS of its process in MB."""
     env = {**os.environ, "RISKSTRAT_PSEUDONYM_KEY": KEY, "RISKSTRAT_VAULT_KEY": VAULT}
+    env.pop("MLFLOW_TRACKING_URI", None)  # each work directory's own embedded store
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -79,11 +80,9 @@ def run_structure(structure: str, n: int, base: Path) -> dict:
 
 
 def metrics(w: Path) -> dict:
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{w / 'mlflow.db'}")
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=f"sqlite:///{w / 'mlflow.db'}")
     exp = client.get_experiment_by_name("emergency_admission_12m")
     run = client.search_runs([exp.experiment_id], order_by=["start_time DESC"], max_results=1)[0]
     m = run.data.metrics

@@ -560,7 +560,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     from riskstrat.modelling.spec import load_spec
     from riskstrat.stages.features import build_features
     from riskstrat.stages.score import score as run_score
-    from riskstrat.stages.train import latest_training_as_of
+    from riskstrat.stages.train import run_training_as_of
     from riskstrat.stages.train import train as run_train
 
     started = time.perf_counter()
@@ -569,14 +569,14 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     print_pseudonymise(report)
     uri = _tracking_uri(None, config_path)
     spec = load_spec()
-    train_as_of = latest_training_as_of(as_of, spec)
+    train_as_of = run_training_as_of(workdir, as_of, spec)
     console.print(f"[2/5] features at {as_of}")
     for d in (as_of,):
         r = build_features(workdir, d)
         console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
     tracking.configure(workdir, uri, spec.name)
     if tracking.champion_version(spec.name) is None:
-        console.print(f"[3/5] no champion registered: train at {train_as_of} and the years before, validate a year on")
+        console.print(f"[3/5] no champion registered: train at {train_as_of} and the years before")
         key = None
         if truth is not None:
             from riskstrat.privacy.keys import KeyName, load_key
@@ -659,11 +659,11 @@ def demo(workdir, patients, seed):
     console.print(f"      {as_of}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
     from riskstrat.modelling.spec import load_spec
     from riskstrat.privacy.keys import KeyName, load_key
-    from riskstrat.stages.train import latest_training_as_of
+    from riskstrat.stages.train import run_training_as_of
     from riskstrat.stages.train import train as run_train
 
-    train_as_of = latest_training_as_of(as_of, load_spec())
-    console.print(f"[4/5] train at {train_as_of} and the years before, validate a year on ({work / 'mlflow.db'})")
+    train_as_of = run_training_as_of(work, as_of, load_spec())
+    console.print(f"[4/5] train at {train_as_of} and the years before, register in MLflow ({work / 'mlflow.db'})")
     print_training(run_train(work, train_as_of, None, None, truth, load_key(KeyName.PSEUDONYM)))
     from riskstrat.stages.score import score as run_score
 

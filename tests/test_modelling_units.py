@@ -307,6 +307,9 @@ def test_training_dates_are_stacked_one_horizon_apart_within_the_data():
     assert training_dates(d, spec, dt.date(2022, 6, 1)) == [d, dt.date(2023, 10, 2)]
     assert validation_as_of(d, spec) == dt.date(2025, 10, 1)
     assert latest_training_as_of(dt.date(2026, 10, 1), spec) == dt.date(2024, 10, 1)
+    # extracts too short for out-of-time validation: the newest closed window, validated in time
+    assert latest_training_as_of(dt.date(2026, 10, 1), spec, dt.date(2024, 1, 1)) == dt.date(2025, 10, 1)
+    assert latest_training_as_of(dt.date(2026, 10, 1), spec, dt.date(2023, 10, 1)) == dt.date(2024, 10, 1)
 
 
 def test_bad_learning_settings_are_named(tmp_path):

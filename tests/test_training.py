@@ -231,3 +231,32 @@ def test_train_command_uses_the_embedded_store_by_default(pseudonymised, tmp_pat
     )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "outcome window of 2026-06-01" in bad.stderr
+
+
+def test_training_stacks_three_dates_and_registers_the_selected_learner(first_run, mlflow_server):
+    import json
+
+    uri, _ = mlflow_server
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    run = client.get_run(first_run.run_id)
+    assert json.loads(run.data.params["stacked_as_of_dates"]) == ["2024-10-01", "2023-10-02", "2022-10-02"]
+    assert run.data.params["validation_as_of"] == "2025-10-01"
+    summary = json.loads(open(client.download_artifacts(first_run.run_id, "data_summary.json")).read())
+    # every person at each date: about three rows per person, never fewer rows than people
+    assert 2.5 < summary["training_rows"] / summary["training_people"] <= 3.0
+    # the selection and report halves of the validation population are disjoint halves
+    assert abs(summary["selection_people"] - summary["validation_people"]) < 0.1 * summary["validation_people"]
+    selection = first_run.selection
+    chosen = selection.loc[selection["chosen"], "learner"].item()
+    assert chosen == run.data.tags["learner"] == first_run.learner
+    assert selection.loc[selection["chosen"], "selection_auroc"].item() == selection["selection_auroc"].max()
+    for learner in selection["learner"]:
+        assert f"selection_auroc_{learner}" in run.data.metrics
+    trials = client.get_metric_history(first_run.run_id, "search_trial_selection_auroc")
+    assert len(trials) >= 1 and [t.step for t in trials] == list(range(len(trials)))
+    # the registered model is the chosen learner's estimator
+    model = load_model("models:/emergency_admission_12m@champion")
+    estimator = model.unwrap_python_model().estimator
+    assert type(estimator).__name__ == {"lightgbm": "AdmissionRiskModel", "logistic": "LogisticRiskModel"}[chosen]

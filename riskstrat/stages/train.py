@@ -47,7 +47,15 @@ from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.workdir import WorkDir
 
-__all__ = ["TrainResult", "latest_training_as_of", "load_dataset", "train", "training_dates", "validation_as_of"]
+__all__ = [
+    "TrainResult",
+    "latest_training_as_of",
+    "load_dataset",
+    "run_training_as_of",
+    "train",
+    "training_dates",
+    "validation_as_of",
+]
 
 IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time validation is impossible
 
@@ -124,10 +132,23 @@ def validation_as_of(as_of: dt.date, spec: ModelSpec) -> dt.date:
     return as_of + dt.timedelta(days=spec.horizon_days)
 
 
-def latest_training_as_of(run_as_of: dt.date, spec: ModelSpec) -> dt.date:
+def latest_training_as_of(run_as_of: dt.date, spec: ModelSpec, start: dt.date | None = None) -> dt.date:
     """The newest training date a monthly run at ``run_as_of`` can validate out of time: its
-    validation population's outcome window closes on ``run_as_of``."""
-    return run_as_of - dt.timedelta(days=2 * spec.horizon_days)
+    validation population's outcome window closes on ``run_as_of``.
+
+    When the extracts (first day ``start``) are too short for that date to have a year of
+    history behind it, the newest date whose outcome window has closed, validated in time.
+    """
+    out_of_time = run_as_of - dt.timedelta(days=2 * spec.horizon_days)
+    if start is not None and out_of_time < start + dt.timedelta(days=365):
+        return run_as_of - dt.timedelta(days=spec.horizon_days)
+    return out_of_time
+
+
+def run_training_as_of(workdir: Path, run_as_of: dt.date, spec: ModelSpec) -> dt.date:
+    """:func:`latest_training_as_of` for the extracts of work directory ``workdir``."""
+    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    return latest_training_as_of(run_as_of, spec, data_start(src))
 
 
 def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> list[dt.date]:
