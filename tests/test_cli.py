@@ -108,7 +108,7 @@ def test_run_does_everything_in_order(tmp_path):
     result = _run(tmp_path / "x", tmp_path / "W", env)
     assert result.returncode == 0, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
-    assert "no champion registered: train at 2025-10-01" in out and "run finished" in out
+    assert "no champion registered: train at 2024-10-01" in out and "run finished" in out
     assert sorted(p.name for p in (tmp_path / "W" / "direct_care").iterdir()) == [
         "Y90000.csv",
         "Y90000.html",

@@ -920,21 +920,4 @@ class _AltChunk(_Chunk):
             np.where(draw < 0.095, "4", np.where(draw < 0.1, "7", _pick(rng, ("5", "6"), n, p=(0.9, 0.1)))),
         )
         status = np.where(dna, "3", other)
-        attended = (status == "5") | (status == "6")
-        cost = np.where(attended, np.where(np.isin(first, ("1", "3")), 170, 105) * rng.uniform(0.8, 1.2, n), 0)
-        referral = np.where(np.isin(first, ("1", "3")), _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
-        order = np.lexsort((day, person))
-        return _drop_duplicates(
-            pa.table(
-                {
-                    "nhs_number": self._nhs(person[order]),
-                    "appointment_date": self._date(day[order]),
-                    "provider_code": self._provider(person[order]),
-                    "treatment_function_code": tfc[order].astype(str),
-                    "first_attendance": first[order],
-                    "attendance_status": status[order],
-                    "referral_source": pa.array(referral[order], pa.string()),
-                    "cost": np.round(cost[order], 2),
-                }
-            )
-        )
+        return self._op_table(rng, person, day, tfc, first, status, (170, 105))

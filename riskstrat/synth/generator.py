@@ -1040,9 +1040,16 @@ class _Chunk:
                 ),
             ),
         )
+        return self._op_table(rng, person, day, tfc, first, status, (165, 110))
+
+    def _op_table(self, rng, person, day, tfc, first, status, tariff: tuple[float, float]) -> pa.Table:
+        """The ``sus_op`` rows of appointments already drawn: costs (``tariff``: first and
+        follow-up attendances, pounds, ±20%) and referral sources drawn here, sorted by person."""
+        n = person.size
         attended = (status == "5") | (status == "6")
-        cost = np.where(attended, np.where(np.isin(first, ("1", "3")), 165, 110) * rng.uniform(0.8, 1.2, n), 0)
-        referral = np.where(np.isin(first, ("1", "3")), _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
+        new = np.isin(first, ("1", "3"))
+        cost = np.where(attended, np.where(new, tariff[0], tariff[1]) * rng.uniform(0.8, 1.2, n), 0)
+        referral = np.where(new, _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
         order = np.lexsort((day, person))
         return _drop_duplicates(
             pa.table(
