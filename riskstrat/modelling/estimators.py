@@ -75,6 +75,25 @@ def split_people(y: np.ndarray, groups, shares: tuple[float, ...], random_state:
     return [idx[u >= edges[-1]], *parts]
 
 
+def _fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray):
+    """(method used, fitted calibrator) mapping a learner's raw probability to a calibrated one.
+
+    Isotonic regression needs enough events to be trusted at the top of the range; with fewer
+    than MIN_ISOTONIC_EVENTS in the calibration set, Platt scaling (sigmoid) is used instead.
+    """
+    if method not in ("isotonic", "sigmoid"):
+        raise ValueError("calibration must be isotonic or sigmoid")
+    if method == "isotonic" and y.sum() >= MIN_ISOTONIC_EVENTS:
+        return "isotonic", IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(raw, y)
+    return "sigmoid", LogisticRegression(C=1e6).fit(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None], y)
+
+
+def _calibrated(method: str, calibrator, raw: np.ndarray) -> np.ndarray:
+    if method == "isotonic":
+        return calibrator.predict(raw)
+    return calibrator.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]
+
+
 def _frame(X) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         return X
@@ -210,17 +229,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
         raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
-        # Isotonic regression needs enough events to be trusted at the top of the range;
-        # with fewer than MIN_ISOTONIC_EVENTS in the calibration set, Platt scaling is used.
-        self.calibration_used_ = self.calibration
-        if self.calibration == "isotonic" and y[cal_idx].sum() < MIN_ISOTONIC_EVENTS:
-            self.calibration_used_ = "sigmoid"
-        if self.calibration_used_ == "isotonic":
-            self.calibrator_ = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(raw, y[cal_idx])
-        elif self.calibration_used_ == "sigmoid":
-            self.calibrator_ = LogisticRegression(C=1e6).fit(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None], y[cal_idx])
-        else:
-            raise ValueError("calibration must be isotonic or sigmoid")
+        self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw, y[cal_idx])
         self.n_calibration_ = int(cal_idx.size)
         return self
 
@@ -231,10 +240,8 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         raw = self.raw_proba(X)
-        if getattr(self, "calibration_used_", self.calibration) == "isotonic":  # models saved before 0.1
-            p = self.calibrator_.predict(raw)
-        else:
-            p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]
+        used = getattr(self, "calibration_used_", self.calibration)  # models saved before 0.1
+        p = _calibrated(used, self.calibrator_, raw)
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
@@ -343,16 +350,7 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         fit_idx, cal_idx = split_people(y, groups, (self.calibration_share,), self.random_state)
         self.logistic_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(z[fit_idx], y[fit_idx])
         raw_p = self.logistic_.predict_proba(z[cal_idx])[:, 1]
-        if self.calibration == "isotonic" and y[cal_idx].sum() >= MIN_ISOTONIC_EVENTS:
-            self.calibration_used_ = "isotonic"
-            self.calibrator_ = IsotonicRegression(y_min=_EPS, y_max=1 - _EPS, out_of_bounds="clip").fit(
-                raw_p, y[cal_idx]
-            )
-        elif self.calibration in ("isotonic", "sigmoid"):
-            self.calibration_used_ = "sigmoid"
-            self.calibrator_ = LogisticRegression(C=1e6).fit(logit(np.clip(raw_p, _EPS, 1 - _EPS))[:, None], y[cal_idx])
-        else:
-            raise ValueError("calibration must be isotonic or sigmoid")
+        self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw_p, y[cal_idx])
         self.n_calibration_ = int(cal_idx.size)
         return self
 
@@ -369,11 +367,7 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         return self.logistic_.predict_proba(self._z(X))[:, 1]
 
     def predict_proba(self, X) -> np.ndarray:
-        raw = self.raw_proba(X)
-        if self.calibration_used_ == "isotonic":
-            p = self.calibrator_.predict(raw)
-        else:
-            p = self.calibrator_.predict_proba(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None])[:, 1]
+        p = _calibrated(self.calibration_used_, self.calibrator_, self.raw_proba(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
