@@ -319,3 +319,24 @@ def test_bad_learning_settings_are_named(tmp_path):
         _spec_with(tmp_path, **{"as_of_dates: 3": "as_of_dates: 0"})
     with pytest.raises(ConfigError, match=r"learner\.search"):
         _spec_with(tmp_path, **{"max_trials: 20": "max_trials: -1"})
+
+
+@pytest.mark.parametrize("learner", ["lightgbm", "logistic"])
+def test_calibration_on_the_newest_date_carries_its_rate(learner):
+    from riskstrat.modelling.estimators import AdmissionRiskModel, LogisticRiskModel
+
+    rng = np.random.default_rng(12)
+    n = 40_000
+    X = pd.DataFrame({"x": rng.normal(size=n), "age_years": rng.integers(0, 90, n)})
+    newest = np.arange(n) % 2 == 0  # two stacked dates of the same 20,000 people
+    groups = pd.Series([f"p{i // 2}" for i in range(n)])
+    eta = -2.6 + 0.8 * X["x"] + np.where(newest, 0.5, 0.0)  # the outcome is commoner at the newest date
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    make = {
+        "lightgbm": lambda: AdmissionRiskModel(n_estimators=80, random_state=1),
+        "logistic": lambda: LogisticRiskModel(random_state=1),
+    }[learner]
+    pooled = make().fit(X, y, groups=groups).predict_proba(X[newest])[:, 1].mean()
+    recent = make().fit(X, y, groups=groups, calibrate_on=newest).predict_proba(X[newest])[:, 1].mean()
+    rate = y[newest].mean()
+    assert abs(recent - rate) < 0.012 < abs(pooled - rate)

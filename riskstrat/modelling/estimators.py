@@ -88,6 +88,15 @@ def _fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray):
     return "sigmoid", LogisticRegression(C=1e6).fit(logit(np.clip(raw, _EPS, 1 - _EPS))[:, None], y)
 
 
+def _calibration_rows(cal_idx: np.ndarray, calibrate_on) -> np.ndarray:
+    """The calibration people's rows limited to ``calibrate_on`` (all of them when it is None or
+    selects none of them)."""
+    if calibrate_on is None:
+        return cal_idx
+    kept = cal_idx[np.asarray(calibrate_on, dtype=bool)[cal_idx]]
+    return kept if kept.size else cal_idx
+
+
 def _calibrated(method: str, calibrator, raw: np.ndarray) -> np.ndarray:
     if method == "isotonic":
         return calibrator.predict(raw)
@@ -174,10 +183,15 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
                 out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
         return out
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, calibrate_on=None):
         """Fit on people ``X`` (one row each, or several as-of dates stacked with ``groups``
         naming the person of each row: then whole people go to fitting, early stopping or
-        calibration, never one person to two of them)."""
+        calibration, never one person to two of them).
+
+        ``calibrate_on`` (optional, one boolean per row): the calibration people's rows that
+        the calibration is fitted on, e.g. the newest stacked date only, so the probabilities
+        carry the most recent year's rate of the outcome.
+        """
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = self._as_frame(X, reset=True)
@@ -228,6 +242,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
+        cal_idx = _calibration_rows(cal_idx, calibrate_on)
         raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
         self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw, y[cal_idx])
         self.n_calibration_ = int(cal_idx.size)
@@ -313,7 +328,8 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         z = np.hstack(blocks)
         return (z - self.center_) / self.scale_
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, calibrate_on=None):
+        """As :meth:`AdmissionRiskModel.fit`: people split whole, calibration on ``calibrate_on`` rows."""
         X = _frame(X)
         y = column_or_1d(y)
         check_classification_targets(y)
@@ -349,6 +365,7 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         z = (raw - self.center_) / self.scale_
         fit_idx, cal_idx = split_people(y, groups, (self.calibration_share,), self.random_state)
         self.logistic_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(z[fit_idx], y[fit_idx])
+        cal_idx = _calibration_rows(cal_idx, calibrate_on)
         raw_p = self.logistic_.predict_proba(z[cal_idx])[:, 1]
         self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw_p, y[cal_idx])
         self.n_calibration_ = int(cal_idx.size)

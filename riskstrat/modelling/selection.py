@@ -166,20 +166,24 @@ def compete(
     groups: pd.Series,
     X_sel: pd.DataFrame,
     y_sel: np.ndarray,
+    calibrate_on: np.ndarray | None = None,
 ) -> Selection:
-    """Fit every candidate learner of the specification; the best selection AUROC wins."""
+    """Fit every candidate learner of the specification; the best selection AUROC wins.
+
+    ``calibrate_on``: the rows each learner's calibration may use (see ``AdmissionRiskModel.fit``).
+    """
     trials = pd.DataFrame()
     candidates = []
     for learner in spec.candidates:
         started = time.perf_counter()
         if learner == "lightgbm":
             params, trials = search_lightgbm(spec, X, y, groups, X_sel, y_sel)
-            estimator = _lightgbm(spec, params).fit(X, y, groups=groups)
+            estimator = _lightgbm(spec, params).fit(X, y, groups=groups, calibrate_on=calibrate_on)
         else:
             params = dict(spec.logistic_params)
             estimator = LogisticRiskModel(
                 categorical=spec.categorical, calibration=spec.calibration, random_state=spec.seed, **params
-            ).fit(X, y, groups=groups)
+            ).fit(X, y, groups=groups, calibrate_on=calibrate_on)
         auroc = float(roc_auc_score(y_sel, _rank_score(estimator, X_sel)))
         candidates.append(Candidate(learner, estimator, auroc, time.perf_counter() - started, params))
     chosen = max(candidates, key=lambda c: c.selection_auroc)

@@ -216,7 +216,10 @@ def train(
             f"too few outcomes to train ({int(y.sum())} in training, {int(sel_df['label'].sum())} to select, "
             f"{int(yv.sum())} to validate)"
         )
-    selection = compete(spec, X, y, groups, sel_df[features], sel_df["label"].to_numpy())
+    # Calibrated on the newest date's people: the rate of the outcome moves from year to year,
+    # and the most recent year whose outcomes are known is the best guess of the next.
+    newest = (fit_df["as_of"] == as_of).to_numpy()
+    selection = compete(spec, X, y, groups, sel_df[features], sel_df["label"].to_numpy(), newest)
     model = selection.chosen.estimator
     baselines = {
         "qadmissions_like_logistic": QAdmissionsLikeLogistic().fit(fit_df, y),
