@@ -16,7 +16,17 @@ from riskstrat.features import builders as _builders  # noqa: F401 - registers t
 from riskstrat.features.asof import Sources, cut, population
 from riskstrat.features.registry import BUILDERS, Builder, Dtype, Feature, all_features
 
-__all__ = ["BUILDERS", "Builder", "Feature", "data_dictionary", "feature_names", "feature_table"]
+__all__ = [
+    "BUILDERS",
+    "Builder",
+    "Feature",
+    "assemble",
+    "data_dictionary",
+    "feature_names",
+    "feature_table",
+    "finished",
+    "part",
+]
 
 _IBIS_TYPES = {Dtype.INT: "int64", Dtype.FLOAT: "float64", Dtype.STRING: "string"}
 
@@ -29,14 +39,26 @@ def _finish(expr: ibis.Value, f: Feature) -> ibis.Value:
     return expr.fill_null(f.default).cast(_IBIS_TYPES[f.dtype]).name(f.name)
 
 
+def part(cut_src: Sources, as_of: dt.date, builder: Builder) -> ibis.Table:
+    """One builder's features for sources already cut at ``as_of``: ``pseudonym`` and its
+    features, for the people it has records for (no defaults yet)."""
+    return builder.build(cut_src, as_of).select("pseudonym", *builder.feature_names)
+
+
+def finished(people: ibis.Table, raw_part: ibis.Table, builder: Builder) -> ibis.Table:
+    """``builder``'s features for every person of ``people`` (a ``pseudonym`` column): its
+    :func:`part` left-joined on, declared defaults filled, declared types; by pseudonym."""
+    out = people.left_join(raw_part, "pseudonym")
+    return out.select("pseudonym", *[_finish(out[f.name], f) for f in builder.features]).order_by("pseudonym")
+
+
 def assemble(cut_src: Sources, as_of: dt.date, builders: list[Builder] | None = None) -> ibis.Table:
     """Feature table for sources already cut at ``as_of`` (one row per person at D)."""
-    pop = population(cut_src, as_of).select("pseudonym")
-    out = pop
-    for b in builders or BUILDERS:
-        part = b.build(cut_src, as_of)
-        out = out.left_join(part.select("pseudonym", *b.feature_names), "pseudonym")
-    cols = [_finish(out[f.name], f) for b in (builders or BUILDERS) for f in b.features]
+    builders = builders or BUILDERS
+    out = population(cut_src, as_of).select("pseudonym")
+    for b in builders:
+        out = out.left_join(part(cut_src, as_of, b), "pseudonym")
+    cols = [_finish(out[f.name], f) for b in builders for f in b.features]
     return out.select("pseudonym", *cols).order_by("pseudonym")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import ibis
 import pyarrow as pa
 
-from riskstrat.duck import quiet
+from riskstrat import duck
 from riskstrat.errors import RiskstratError
 from riskstrat.features.asof import SOURCE_TABLES, Sources
 from riskstrat.schema import PSEUDONYM, TABLES, arrow_schema
@@ -53,13 +53,12 @@ def spark_session(cores: int = 2, memory: str = "4g"):
     return spark
 
 
-def connect(engine: Engine | str, spark=None):
+def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None):
+    """An ibis backend. DuckDB's takes riskstrat's one memory limit and thread count
+    (:func:`riskstrat.duck.connect`) and spills to ``spill_dir`` (inside the zone being read)."""
     engine = Engine(engine)
     if engine is Engine.DUCKDB:
-        con = ibis.duckdb.connect()
-        quiet(con.con)
-        con.raw_sql(f"SET memory_limit = '{os.environ.get('RISKSTRAT_DUCKDB_MEMORY', '6GB')}'")
-        return con
+        return ibis.duckdb.from_connection(duck.connect(spill_dir))
     return ibis.pyspark.connect(spark or spark_session())
 
 

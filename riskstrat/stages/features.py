@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
-from riskstrat.features import feature_table
+from riskstrat.features import BUILDERS, feature_table, finished, part
+from riskstrat.features.asof import cut, population
 from riskstrat.features.engine import Engine, connect, load_sources
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.workdir import WorkDir
@@ -31,20 +34,94 @@ def features_path(workdir: Path, as_of: dt.date) -> Path:
     return WorkDir(workdir).pseudonymised / f"features_{as_of.isoformat()}.parquet"
 
 
+def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
+    """The feature table written one builder at a time, then put side by side.
+
+    One query over every builder at once holds every builder's aggregation (and a join of
+    them all) in memory together. Here each builder's features for the whole population
+    (:func:`riskstrat.features.finished`: defaults filled, sorted by pseudonym) are computed
+    alone and written to Parquet, so memory holds one builder's work and DuckDB spills inside
+    the pseudonymised zone past its limit. The parts have the same people in the same order,
+    so they are then read side by side in batches and written as one table: the whole table
+    is never in memory.
+    """
+    parts_dir = wd.pseudonymised / f".features_{as_of.isoformat()}.parts"
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    parts_dir.mkdir(parents=True)
+    try:
+        con = connect(Engine.DUCKDB, spill_dir=wd.pseudonymised / ".spill")
+        cut_src = cut(load_sources(con, wd.pseudonymised), as_of)
+        people_path = parts_dir / "population.parquet"
+        con.to_parquet(population(cut_src, as_of).select("pseudonym"), people_path)
+        people = con.read_parquet(str(people_path))
+        paths = []
+        for b in BUILDERS:
+            paths.append(parts_dir / f"{b.name}.parquet")
+            con.to_parquet(finished(people, part(cut_src, as_of, b), b), paths[-1])
+        con.disconnect()
+        _side_by_side(paths, target)
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        shutil.rmtree(wd.pseudonymised / ".spill", ignore_errors=True)
+
+
+def _side_by_side(paths: list[Path], target: Path, rows: int = 100_000) -> None:
+    """Write the columns of Parquet files holding the same people in the same order as one file
+    (one ``pseudonym`` column), ``rows`` at a time; stops if the files ever disagree on a person."""
+    readers = [_Rechunk(pq.ParquetFile(p)) for p in paths]
+    schema = pa.schema(
+        [readers[0].schema.field("pseudonym")] + [f for r in readers for f in r.schema if f.name != "pseudonym"]
+    )
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        while True:
+            tables = [r.take(rows) for r in readers]
+            if tables[0].num_rows == 0:
+                if any(t.num_rows for t in tables):
+                    raise RiskstratError(f"{target.name}: feature parts of different lengths (a bug: please report)")
+                break
+            key = tables[0]["pseudonym"]
+            if any(not t["pseudonym"].equals(key) for t in tables[1:]):
+                raise RiskstratError(f"{target.name}: feature parts out of step (a bug: please report)")
+            columns = [key] + [t[c] for t in tables for c in t.column_names if c != "pseudonym"]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=rows)
+
+
+class _Rechunk:
+    """Rows of a Parquet file in batches of an exact size, whatever its row groups."""
+
+    def __init__(self, file: pq.ParquetFile):
+        self.schema = file.schema_arrow
+        self._batches = file.iter_batches(batch_size=65_536)
+        self._buffer = self.schema.empty_table()
+
+    def take(self, rows: int) -> pa.Table:
+        while self._buffer.num_rows < rows:
+            batch = next(self._batches, None)
+            if batch is None:
+                break
+            self._buffer = pa.concat_tables([self._buffer, pa.Table.from_batches([batch], self.schema)])
+        out, self._buffer = self._buffer.slice(0, rows), self._buffer.slice(rows)
+        return out.combine_chunks()
+
+
 def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.DUCKDB, spark=None) -> FeaturesResult:
     """Build and write ``W/pseudonymised/features_<D>.parquet``; the run is audited."""
     wd = WorkDir(workdir)
     if not wd.pseudonymised.is_dir():
         raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
     started = time.perf_counter()
-    con = connect(engine, spark)
-    src = load_sources(con, wd.pseudonymised)
-    table = con.to_pyarrow(feature_table(src, as_of))
+    engine = Engine(engine)
     out = features_path(workdir, as_of)
     tmp = out.with_name(f".{out.name}.partial")
-    pq.write_table(table, tmp, compression="zstd")
+    if engine is Engine.DUCKDB:
+        _build_in_parts(wd, as_of, tmp)
+    else:
+        con = connect(engine, spark)
+        table = con.to_pyarrow(feature_table(load_sources(con, wd.pseudonymised), as_of))
+        pq.write_table(table, tmp, compression="zstd")
     tmp.replace(out)
-    result = FeaturesResult(out, table.num_rows, table.num_columns - 1, time.perf_counter() - started, str(engine))
+    meta = pq.read_metadata(out)
+    result = FeaturesResult(out, meta.num_rows, meta.num_columns - 1, time.perf_counter() - started, str(engine))
     AuditLog(wd.audit).record_stage(
         f"riskstrat features --as-of {as_of}",
         {},
