@@ -27,16 +27,22 @@ def quiet(con) -> None:
         pass
 
 
-def connect(spill_dir: Path | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection: memory limit, spill directory, no progress bar."""
+def connect(
+    spill_dir: Path | None = None, memory_limit: str | None = None, keep_order: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection: memory limit, spill directory, no progress bar.
+
+    ``keep_order=False`` lets DuckDB return rows in any order unless a query asks for one
+    (ORDER BY), so it can stream and spill aggregates and joins instead of holding them to
+    keep the input's order: for queries that sort their own output.
+    """
     con = duckdb.connect()
     quiet(con)
     limit = memory_limit or os.environ.get("RISKSTRAT_DUCKDB_MEMORY", MEMORY_LIMIT)
     con.execute(f"SET memory_limit = '{limit}'")
     con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")
-    # Rows need no particular order until a query asks for one (ORDER BY): lets DuckDB stream
-    # and spill aggregates and joins instead of holding them to keep the input's order.
-    con.execute("SET preserve_insertion_order = false")
+    if not keep_order:
+        con.execute("SET preserve_insertion_order = false")
     if spill_dir is not None:
         spill_dir.mkdir(parents=True, exist_ok=True)
         con.execute("SET temp_directory = '" + spill_dir.as_posix().replace("'", "''") + "'")

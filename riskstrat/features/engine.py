@@ -55,10 +55,11 @@ def spark_session(cores: int = 2, memory: str = "4g"):
 
 def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None):
     """An ibis backend. DuckDB's takes riskstrat's one memory limit and thread count
-    (:func:`riskstrat.duck.connect`) and spills to ``spill_dir`` (inside the zone being read)."""
+    (:func:`riskstrat.duck.connect`) and spills to ``spill_dir`` (inside the zone being read);
+    feature queries sort their own output, so it need not keep the input's order."""
     engine = Engine(engine)
     if engine is Engine.DUCKDB:
-        return ibis.duckdb.from_connection(duck.connect(spill_dir))
+        return ibis.duckdb.from_connection(duck.connect(spill_dir, keep_order=False))
     return ibis.pyspark.connect(spark or spark_session())
 
 
