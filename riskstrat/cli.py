@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from riskstrat.config import load_config
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, as_resource_error
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
 
 __all__ = ["main"]
@@ -31,7 +31,7 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def _one_line_errors(fn):
-    """Turn RiskstratError into one line on stderr and exit 1."""
+    """Turn RiskstratError, and running out of memory or disk, into one line on stderr, exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -39,6 +39,12 @@ def _one_line_errors(fn):
             return fn(*args, **kwargs)
         except RiskstratError as exc:
             click.echo(f"riskstrat: error: {exc}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            resource = as_resource_error(exc)
+            if resource is None:
+                raise
+            click.echo(f"riskstrat: error: {resource}", err=True)
             sys.exit(1)
 
     return wrapper

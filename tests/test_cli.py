@@ -139,3 +139,41 @@ def test_run_on_csv_extracts_without_the_optional_tables(tmp_path):
     assert listed == manifest["people_scored"] > 2000  # no opt-outs: everyone scored is on a list
     for output in ("cohort.parquet", "aggregates.csv", "report.html"):
         assert (tmp_path / "W" / "commissioner" / output).stat().st_size > 0
+
+
+def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseudonymised, tmp_path):
+    import shutil
+
+    work = tmp_path / "W"
+    shutil.copytree(pseudonymised, work)
+    env = {**os.environ, "RISKSTRAT_DUCKDB_MEMORY": "2MB"}
+    command = [sys.executable, "-m", "riskstrat", "features", "--workdir", str(work), "--as-of", "2025-10-01"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith("riskstrat: error: features at 2025-10-01: out of memory (DuckDB memory limit 2MB")
+    assert "RISKSTRAT_DUCKDB_MEMORY" in lines[0]
+    # nothing half-written is left behind, and the stage runs once the limit allows it
+    assert not list((work / "pseudonymised").glob(".features_*")) and not (work / "pseudonymised" / ".spill").exists()
+    env["RISKSTRAT_DUCKDB_MEMORY"] = "2GB"
+    assert subprocess.run(command, capture_output=True, text=True, env=env).returncode == 0
+
+
+def test_resource_errors_name_the_stage_and_what_ran_out():
+    import errno
+
+    from riskstrat.errors import as_resource_error, stage
+
+    def raised(exc):
+        try:
+            with stage("outer"), stage("score at 2026-10-01"):
+                raise exc
+        except Exception as caught:
+            return as_resource_error(caught)
+
+    memory = raised(MemoryError())
+    assert str(memory).startswith("score at 2026-10-01: out of memory")  # the innermost stage
+    disk = raised(OSError(errno.ENOSPC, "No space left on device", "/w/scores.parquet"))
+    assert str(disk).startswith("score at 2026-10-01: no space left on the disk (/w/scores.parquet)")
+    assert raised(ValueError("a bug")) is None  # anything else is not dressed up as a resource problem

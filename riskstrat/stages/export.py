@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
@@ -53,6 +53,7 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     return scores.merge(feats, on="pseudonym", how="inner", validate="one_to_one")
 
 
+@named_stage("export")
 def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
     started = time.perf_counter()
     wd = WorkDir(workdir)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.features import BUILDERS, feature_table, finished, part
 from riskstrat.features.asof import cut, population
 from riskstrat.features.engine import Engine, connect, load_sources
@@ -104,6 +104,7 @@ class _Rechunk:
         return out.combine_chunks()
 
 
+@named_stage("features")
 def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.DUCKDB, spark=None) -> FeaturesResult:
     """Build and write ``W/pseudonymised/features_<D>.parquet``; the run is audited."""
     wd = WorkDir(workdir)

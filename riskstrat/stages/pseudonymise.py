@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from riskstrat.config import Config
 from riskstrat.duck import connect
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import ROW_COLUMN, ValidationReport, validate_extracts
 from riskstrat.privacy.audit import AuditLog, file_checksum
@@ -99,6 +99,7 @@ def _quote(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
 
 
+@named_stage("pseudonymise")
 def pseudonymise(
     extracts: Path,
     workdir: Path,

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat import tracking
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.scoring import assign_bands, top_reasons
 from riskstrat.stages.features import build_features, features_path
@@ -59,6 +59,7 @@ def scores_path(workdir: Path, as_of: dt.date) -> Path:
     return WorkDir(workdir).pseudonymised / f"scores_{as_of.isoformat()}.parquet"
 
 
+@named_stage("score")
 def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_uri: str | None = None) -> ScoreResult:
     started = time.perf_counter()
     wd = WorkDir(workdir)

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
 from riskstrat import tracking
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
@@ -163,6 +163,7 @@ def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> pd
     return pd.concat(parts, ignore_index=True)
 
 
+@named_stage("train")
 def train(
     workdir: Path,
     as_of: dt.date,
