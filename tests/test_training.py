@@ -189,11 +189,12 @@ def test_truth_under_another_key_is_refused_not_ignored(pseudonymised, clean_pop
         )
 
 
-def test_held_out_practices_are_evaluated_apart(pseudonymised, tmp_path):
+def test_held_out_practices_are_evaluated_apart_and_training_people_capped(pseudonymised, tmp_path):
     text = (
         (MODELS_DIR / "emergency_admission_12m.yaml")
         .read_text()
         .replace("held_out_practices: 0.0", "held_out_practices: 0.3")
+        .replace("max_people: 500000", "max_people: 1200")
     )
     spec = tmp_path / "emergency_admission_12m.yaml"
     spec.write_text(text)
@@ -203,6 +204,16 @@ def test_held_out_practices_are_evaluated_apart(pseudonymised, tmp_path):
     run = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").get_run(result.run_id)
     assert 0.5 < run.data.metrics["held_out_practices_auroc"] < 1.0
     assert run.data.params["held_out_practices"] == "0.3"
+    import json
+
+    summary = json.loads(
+        open(
+            MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").download_artifacts(result.run_id, "data_summary.json")
+        ).read()
+    )
+    # about 1,200 of the ~2,000 people at the newest date, the same people at every date
+    assert 0.45 < summary["training_people_share"] < 0.75
+    assert summary["training_people"] < 1200 * 1.2  # people joining at older dates add a few
 
 
 def test_train_command_uses_the_embedded_store_by_default(pseudonymised, tmp_path):

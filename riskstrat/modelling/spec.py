@@ -77,6 +77,7 @@ class ModelSpec:
     logistic_params: dict[str, Any] = field(default_factory=dict)
     search: SearchSpec = field(default_factory=SearchSpec)
     stacked_as_of_dates: int = 1
+    max_training_people: int = 0  # 0: everyone
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +103,7 @@ class ModelSpec:
                 "sample_people": self.search.sample_people,
             },
             "stacked_as_of_dates": self.stacked_as_of_dates,
+            "max_training_people": self.max_training_people,
         }
 
 
@@ -169,6 +171,9 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
     stacked = training.get("as_of_dates", 1)
     if not isinstance(stacked, int) or not 1 <= stacked <= 6:
         raise fail("training.as_of_dates must be a whole number from 1 to 6")
+    max_people = training.get("max_people", 0)
+    if not isinstance(max_people, int) or max_people < 0:
+        raise fail("training.max_people must be a whole number of people (0: everyone)")
     if raw["calibration"] not in ("isotonic", "sigmoid"):
         raise fail("calibration must be isotonic or sigmoid")
     bands = []
@@ -207,4 +212,5 @@ def load_spec(path: Path | str | None = None) -> ModelSpec:
         logistic_params=logistic_params,
         search=search,
         stacked_as_of_dates=stacked,
+        max_training_people=max_people,
     )

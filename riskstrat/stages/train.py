@@ -158,9 +158,22 @@ def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> li
     return [d for d in dates if start is None or d == as_of or d >= start + dt.timedelta(days=365)]
 
 
-def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> pd.DataFrame:
-    parts = [load_dataset(workdir, d, spec, con, src).assign(as_of=d) for d in dates]
-    return pd.concat(parts, ignore_index=True)
+def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> tuple[pd.DataFrame, float]:
+    """The stacked training rows (newest date first) and the share of people kept.
+
+    Above ``training.max_people`` people at the newest date, a fixed share of people (a keyed
+    hash of the pseudonym, so a person is in or out at every date) is kept, date by date as
+    each is read: memory follows the cap, not the region's size.
+    """
+    parts, share = [], 1.0
+    for d in dates:
+        frame = load_dataset(workdir, d, spec, con, src)
+        if d == dates[0] and spec.max_training_people and len(frame) > spec.max_training_people:
+            share = spec.max_training_people / len(frame)
+        if share < 1.0:
+            frame = frame[person_unit(frame["pseudonym"], spec.seed + 5) < share]
+        parts.append(frame.assign(as_of=d))
+    return pd.concat(parts, ignore_index=True), share
 
 
 @named_stage("train")
@@ -187,7 +200,7 @@ def train(
             f"train at an as-of date at least {spec.horizon_days} days before the end of the data"
         )
     dates = training_dates(as_of, spec, data_start(src))
-    data = _stack(workdir, dates, spec, con, src)
+    data, kept_share = _stack(workdir, dates, spec, con, src)
     val_as_of = validation_as_of(as_of, spec)
     oot_possible = val_as_of + dt.timedelta(days=spec.horizon_days) <= end + dt.timedelta(days=1)
     if spec.out_of_time and oot_possible:
@@ -260,6 +273,7 @@ def train(
         "validation": validation,
         "data_end": str(end),
         "training_rows": len(fit_df),
+        "training_people_share": round(kept_share, 4),
         "training_people": int(groups.nunique()),
         "training_events": int(y.sum()),
         "selection_people": len(sel_df),
