@@ -560,44 +560,63 @@ def export(workdir, as_of):
 
 
 def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
-    """validate + pseudonymise -> features -> train (when no champion) -> score -> export."""
+    """validate + pseudonymise -> features -> train (when no champion) -> score -> export.
+
+    Each stage is timed with its peak memory; the record goes to ``W/reports/run_<D>.json``.
+    """
 
     from riskstrat import tracking
     from riskstrat.modelling.spec import load_spec
+    from riskstrat.stages.clock import RunClock
     from riskstrat.stages.features import build_features
     from riskstrat.stages.score import score as run_score
-    from riskstrat.stages.train import run_training_as_of
+    from riskstrat.stages.train import dates_to_train, run_training_as_of
     from riskstrat.stages.train import train as run_train
 
+    clock = RunClock()
     started = time.perf_counter()
     console.print(f"[1/5] validate, apply opt-outs, pseudonymise -> {workdir}")
-    report = run_pseudonymise(extracts, workdir, config_path)
+    with clock.stage("pseudonymise"):
+        report = run_pseudonymise(extracts, workdir, config_path)
     print_pseudonymise(report)
     uri = _tracking_uri(None, config_path)
     spec = load_spec()
-    train_as_of = run_training_as_of(workdir, as_of, spec)
-    console.print(f"[2/5] features at {as_of}")
-    for d in (as_of,):
-        r = build_features(workdir, d)
-        console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
     tracking.configure(workdir, uri, spec.name)
-    if tracking.champion_version(spec.name) is None:
+    must_train = tracking.champion_version(spec.name) is None
+    train_as_of = run_training_as_of(workdir, as_of, spec)
+    dates = [as_of, *(dates_to_train(workdir, train_as_of, spec) if must_train else [])]
+    console.print(f"[2/5] features at {', '.join(str(d) for d in dates)}")
+    for d in dates:
+        with clock.stage(f"features at {d}"):
+            r = build_features(workdir, d)
+        console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
+    if must_train:
         console.print(f"[3/5] no champion registered: train at {train_as_of} and the years before")
         key = None
         if truth is not None:
             from riskstrat.privacy.keys import KeyName, load_key
 
             key = load_key(KeyName.PSEUDONYM)
-        print_training(run_train(workdir, train_as_of, None, uri, truth, key))
+        with clock.stage(f"train at {train_as_of}"):
+            trained = run_train(workdir, train_as_of, None, uri, truth, key)
+        print_training(trained)
     else:
         console.print("[3/5] a champion is registered: no training")
-    scored = run_score(workdir, as_of, None, uri)
+    with clock.stage(f"score at {as_of}"):
+        scored = run_score(workdir, as_of, None, uri)
     bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
     console.print(f"[4/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
     console.print("[5/5] outputs")
-    run_export(workdir, as_of)
+    with clock.stage(f"export at {as_of}"):
+        run_export(workdir, as_of)
+    total = time.perf_counter() - started
+    record = workdir / "reports" / f"run_{as_of}.json"
+    clock.write(record, as_of=str(as_of), seconds=round(total, 1))
     audit = workdir / "identifiable" / "audit.jsonl"
-    console.print(f"run finished in {time.perf_counter() - started:.1f} s; audit trail in {audit}")
+    console.print(
+        f"run finished in {total:.1f} s, peak memory {clock.peak_rss_mb / 1024:.1f} GB (stages: {record}); "
+        f"audit trail in {audit}"
+    )
 
 
 @main.command()

@@ -49,6 +49,7 @@ from riskstrat.workdir import WorkDir
 
 __all__ = [
     "TrainResult",
+    "dates_to_train",
     "latest_training_as_of",
     "load_dataset",
     "run_training_as_of",
@@ -158,6 +159,26 @@ def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> li
     return [d for d in dates if start is None or d == as_of or d >= start + dt.timedelta(days=365)]
 
 
+def dates_to_train(workdir: Path, as_of: dt.date, spec: ModelSpec) -> list[dt.date]:
+    """Every as-of date whose features training at ``as_of`` reads: the stacked dates and,
+    when its outcome window has closed, the out-of-time validation date."""
+    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    end = data_end(src)
+    dates = training_dates(as_of, spec, data_start(src))
+    if _out_of_time(as_of, spec, end):
+        dates.append(validation_as_of(as_of, spec))
+    return dates
+
+
+def _out_of_time(as_of: dt.date, spec: ModelSpec, end: dt.date | None) -> bool:
+    """Whether training at ``as_of`` validates out of time: asked for, and the validation
+    population's outcome window has closed by ``end``, the last day of the data."""
+    if not spec.out_of_time or end is None:
+        return False
+    window_end = validation_as_of(as_of, spec) + dt.timedelta(days=spec.horizon_days)
+    return window_end <= end + dt.timedelta(days=1)
+
+
 def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> tuple[pd.DataFrame, float]:
     """The stacked training rows (newest date first) and the share of people kept.
 
@@ -202,8 +223,7 @@ def train(
     dates = training_dates(as_of, spec, data_start(src))
     data, kept_share = _stack(workdir, dates, spec, con, src)
     val_as_of = validation_as_of(as_of, spec)
-    oot_possible = val_as_of + dt.timedelta(days=spec.horizon_days) <= end + dt.timedelta(days=1)
-    if spec.out_of_time and oot_possible:
+    if _out_of_time(as_of, spec, end):
         train_df = data
         val_df = load_dataset(workdir, val_as_of, spec, con, src)
         validation = f"out of time: population at {val_as_of}"
