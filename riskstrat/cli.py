@@ -559,6 +559,22 @@ def export(workdir, as_of):
 # --------------------------------------------------------------------------- run
 
 
+def _pseudonymised_unchanged(extracts: Path, workdir: Path, config_path: Path | None) -> bool:
+    """True when pseudonymisation already ran today on these extracts, configuration and key
+    and its outputs are untouched since."""
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.stages import manifest
+    from riskstrat.stages.pseudonymise import STAGE, extract_checksums, stage_inputs
+    from riskstrat.workdir import WorkDir
+
+    wd = WorkDir(workdir)
+    if not manifest.record_path(wd, STAGE).exists():
+        return False
+    config = load_config(config_path)
+    inputs = stage_inputs(extract_checksums(extracts, config), config, load_key(KeyName.PSEUDONYM), None)
+    return manifest.is_current(wd, STAGE, inputs)
+
+
 def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
     """validate + pseudonymise -> features -> train (when no champion) -> score -> export.
 
@@ -567,18 +583,28 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
 
     from riskstrat import tracking
     from riskstrat.modelling.spec import load_spec
+    from riskstrat.stages import manifest
     from riskstrat.stages.clock import RunClock
     from riskstrat.stages.features import build_features
+    from riskstrat.stages.features import stage_inputs as features_inputs
+    from riskstrat.stages.features import stage_name as features_stage
     from riskstrat.stages.score import score as run_score
+    from riskstrat.stages.score import stage_inputs as score_inputs
+    from riskstrat.stages.score import stage_name as score_stage
     from riskstrat.stages.train import dates_to_train, run_training_as_of
     from riskstrat.stages.train import train as run_train
+    from riskstrat.workdir import WorkDir
 
     clock = RunClock()
     started = time.perf_counter()
+    wd = WorkDir(workdir)
     console.print(f"[1/5] validate, apply opt-outs, pseudonymise -> {workdir}")
-    with clock.stage("pseudonymise"):
-        report = run_pseudonymise(extracts, workdir, config_path)
-    print_pseudonymise(report)
+    with clock.stage("pseudonymise") as timing:
+        if _pseudonymised_unchanged(extracts, workdir, config_path):
+            timing.skipped = True
+            console.print("      extracts, configuration and key unchanged since the last run today: kept")
+        else:
+            print_pseudonymise(run_pseudonymise(extracts, workdir, config_path))
     uri = _tracking_uri(None, config_path)
     spec = load_spec()
     tracking.configure(workdir, uri, spec.name)
@@ -587,7 +613,11 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     dates = [as_of, *(dates_to_train(workdir, train_as_of, spec) if must_train else [])]
     console.print(f"[2/5] features at {', '.join(str(d) for d in dates)}")
     for d in dates:
-        with clock.stage(f"features at {d}"):
+        with clock.stage(f"features at {d}") as timing:
+            if manifest.is_current(wd, features_stage(d), features_inputs(workdir, d)):
+                timing.skipped = True
+                console.print(f"      {d}: pseudonymised tables and feature definitions unchanged: kept")
+                continue
             r = build_features(workdir, d)
         console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
     if must_train:
@@ -602,10 +632,17 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
         print_training(trained)
     else:
         console.print("[3/5] a champion is registered: no training")
-    with clock.stage(f"score at {as_of}"):
-        scored = run_score(workdir, as_of, None, uri)
-    bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
-    console.print(f"[4/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
+    champion = f"{spec.name} version {tracking.champion_version(spec.name)}"
+    with clock.stage(f"score at {as_of}") as timing:
+        if manifest.is_current(wd, score_stage(as_of), score_inputs(workdir, as_of, champion)):
+            timing.skipped = True
+            console.print(f"[4/5] features, opt-outs and model ({champion}) unchanged: scores at {as_of} kept")
+        else:
+            scored = run_score(workdir, as_of, None, uri)
+            bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
+            console.print(
+                f"[4/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}"
+            )
     console.print("[5/5] outputs")
     with clock.stage(f"export at {as_of}"):
         run_export(workdir, as_of)

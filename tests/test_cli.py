@@ -116,8 +116,45 @@ def test_run_does_everything_in_order(tmp_path):
         "Y90001.html",
     ]
     assert (tmp_path / "W" / "commissioner" / "aggregates.csv").exists()
+    record = json.loads((tmp_path / "W" / "reports" / "run_2026-10-01.json").read_text())
+    stages = [r["stage"] for r in record["stages"]]
+    # features at D, the three stacked training dates and the validation date, then training
+    assert stages == [
+        "pseudonymise",
+        "features at 2026-10-01",
+        "features at 2024-10-01",
+        "features at 2023-10-02",
+        "features at 2022-10-02",
+        "features at 2025-10-01",
+        "train at 2024-10-01",
+        "score at 2026-10-01",
+        "export at 2026-10-01",
+    ]
+    assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 and not r["skipped"] for r in record["stages"])
+    lists = {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care").iterdir() if p.suffix == ".csv"}
+    # a rerun skips what is unchanged and gives the same lists
     again = _run(tmp_path / "x", tmp_path / "W", env)
-    assert again.returncode == 0 and "a champion is registered: no training" in " ".join(again.stdout.split())
+    out = " ".join(again.stdout.split())
+    assert again.returncode == 0 and "a champion is registered: no training" in out
+    assert "extracts, configuration and key unchanged since the last run today: kept" in out
+    assert "scores at 2026-10-01 kept" in out and "2026-10-01: pseudonymised tables and feature definitions" in out
+    rerun = json.loads((tmp_path / "W" / "reports" / "run_2026-10-01.json").read_text())
+    assert [r["stage"] for r in rerun["stages"] if r["skipped"]] == [
+        "pseudonymise",
+        "features at 2026-10-01",
+        "score at 2026-10-01",
+    ]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care").iterdir() if p.suffix == ".csv"} == lists
+    # a changed extract is pseudonymised again, and what follows from it is rebuilt
+    import pyarrow.parquet as pq
+
+    deaths = tmp_path / "x" / "deaths.parquet"
+    table = pq.read_table(deaths)
+    pq.write_table(table.slice(0, table.num_rows - 1), deaths)
+    third = _run(tmp_path / "x", tmp_path / "W", env)
+    assert third.returncode == 0, third.stderr[-2000:]
+    rerun = json.loads((tmp_path / "W" / "reports" / "run_2026-10-01.json").read_text())
+    assert not any(r["skipped"] for r in rerun["stages"])
 
 
 def test_run_on_csv_extracts_without_the_optional_tables(tmp_path):

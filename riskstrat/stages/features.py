@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -11,11 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from riskstrat import __version__
 from riskstrat.errors import RiskstratError, named_stage
-from riskstrat.features import BUILDERS, feature_table, finished, part
-from riskstrat.features.asof import cut, population
+from riskstrat.features import BUILDERS, data_dictionary, feature_table, finished, part
+from riskstrat.features.asof import SOURCE_TABLES, cut, population
 from riskstrat.features.engine import Engine, connect, load_sources
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.stages import manifest
 from riskstrat.workdir import WorkDir
 
 __all__ = ["FeaturesResult", "build_features", "features_path"]
@@ -32,6 +35,19 @@ class FeaturesResult:
 
 def features_path(workdir: Path, as_of: dt.date) -> Path:
     return WorkDir(workdir).pseudonymised / f"features_{as_of.isoformat()}.parquet"
+
+
+def stage_name(as_of: dt.date) -> str:
+    return f"features_{as_of.isoformat()}"
+
+
+def stage_inputs(workdir: Path, as_of: dt.date) -> dict:
+    """What the feature table at ``as_of`` depends on: the pseudonymised tables it reads and
+    the feature definitions (the data dictionary, which names every feature and its rule)."""
+    wd = WorkDir(workdir)
+    tables = {n: manifest.fingerprint(wd.table(n)) for n in SOURCE_TABLES if wd.table(n).exists()}
+    definitions = hashlib.sha256(data_dictionary().encode()).hexdigest()
+    return {"as_of": str(as_of), "tables": tables, "definitions": definitions, "riskstrat": __version__}
 
 
 def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
@@ -121,6 +137,7 @@ def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.
         table = con.to_pyarrow(feature_table(load_sources(con, wd.pseudonymised), as_of))
         pq.write_table(table, tmp, compression="zstd")
     tmp.replace(out)
+    manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of), [out])
     meta = pq.read_metadata(out)
     result = FeaturesResult(out, meta.num_rows, meta.num_columns - 1, time.perf_counter() - started, str(engine))
     AuditLog(wd.audit).record_stage(

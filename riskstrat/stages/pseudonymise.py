@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from riskstrat import __version__
 from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.errors import RiskstratError, named_stage
@@ -34,9 +35,10 @@ from riskstrat.privacy.optout import Use, exclusions
 from riskstrat.privacy.pseudonym import PseudonymMap
 from riskstrat.privacy.vault import write_vault
 from riskstrat.schema import PSEUDONYM, TABLES
+from riskstrat.stages import manifest
 from riskstrat.workdir import WorkDir
 
-__all__ = ["OPT_OUT_USES_TABLE", "PseudonymiseReport", "pseudonymise"]
+__all__ = ["OPT_OUT_USES_TABLE", "STAGE", "PseudonymiseReport", "extract_checksums", "pseudonymise", "stage_inputs"]
 
 OPT_OUT_USES_TABLE = "opt_out_uses"
 _COUNTS = ("read", "quarantined", "opted_out", "consumed", "written")
@@ -81,6 +83,26 @@ class PseudonymiseReport:
         }
 
 
+STAGE = "pseudonymise"
+
+
+def extract_checksums(extracts: Path, config: Config) -> dict[str, str]:
+    """SHA-256 of each extract file, by table (what the audit log records as the stage's inputs)."""
+    return {s.name: file_checksum(s.path) for s in locate_tables(extracts, config).values()}
+
+
+def stage_inputs(checksums: dict[str, str], config: Config, pseudonym_key: str, today: dt.date | None) -> dict:
+    """What the stage's output depends on: the extract files, the configuration, the region
+    key (by fingerprint) and the day (validation refuses dates after it)."""
+    return {
+        "extracts": checksums,
+        "config": repr(config),
+        "key": fingerprint(pseudonym_key),
+        "today": str(today or dt.date.today()),
+        "riskstrat": __version__,
+    }
+
+
 def _check_region(wd: WorkDir, key: str, region: str) -> None:
     tag = fingerprint(key)
     if wd.region_file.exists():
@@ -118,7 +140,7 @@ def pseudonymise(
     inputs: dict[str, str] = {}
     try:
         sources = locate_tables(extracts, config)
-        inputs = {s.name: file_checksum(s.path) for s in sources.values()}
+        inputs = extract_checksums(extracts, config)
         _check_region(wd, pseudonym_key, config.region)
         registrations_identifiable = sources["gp_registrations"].table.identifiable
         if registrations_identifiable and vault_key is None:
@@ -144,6 +166,13 @@ def pseudonymise(
         "succeeded",
         opted_out_people=report.opted_out,
         vault_rows=report.vault_rows,
+    )
+    outputs = [wd.table(n) for n in (*TABLES, OPT_OUT_USES_TABLE) if wd.table(n).exists()]
+    manifest.record(
+        wd,
+        STAGE,
+        stage_inputs(inputs, config, pseudonym_key, today),
+        [*outputs, *([wd.vault] if wd.vault.exists() else [])],
     )
     return report
 

@@ -26,6 +26,7 @@ from riskstrat import tracking
 from riskstrat.errors import RiskstratError, named_stage
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.scoring import assign_bands, top_reasons
+from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.workdir import WorkDir
@@ -60,6 +61,22 @@ def scores_path(workdir: Path, as_of: dt.date) -> Path:
 
 
 @named_stage("score")
+def stage_name(as_of: dt.date) -> str:
+    return f"score_{as_of.isoformat()}"
+
+
+def stage_inputs(workdir: Path, as_of: dt.date, model: str) -> dict:
+    """What the scores at ``as_of`` depend on: the feature table, the opt-out flags and the
+    model (``name version N``)."""
+    wd = WorkDir(workdir)
+    uses = wd.table(OPT_OUT_USES_TABLE)
+    return {
+        "features": stage_manifest.fingerprint(features_path(workdir, as_of)),
+        "opt_out_uses": stage_manifest.fingerprint(uses) if uses.exists() else None,
+        "model": model,
+    }
+
+
 def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_uri: str | None = None) -> ScoreResult:
     started = time.perf_counter()
     wd = WorkDir(workdir)
@@ -141,4 +158,6 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         model=loaded.name,
         version=loaded.version,
     )
+    model = f"{loaded.name} version {loaded.version}"
+    stage_manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of, model), [out])
     return ScoreResult(out, manifest, time.perf_counter() - started)

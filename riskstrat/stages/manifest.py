@@ -1,0 +1,57 @@
+"""Stage records: what a stage read and wrote, so that a rerun can skip what is unchanged.
+
+Each stage that ``riskstrat run`` may skip writes ``W/reports/stages/<stage>.json`` when it
+succeeds: its *inputs* (fingerprints of the files it read and the settings that shape its
+output) and its *outputs* (fingerprints of the files it wrote). A rerun skips the stage when
+the record exists, its inputs are the same and every output is still there, unchanged.
+
+A file's fingerprint is its size and modification time (nanoseconds): any rewrite changes
+it, and it costs nothing to read, where hashing the pseudonymised tables of a large region
+would cost seconds per stage. The extracts, which riskstrat does not write, are identified by
+their SHA-256 (computed for the audit log anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from riskstrat.workdir import WorkDir
+
+__all__ = ["fingerprint", "is_current", "record", "record_path"]
+
+
+def fingerprint(path: Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def record_path(wd: WorkDir, stage: str) -> Path:
+    return wd.reports / "stages" / f"{stage}.json"
+
+
+def record(wd: WorkDir, stage: str, inputs: dict[str, Any], outputs: list[Path]) -> None:
+    """Write the stage's record (after its outputs are in place)."""
+    path = record_path(wd, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"inputs": inputs, "outputs": {str(p): fingerprint(p) for p in outputs}}
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def is_current(wd: WorkDir, stage: str, inputs: dict[str, Any]) -> bool:
+    """True when the stage last ran on these inputs and its outputs are untouched since."""
+    path = record_path(wd, stage)
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if held.get("inputs") != json.loads(json.dumps(inputs, sort_keys=True, default=str)):
+        return False
+    try:
+        return all(fingerprint(Path(p)) == f for p, f in held.get("outputs", {}).items()) and bool(held.get("outputs"))
+    except OSError:
+        return False
