@@ -8,7 +8,7 @@ import pandas as pd
 from riskstrat.features import BUILDERS
 from riskstrat.features.builders.gp_events import BMI_BANDS
 
-__all__ = ["assign_bands", "describe", "top_reasons"]
+__all__ = ["assign_bands", "bands_of_ranks", "describe", "top_reasons"]
 
 #: a reason must raise the log-odds by at least this much (smaller pushes are not reasons)
 MIN_CONTRIBUTION = 0.05
@@ -60,10 +60,16 @@ def assign_bands(scores: pd.Series, bands: list[tuple[str, float]], model_score:
     ).sort_values(["s", "m", "k"], ascending=[False, False, True])
     rank = np.empty(len(scores), dtype=np.int64)
     rank[order.index.to_numpy()] = np.arange(1, len(scores) + 1)
-    share = rank / max(len(scores), 1)
+    return pd.Series(bands_of_ranks(rank, len(scores), bands), index=scores.index)
+
+
+def bands_of_ranks(rank: np.ndarray, people: int, bands: list[tuple[str, float]]) -> np.ndarray:
+    """Risk band of people at 1-based ``rank`` (1 = highest risk) among ``people``: the rule
+    of :func:`assign_bands` for ranks taken over a whole population elsewhere (on Spark)."""
+    share = np.asarray(rank) / max(people, 1)
     names = np.array([b[0] for b in bands], dtype=object)
     limits = np.array([b[1] for b in bands])
-    return pd.Series(names[np.searchsorted(limits, share - 1e-12, side="left")], index=scores.index)
+    return names[np.searchsorted(limits, share - 1e-12, side="left")]
 
 
 def _s(n: int) -> str:

@@ -314,19 +314,23 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _design(self, X: pd.DataFrame) -> np.ndarray:
-        blocks = []
+        """The standardised design matrix, filled in place column block by column block (one
+        array of the final size: no stacked copies, whatever the number of rows)."""
+        z = np.empty((len(X), self.owner_.size), dtype=np.float64)
+        at = 0
         for name, kind in self.columns_:
             if kind == "categorical":
-                blocks.append(self.encoders_[name].transform(X[[name]].astype(str)).toarray())
+                block = self.encoders_[name].transform(X[[name]].astype(str)).toarray()
             elif kind == "spline":
-                blocks.append(self.encoders_[name].transform(X[[name]].to_numpy(dtype=float)))
+                block = self.encoders_[name].transform(X[[name]].to_numpy(dtype=float))
             else:
                 x = pd.to_numeric(X[name], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-                if kind == "log":
-                    x = np.log1p(np.clip(x, 0.0, None))
-                blocks.append(x[:, None])
-        z = np.hstack(blocks)
-        return (z - self.center_) / self.scale_
+                block = (np.log1p(np.clip(x, 0.0, None)) if kind == "log" else x)[:, None]
+            z[:, at : at + block.shape[1]] = block
+            at += block.shape[1]
+        z -= self.center_
+        z /= self.scale_
+        return z
 
     def fit(self, X, y, groups=None, calibrate_on=None):
         """As :meth:`AdmissionRiskModel.fit`: people split whole, calibration on ``calibrate_on`` rows."""
@@ -359,12 +363,17 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
                 widths.append(1)
         self.owner_ = np.repeat(np.arange(len(self.columns_)), widths)  # design column -> feature
         self.center_, self.scale_ = 0.0, 1.0
-        raw = self._design(X)
-        self.center_ = raw.mean(axis=0)
-        self.scale_ = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
-        z = (raw - self.center_) / self.scale_
+        z = self._design(X)
+        center, spread = z.mean(axis=0), z.std(axis=0)
+        self.center_, self.scale_ = center, np.where(spread > 0, spread, 1.0)
+        z -= self.center_
+        z /= self.scale_
         fit_idx, cal_idx = split_people(y, groups, (self.calibration_share,), self.random_state)
-        self.logistic_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(z[fit_idx], y[fit_idx])
+        # The calibration people weigh nothing in the fit (the same fit as leaving them out,
+        # without a copy of the design matrix).
+        weight = np.zeros(len(y))
+        weight[fit_idx] = 1.0
+        self.logistic_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(z, y, sample_weight=weight)
         cal_idx = _calibration_rows(cal_idx, calibrate_on)
         raw_p = self.logistic_.predict_proba(z[cal_idx])[:, 1]
         self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw_p, y[cal_idx])

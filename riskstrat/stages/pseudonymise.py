@@ -131,8 +131,12 @@ def pseudonymise(
     today: dt.date | None = None,
     progress=None,
     command: str = "riskstrat pseudonymise",
+    write=None,
 ) -> PseudonymiseReport:
-    """Run the stage; see the module docstring. Raises RiskstratError for bad input."""
+    """Run the stage; see the module docstring. Raises RiskstratError for bad input.
+
+    ``write(wd, config, pseudonym_key, vault_key, report)`` does the work after validation
+    (default: DuckDB on this machine; :mod:`riskstrat.scaleout` passes Spark's)."""
     wd = WorkDir(workdir)
     wd.make()
     audit = AuditLog(wd.audit)
@@ -148,7 +152,7 @@ def pseudonymise(
         shutil.rmtree(wd.staging, ignore_errors=True)
         validation = validate_extracts(extracts, config, wd.quarantine, wd.staging, today=today, progress=progress)
         report = PseudonymiseReport(validation)
-        _run(wd, config, pseudonym_key, vault_key, report)
+        (write or _run)(wd, config, pseudonym_key, vault_key, report)
     except RiskstratError as exc:
         audit.record_stage(command, inputs, {}, "failed", error=type(exc).__name__, message=str(exc))
         raise

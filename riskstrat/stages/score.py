@@ -31,7 +31,7 @@ from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.workdir import WorkDir
 
-__all__ = ["DEFAULT_MODEL_URI", "ScoreResult", "score", "scores_path"]
+__all__ = ["DEFAULT_MODEL_URI", "ScoreResult", "score", "score_people", "scores_path"]
 
 DEFAULT_MODEL_URI = "models:/emergency_admission_12m@champion"
 #: people scored at a time (features, SHAP values and reasons of one batch in memory)
@@ -58,6 +58,27 @@ class ScoreResult:
 
 def scores_path(workdir: Path, as_of: dt.date) -> Path:
     return WorkDir(workdir).pseudonymised / f"scores_{as_of.isoformat()}.parquet"
+
+
+def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd.DataFrame:
+    """Risk, model score and reasons of the people of ``feats`` (``pseudonym`` and the model's
+    ``inputs``): the pyfunc ``model``'s probability and ``estimator``'s SHAP contributions; no
+    bands (they are shares of the whole population)."""
+    risk = np.asarray(model.predict(feats[inputs]), dtype=float)
+    contrib = estimator.contributions(feats[inputs])
+    reasons = top_reasons(contrib, feats[inputs])
+    return pd.DataFrame(
+        {
+            "pseudonym": feats["pseudonym"].to_numpy(),
+            "risk_score": np.round(risk, 6),
+            # The contributions add up to the model's log-odds before calibration:
+            # it orders people whom the (step-wise) calibrated probability ties.
+            "model_score": np.round(contrib.to_numpy().sum(axis=1), 6),
+            "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
+            "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
+            "reason_3": [r[2] if len(r) > 2 else None for r in reasons],
+        }
+    )
 
 
 @named_stage("score")
@@ -102,23 +123,7 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         feats = feats[kept].reset_index(drop=True)
         if feats.empty:
             continue
-        risk = np.asarray(loaded.model.predict(feats[inputs]), dtype=float)
-        contrib = loaded.estimator.contributions(feats[inputs])
-        reasons = top_reasons(contrib, feats[inputs])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "pseudonym": feats["pseudonym"].to_numpy(),
-                    "risk_score": np.round(risk, 6),
-                    # The contributions add up to the model's log-odds before calibration:
-                    # it orders people whom the (step-wise) calibrated probability ties.
-                    "model_score": np.round(contrib.to_numpy().sum(axis=1), 6),
-                    "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
-                    "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
-                    "reason_3": [r[2] if len(r) > 2 else None for r in reasons],
-                }
-            )
-        )
+        parts.append(score_people(loaded.model, loaded.estimator, inputs, feats))
     if not parts:
         raise RiskstratError(f"{workdir}: no one to score at {as_of} (the population is empty or has opted out)")
     scored = pd.concat(parts, ignore_index=True).sort_values("pseudonym").reset_index(drop=True)

@@ -1,0 +1,130 @@
+"""Export from Spark's scores: practice lists one practice at a time, commissioner outputs.
+
+Spark joins the scores to the feature columns the outputs show and writes them partitioned
+by practice (``W/pseudonymised/.listed_<D>/practice_code=<code>/``), so the driver reads one
+practice's people at a time, however large the region. Each list and page is made by the
+functions of ``riskstrat export`` (:func:`riskstrat.outputs.direct_care.practice_list`
+through the vault, :func:`riskstrat.outputs.html.practice_html`), so the files are the
+same byte for byte. The commissioner cohort table is record level, with cohorts defined by
+shares of the whole population: its input columns are collected to the driver and
+:func:`riskstrat.outputs.commissioner.cohort_table` and
+:func:`~riskstrat.outputs.commissioner.aggregates` run there (about 1 GB of driver memory
+per 5 million people).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
+from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, recent_activity, record_export, write_atomically
+from riskstrat.outputs.html import activity_details, practice_html, report_html
+from riskstrat.privacy.audit import AuditLog
+from riskstrat.privacy.vault import open_vault
+from riskstrat.scaleout.session import spark_path
+from riskstrat.stages.export import ExportResult
+from riskstrat.stages.features import features_path
+from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.score import scores_path
+from riskstrat.workdir import WorkDir
+
+__all__ = ["export_by_practice"]
+
+#: the feature columns the outputs show or use (as ``riskstrat export`` reads them)
+_FEATURE_COLUMNS = ["pseudonym", *dict.fromkeys([*COHORT_INPUTS, "age_years", "sex", *KEY_COUNTS])]
+
+
+def _without(spark, scored, wd: WorkDir, use: str):
+    """``scored`` without the people the opt-out policy excludes from ``use``."""
+    from pyspark.sql import functions as F
+
+    uses = wd.table(OPT_OUT_USES_TABLE)
+    if not uses.exists():
+        return scored
+    excluded = spark.read.parquet(spark_path(uses)).where(F.col(use)).select("pseudonym")
+    return scored.join(F.broadcast(excluded), "pseudonym", "left_anti")
+
+
+def _practice_rows(listed: Path, code: str, empty: pd.DataFrame) -> pd.DataFrame:
+    part = listed / f"practice_code={code}"
+    if not part.is_dir():
+        return empty
+    frame = pq.read_table(part).to_pandas()
+    frame.insert(0, "practice_code", code)
+    return frame
+
+
+@named_stage("export")
+def export_by_practice(spark, workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
+    """Direct-care lists and commissioner outputs at ``as_of`` from scores written by Spark
+    (or DuckDB): the same files, in the same places, as ``riskstrat export``."""
+    started = time.perf_counter()
+    wd = WorkDir(workdir)
+    if not scores_path(workdir, as_of).exists():
+        raise RiskstratError(f"{workdir}: no scores at {as_of}: score first")
+    scores = spark.read.parquet(spark_path(scores_path(workdir, as_of)))
+    feats = spark.read.parquet(spark_path(features_path(workdir, as_of))).select(*_FEATURE_COLUMNS)
+    scored = scores.join(feats, "pseudonym")
+    audit = AuditLog(wd.audit)
+    # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
+    view = _without(spark, scored, wd, "commissioner")
+    cohort = cohort_table(view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas())
+    wd.commissioner.mkdir(parents=True, exist_ok=True)
+    tmp = wd.commissioner / ".cohort.parquet.partial"
+    pq.write_table(pa.Table.from_pandas(cohort, preserve_index=False), tmp)
+    tmp.replace(wd.commissioner / "cohort.parquet")
+    agg = aggregates(cohort)
+    write_atomically(agg, wd.commissioner / "aggregates.csv")
+    sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
+        columns={"value": "cohort", "published": "people"}
+    )
+    score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    model = f"{score_manifest['model_name']} version {score_manifest['model_version']}"
+    write_atomically(report_html(as_of, agg, sizes, model), wd.commissioner / "report.html")
+    # Direct care: each practice's own patients, through the vault, one practice at a time.
+    ref = pq.read_table(wd.table("ref_practices")).to_pandas()
+    listed, note, out_dir = 0, "", None
+    if not wd.vault.exists():
+        note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
+    elif vault_key is None:
+        raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
+    else:
+        direct = _without(spark, scored, wd, "direct_care")
+        by_practice = wd.pseudonymised / f".listed_{as_of.isoformat()}"
+        shutil.rmtree(by_practice, ignore_errors=True)
+        try:
+            direct.repartition("practice_code").write.partitionBy("practice_code").parquet(spark_path(by_practice))
+            empty = direct.limit(0).toArrow().to_pandas()
+            vault = open_vault(wd.vault, vault_key, audit)
+            out_dir = wd.direct_care
+            out_dir.mkdir(parents=True, exist_ok=True)
+            out_dir.chmod(0o700)
+            details = activity_details(recent_activity(wd.pseudonymised, as_of))
+            for practice in ref.sort_values("practice_code").itertuples(index=False):
+                code = practice.practice_code
+                rows = _practice_rows(by_practice, code, empty)
+                lst, pseudonyms = practice_list(vault, code, as_of, rows, with_pseudonyms=True)
+                path = out_dir / f"{code}.csv"
+                write_atomically(lst, path)
+                page = practice_html(pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model)
+                write_atomically(page, out_dir / f"{code}.html")
+                record_export(audit, code, len(lst), path)
+                listed += len(lst)
+        finally:
+            shutil.rmtree(by_practice, ignore_errors=True)
+    audit.record_stage(
+        f"riskstrat export --as-of {as_of} --engine spark",
+        {},
+        {"practices": len(ref), "patients_listed": listed, "cohort_rows": len(cohort)},
+        "succeeded",
+    )
+    return ExportResult(len(ref), listed, len(cohort), out_dir, wd.commissioner, note, time.perf_counter() - started)
