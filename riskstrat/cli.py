@@ -667,12 +667,64 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     default=None,
     help="Synthetic populations only: truth directory, to report the ceiling AUROC when training.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb (this machine) or spark (the cluster's session, else a local one; docs/scale-out.md).",
+)
 @_one_line_errors
-def run(extracts, workdir, as_of, config_path, truth):
+def run(extracts, workdir, as_of, config_path, truth, engine):
     """Everything in order: pseudonymise, features, train when no model is registered (on the
     populations of D - 2 years and the years before, validated out of time at D - 1 year),
     score and export at D."""
-    run_pipeline(extracts, workdir, as_of, config_path, truth)
+    if engine == "spark":
+        run_pipeline_on_spark(extracts, workdir, as_of, config_path, truth)
+    else:
+        run_pipeline(extracts, workdir, as_of, config_path, truth)
+
+
+def run_pipeline_on_spark(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None):
+    """The monthly batch with pseudonymisation, features and scoring on Spark (riskstrat.scaleout)."""
+    from riskstrat.privacy.keys import KeyName, load_key
+    from riskstrat.scaleout import cluster_session, run_batch
+
+    started = time.perf_counter()
+    config = load_config(config_path)
+    pseudonym_key = load_key(KeyName.PSEUDONYM)
+    try:
+        vault_key = load_key(KeyName.VAULT)
+    except RiskstratError:
+        vault_key = None  # needed only when registrations carry NHS numbers; the stages say so
+    spark = cluster_session()
+    with _table_progress() as progress:
+        result = run_batch(
+            spark,
+            extracts,
+            workdir,
+            as_of,
+            config,
+            pseudonym_key,
+            vault_key,
+            _tracking_uri(None, config_path),
+            truth,
+            progress,
+            say=console.print,
+        )
+    print_pseudonymise(result.pseudonymise)
+    if result.trained is not None:
+        print_training(result.trained)
+    m = result.scored.manifest
+    bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
+    console.print(f"scored {m['people_scored']:,} people at {as_of} ({bands}) -> {result.scored.path}")
+    e = result.exported
+    if e.direct_care is not None:
+        console.print(f"direct care: {e.patients_listed:,} patients in {e.practices} practice lists -> {e.direct_care}")
+    else:
+        console.print(e.note)
+    console.print(f"commissioners: cohort table of {e.cohort_rows:,} pseudonymised people -> {e.commissioner}")
+    console.print(f"run on Spark finished in {time.perf_counter() - started:.1f} s")
 
 
 # --------------------------------------------------------------------------- demo

@@ -238,7 +238,7 @@ def test_the_learner_with_the_better_selection_auroc_is_chosen(tmp_path):
     from riskstrat.modelling.selection import compete
 
     spec = _spec_with(
-        tmp_path, **{"time_budget_seconds: 240": "time_budget_seconds: 0", "n_estimators: 3000": "n_estimators: 60"}
+        tmp_path, **{"time_budget_seconds: 180": "time_budget_seconds: 0", "n_estimators: 3000": "n_estimators: 60"}
     )
     spec = spec.__class__(**{**spec.__dict__, "categorical": ("sex",)})
     # linear signal in few people: the logistic regression wins
@@ -273,7 +273,7 @@ def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
     spec = _spec_with(
         tmp_path,
         **{
-            "time_budget_seconds: 240": "time_budget_seconds: 8",
+            "time_budget_seconds: 180": "time_budget_seconds: 8",
             "max_trials: 20": "max_trials: 50",
             "n_estimators: 3000": "n_estimators: 40",
         },

@@ -180,7 +180,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
             out[c] = pd.Categorical(out[c].astype(str), categories=self.categories_[c])
         for c in out.columns:
             if c not in self.categorical:
-                out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+                out[c] = pd.to_numeric(out[c], errors="coerce").astype("float32")
         return out
 
     def fit(self, X, y, groups=None, calibrate_on=None):

@@ -10,6 +10,7 @@ from pathlib import Path
 from riskstrat.errors import named_stage
 from riskstrat.features import feature_names, feature_table
 from riskstrat.features.engine import connect, load_sources
+from riskstrat.features.registry import Dtype, all_features
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.scaleout.session import remove, spark_path
 from riskstrat.stages.features import FeaturesResult, features_path
@@ -17,12 +18,16 @@ from riskstrat.workdir import WorkDir
 
 __all__ = ["features_on_spark"]
 
+_SPARK_TYPES = {Dtype.INT: "bigint", Dtype.FLOAT: "double", Dtype.STRING: "string"}
+
 
 @named_stage("features")
 def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
     """Write ``W/pseudonymised/features_<D>.parquet`` (a Parquet dataset, sorted by pseudonym):
     :func:`riskstrat.features.feature_table` at ``as_of`` on the pseudonymised tables, which
     either engine may have written. The run is audited."""
+    from pyspark.sql import functions as F
+
     wd = WorkDir(workdir)
     started = time.perf_counter()
     con = connect("spark", spark)
@@ -30,7 +35,13 @@ def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
     out = features_path(workdir, as_of)
     tmp = out.with_name(f".{out.name}.partial")
     remove(tmp)
-    con.to_parquet_dir(expr, spark_path(tmp), options={"compression": "zstd"})
+    con._run_pre_execute_hooks(expr)  # registers the empty stand-ins of absent optional tables
+    frame = con.raw_sql(con.compile(expr))
+    # Each feature with its declared type: ibis leaves out casts it thinks are no-ops, and
+    # Spark's own result types can be narrower (e.g. int for a declared int64).
+    declared = {f.name: _SPARK_TYPES[f.dtype] for _, f in all_features()}
+    frame = frame.select("pseudonym", *[F.col(c).cast(declared[c]).alias(c) for c in frame.columns if c != "pseudonym"])
+    frame.write.parquet(spark_path(tmp), compression="zstd")
     remove(out)
     tmp.replace(out)
     people = spark.read.parquet(spark_path(out)).count()

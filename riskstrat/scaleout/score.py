@@ -55,6 +55,22 @@ def dataset_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: MLflow signature types -> Spark SQL types
+_SPARK_TYPES = {"double": "double", "float": "float", "long": "bigint", "integer": "int", "string": "string"}
+
+
+def _as_signed(feats, model):
+    """The model's inputs with the types of its signature (schema enforcement refuses others).
+
+    Spark writes every feature with its declared type; the DuckDB feature stage writes some
+    counts (sums) as doubles, and a model trained on those declares doubles.
+    """
+    from pyspark.sql import functions as F
+
+    declared = {c.name: c.type.name for c in model.metadata.get_input_schema().inputs}
+    return feats.select("pseudonym", *[F.col(n).cast(_SPARK_TYPES.get(t, t)).alias(n) for n, t in declared.items()])
+
+
 def _score(model, estimator, inputs: list[str], batches):
     """mapInPandas on the executors: people's features in, scores and reasons out."""
     for feats in batches:
@@ -109,7 +125,7 @@ def score_on_spark(
     try:
         # 1. risk, model score and reasons, once, on the executors
         score_fn = functools.partial(_score, loaded.model, loaded.estimator, inputs)
-        feats.mapInPandas(score_fn, _SCORED).write.parquet(spark_path(work / "scored"))
+        _as_signed(feats, loaded.model).mapInPandas(score_fn, _SCORED).write.parquet(spark_path(work / "scored"))
         scored = spark.read.parquet(spark_path(work / "scored"))
         people = scored.count()
         if people == 0:

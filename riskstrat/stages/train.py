@@ -239,7 +239,11 @@ def train(
         practices = sorted(train_df["practice_code"].unique())
         k = max(1, round(spec.held_out_practices * len(practices)))
         held_practices = sorted(rng.choice(practices, size=k, replace=False).tolist())
-    fit_df = train_df[~train_df["practice_code"].isin(held_practices)].reset_index(drop=True)
+    if held_practices:
+        fit_df = train_df[~train_df["practice_code"].isin(held_practices)].reset_index(drop=True)
+    else:
+        fit_df = train_df  # no copy: a large region's training rows are held once
+    del data, train_df
     choose = selection_split(val_df["pseudonym"], spec.seed)
     sel_df, rep_df = val_df[choose].reset_index(drop=True), val_df[~choose].reset_index(drop=True)
     features = list(spec.features)
