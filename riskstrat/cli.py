@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from riskstrat.config import load_config
-from riskstrat.errors import RiskstratError, as_resource_error
+from riskstrat.errors import RiskstratError
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
 
 __all__ = ["main"]
@@ -41,6 +41,8 @@ def _one_line_errors(fn):
             click.echo(f"riskstrat: error: {exc}", err=True)
             sys.exit(1)
         except Exception as exc:
+            from riskstrat.stages.resources import as_resource_error
+
             resource = as_resource_error(exc)
             if resource is None:
                 raise

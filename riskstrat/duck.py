@@ -13,13 +13,10 @@ from pathlib import Path
 
 import duckdb
 
-from riskstrat.errors import DUCKDB_MEMORY_LIMIT
-
 __all__ = ["MEMORY_LIMIT", "connect", "quiet"]
 
-#: Default DuckDB memory limit (declared once, in riskstrat.errors, which names it in errors);
-#: override with RISKSTRAT_DUCKDB_MEMORY (e.g. "8GB").
-MEMORY_LIMIT = DUCKDB_MEMORY_LIMIT
+#: Default DuckDB memory limit; override with RISKSTRAT_DUCKDB_MEMORY (e.g. "8GB").
+MEMORY_LIMIT = "4GB"
 
 
 def quiet(con) -> None:

@@ -200,7 +200,7 @@ def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseu
 def test_resource_errors_name_the_stage_and_what_ran_out():
     import errno
 
-    from riskstrat.errors import as_resource_error, stage
+    from riskstrat.stages.resources import as_resource_error, stage
 
     def raised(exc):
         try:

@@ -109,6 +109,15 @@ def test_features_command_writes_the_table(pseudonymised):
     t = pq.read_table(pseudonymised / "pseudonymised" / "features_2025-10-01.parquet")
     assert t.column_names[0] == "pseudonym" and t.num_rows > 1500
     assert t["pseudonym"].to_pylist() == sorted(t["pseudonym"].to_pylist())
+    # every feature in its declared type (counts that are sums stay integers), in registry order
+    from riskstrat.features import all_features
+
+    declared = {"int64": "int64", "float64": "double", "string": "string"}
+    assert t.column_names[1:] == [f.name for _, f in all_features()]
+    assert {f.name: str(f.type) for f in t.schema if f.name != "pseudonym"} == {
+        f.name: declared[str(f.dtype)] for _, f in all_features()
+    }
+    assert len(set(t["pseudonym"].to_pylist())) == t.num_rows  # one row per person
 
 
 def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):

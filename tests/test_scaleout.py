@@ -166,11 +166,6 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the DuckDB feature stage writes counts that are sums (e.g. emergency_admissions_365d, declared int64) "
-    "as doubles, so its practice lists print '1.0' where the Spark path prints '1'",
-)
 def test_practice_list_files_are_byte_identical(both_paths):
     duck, work, _ = both_paths
     for path in sorted((duck / "direct_care").glob("*.*")):

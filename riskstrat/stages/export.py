@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
@@ -26,6 +26,7 @@ from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import open_vault
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.workdir import WorkDir
 

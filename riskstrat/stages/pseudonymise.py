@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from riskstrat import __version__
 from riskstrat.config import Config
 from riskstrat.duck import connect
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import ROW_COLUMN, ValidationReport, validate_extracts
 from riskstrat.privacy.audit import AuditLog, file_checksum
@@ -36,6 +36,7 @@ from riskstrat.privacy.pseudonym import PseudonymMap
 from riskstrat.privacy.vault import write_vault
 from riskstrat.schema import PSEUDONYM, TABLES
 from riskstrat.stages import manifest
+from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
 __all__ = ["OPT_OUT_USES_TABLE", "STAGE", "PseudonymiseReport", "extract_checksums", "pseudonymise", "stage_inputs"]

@@ -23,12 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat import tracking
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.scoring import assign_bands, top_reasons
 from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
 __all__ = ["DEFAULT_MODEL_URI", "ScoreResult", "score", "score_people", "scores_path"]

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
 from riskstrat import tracking
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
@@ -45,6 +45,7 @@ from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.pseudonym import pseudonymise
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
 __all__ = [
