@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, recent_activity, record_export, write_atomically
 from riskstrat.outputs.html import activity_details, practice_html, report_html
@@ -34,6 +34,7 @@ from riskstrat.scaleout.session import spark_path
 from riskstrat.stages.export import ExportResult
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.workdir import WorkDir
 

@@ -7,13 +7,13 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from riskstrat.errors import named_stage
 from riskstrat.features import feature_names, feature_table
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.features.registry import Dtype, all_features
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.scaleout.session import remove, spark_path
 from riskstrat.stages.features import FeaturesResult, features_path
+from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
 __all__ = ["features_on_spark"]

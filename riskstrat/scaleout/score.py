@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from riskstrat import tracking
-from riskstrat.errors import RiskstratError, named_stage
+from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.scaleout.session import remove, spark_path
 from riskstrat.scoring import bands_of_ranks
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import DEFAULT_MODEL_URI, ScoreResult, score_people, scores_path
 from riskstrat.workdir import WorkDir
 
