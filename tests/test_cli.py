@@ -214,3 +214,19 @@ def test_resource_errors_name_the_stage_and_what_ran_out():
     disk = raised(OSError(errno.ENOSPC, "No space left on device", "/w/scores.parquet"))
     assert str(disk).startswith("score at 2026-10-01: no space left on the disk (/w/scores.parquet)")
     assert raised(ValueError("a bug")) is None  # anything else is not dressed up as a resource problem
+
+
+def test_stage_records_are_the_same_in_every_process():
+    from riskstrat.config import load_config
+    from riskstrat.stages.manifest import canonical
+
+    code = "import json; from riskstrat.config import load_config; from riskstrat.stages.manifest import canonical;"
+    code += "print(json.dumps(canonical(load_config(None))))"
+    # string hashing differs between processes (PYTHONHASHSEED): set order must not leak into a record
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outs) == 1 and json.loads(outs.pop()) == canonical(load_config(None))

@@ -104,7 +104,7 @@ def test_training_registers_a_champion_that_loads_and_predicts(first_run, pseudo
     assert abs(p.mean() - data["label"].mean()) < 0.03
 
 
-def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server):
+def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server, clean_population):
     uri, base = mlflow_server
     from mlflow import MlflowClient
 
@@ -137,8 +137,17 @@ def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server):
     } <= arts
     tables = {a.path for a in client.list_artifacts(first_run.run_id, "tables")}
     assert "tables/model_subgroups.csv" in tables and "tables/baselines.csv" in tables
-    # counts only: no NHS number, no pseudonym anywhere in the store or the artefacts
-    assert scan_directory(base) == []
+    # counts only: no NHS number, no pseudonym anywhere in the store or the artefacts. The
+    # pattern scanner reads every file but the serialised estimator, whose LightGBM trees list
+    # leaf counts ("761 357 1241") that look like spaced NHS numbers; that file is checked
+    # below against every NHS number of the population, in both ways of writing one.
+    assert [f for f in scan_directory(base) if not f.path.endswith("estimator.joblib")] == []
+    numbers = set(pq.read_table(clean_population[0] / "gp_registrations.parquet")["nhs_number"].to_pylist())
+    written = {n.encode() for n in numbers} | {f"{n[:3]} {n[3:6]} {n[6:]}".encode() for n in numbers}
+    digits = re.compile(rb"(?<![0-9])\d{3} ?\d{3} ?\d{4}(?![0-9])")
+    for f in base.rglob("*"):
+        if f.is_file():
+            assert not (set(digits.findall(f.read_bytes())) & written), f
     hexes = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
     pseudonyms = (
         {
@@ -194,7 +203,7 @@ def test_held_out_practices_are_evaluated_apart_and_training_people_capped(pseud
         (MODELS_DIR / "emergency_admission_12m.yaml")
         .read_text()
         .replace("held_out_practices: 0.0", "held_out_practices: 0.3")
-        .replace("max_people: 500000", "max_people: 1200")
+        .replace("max_people: 300000", "max_people: 1200")
     )
     spec = tmp_path / "emergency_admission_12m.yaml"
     spec.write_text(text)

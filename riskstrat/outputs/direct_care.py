@@ -90,7 +90,7 @@ def recent_activity(pseudonymised: Path, as_of: dt.date) -> pd.DataFrame:
                     WHEN admission_method IN ('11','12','13') THEN 'planned admission' ELSE 'admission' END AS setting,
                'diagnosis ' || first(primary_diagnosis ORDER BY episode_number)
                  || coalesce('; discharged ' || CAST(max(discharge_date) AS VARCHAR), '; still in hospital') AS detail,
-               first(provider_code) AS provider
+               first(provider_code ORDER BY episode_number) AS provider
         FROM {src["sus_apc"]} WHERE admission_date {window}
         GROUP BY pseudonym, spell_id, admission_date, admission_method
         UNION ALL

@@ -13,6 +13,8 @@ their SHA-256 (computed for the audit log anyway).
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import os
 from pathlib import Path
@@ -20,7 +22,25 @@ from typing import Any
 
 from riskstrat.workdir import WorkDir
 
-__all__ = ["fingerprint", "is_current", "record", "record_path"]
+__all__ = ["canonical", "fingerprint", "is_current", "record", "record_path"]
+
+
+def canonical(value: Any) -> Any:
+    """A settings object as plain, ordered JSON values (sets sorted, enums by value, dataclasses
+    as dicts), so the same settings give the same record in every process."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return canonical(value.value)
+    if isinstance(value, dict):
+        return {str(canonical(k)): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(canonical(kv[0])))}
+    if isinstance(value, set | frozenset):
+        return sorted((canonical(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
 
 
 def fingerprint(path: Path) -> str:

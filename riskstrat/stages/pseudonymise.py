@@ -97,7 +97,7 @@ def stage_inputs(checksums: dict[str, str], config: Config, pseudonym_key: str, 
     key (by fingerprint) and the day (validation refuses dates after it)."""
     return {
         "extracts": checksums,
-        "config": repr(config),
+        "config": manifest.canonical(config),
         "key": fingerprint(pseudonym_key),
         "today": str(today or dt.date.today()),
         "riskstrat": __version__,
