@@ -104,7 +104,7 @@ def recent_activity(pseudonymised: Path, as_of: dt.date) -> pd.DataFrame:
                  WHEN '3' THEN ', did not attend' WHEN '2' THEN ', cancelled by patient'
                  WHEN '4' THEN ', cancelled by hospital' ELSE '' END, provider_code
         FROM {src["sus_op"]} WHERE appointment_date {window}
-        ORDER BY 1, 2 DESC, 3, 4
+        ORDER BY 1, 2 DESC, 3, 4, 5  -- every column: rows alike but for one keep one order
     """).df()
     con.close()
     return frame
