@@ -273,8 +273,8 @@ def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
     spec = _spec_with(
         tmp_path,
         **{
-            "time_budget_seconds: 180": "time_budget_seconds: 8",
-            "max_trials: 20": "max_trials: 50",
+            "time_budget_seconds: 180": "time_budget_seconds: 3",
+            "max_trials: 20": "max_trials: 100000",
             "n_estimators: 3000": "n_estimators: 40",
         },
     )
@@ -286,7 +286,8 @@ def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
     best, trials = search_lightgbm(spec, X, y, groups, Xs, ys)
     elapsed = time.perf_counter() - started
     # stops launching trials at the budget: a trial under way when it runs out finishes
-    assert 1 <= len(trials) < 50 and elapsed < 8 + trials["seconds"].max() + 5
+    # (never the trial count here: the budget of 3 s is what ends it)
+    assert 1 <= len(trials) < 100000 and elapsed < 3 + trials["seconds"].max() + 5
     first = trials.iloc[0]
     assert (first["num_leaves"], first["min_child_samples"]) == (31, 200)  # the specification's own parameters
     assert trials["selection_auroc"].max() == pytest.approx(
