@@ -40,6 +40,7 @@ from riskstrat.stages.pseudonymise import (
     _fill_vault,
     _opt_out_flags,
     _write_opt_out_uses,
+    count_opt_outs,
 )
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
 from riskstrat.workdir import WorkDir
@@ -112,15 +113,7 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
     )
     for name, path in staged.items():
         if name == "opt_outs":
-            t = report.validation.tables[name]
-            report.tables[name] = {
-                "read": t.rows_read,
-                "quarantined": t.quarantined_rows,
-                "opted_out": 0,
-                "consumed": pq.ParquetFile(path).metadata.num_rows,
-                "written": 0,
-                "identifier": "applied as the opt-out policy; not written",
-            }
+            count_opt_outs(report, path)
             continue
         _write_table(spark, frames[name], mapping, removed, name, path, wd, name in identifiable, report)
     _write_opt_out_uses(flags.filter(pc.invert(flags["all_uses"])), wd)

@@ -39,7 +39,15 @@ from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
-__all__ = ["OPT_OUT_USES_TABLE", "STAGE", "PseudonymiseReport", "extract_checksums", "pseudonymise", "stage_inputs"]
+__all__ = [
+    "OPT_OUT_USES_TABLE",
+    "STAGE",
+    "PseudonymiseReport",
+    "count_opt_outs",
+    "extract_checksums",
+    "pseudonymise",
+    "stage_inputs",
+]
 
 OPT_OUT_USES_TABLE = "opt_out_uses"
 _COUNTS = ("read", "quarantined", "opted_out", "consumed", "written")
@@ -203,20 +211,26 @@ def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: P
     partial = flags.filter(pc.invert(flags["all_uses"]))
     for name, path in staged.items():
         if name == "opt_outs":
-            t = report.validation.tables[name]
-            report.tables[name] = {
-                "read": t.rows_read,
-                "quarantined": t.quarantined_rows,
-                "opted_out": 0,
-                "consumed": pq.ParquetFile(path).metadata.num_rows,
-                "written": 0,
-                "identifier": "applied as the opt-out policy; not written",
-            }
+            count_opt_outs(report, path)
             continue
         _write_table(con, name, path, wd, name in identifiable, report)
     _write_opt_out_uses(partial, wd)
     _fill_vault(staged.get("gp_registrations"), "gp_registrations" in identifiable, pmap, flags, wd, vault_key, report)
     con.close()
+
+
+def count_opt_outs(report: PseudonymiseReport, path: Path) -> None:
+    """The opt-out table's line of the report: its accepted rows are consumed as the policy,
+    never written to the pseudonymised zone."""
+    t = report.validation.tables["opt_outs"]
+    report.tables["opt_outs"] = {
+        "read": t.rows_read,
+        "quarantined": t.quarantined_rows,
+        "opted_out": 0,
+        "consumed": pq.ParquetFile(path).metadata.num_rows,
+        "written": 0,
+        "identifier": "applied as the opt-out policy; not written",
+    }
 
 
 def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report: PseudonymiseReport) -> pa.Table:

@@ -40,7 +40,6 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import expit, ndtr
 
-from riskstrat.schema import TABLES, arrow_schema
 from riskstrat.synth import alt_params as A
 from riskstrat.synth import params as P
 from riskstrat.synth.generator import (
@@ -245,19 +244,7 @@ class _AltChunk(_Chunk):
         self._alt_medicines()
         self._alt_simulate()
         self._frailty_records()
-        tables = {
-            "gp_registrations": self._registrations(),
-            "gp_events": self._alt_gp_events(),
-            "gp_medications": self._gp_medications(),
-            "deaths": self._deaths(),
-            "opt_outs": self._opt_outs(),
-        }
-        tables["sus_apc"], elective_days = self._sus_apc()
-        tables["sus_ecds"] = self._sus_ecds()
-        tables["sus_op"] = self._alt_sus_op(elective_days)
-        for name, tbl in tables.items():
-            tables[name] = tbl.cast(arrow_schema(TABLES[name]))
-        return ChunkResult(tables, self.truth)
+        return self._tables(self._alt_gp_events, self._alt_sus_op)
 
     # ------------------------------------------------------------------ traits
     def _traits(self) -> None:

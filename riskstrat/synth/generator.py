@@ -639,16 +639,21 @@ class _Chunk:
         self._conditions()
         self._medicines()
         self._simulate()
+        return self._tables(self._gp_events, self._sus_op)
+
+    def _tables(self, gp_events, sus_op) -> ChunkResult:
+        """Every contract table of the chunk, in a fixed order (the random streams depend on
+        it), with the structure's own GP events and outpatients (``sus_op(elective_days)``)."""
         tables = {
             "gp_registrations": self._registrations(),
-            "gp_events": self._gp_events(),
+            "gp_events": gp_events(),
             "gp_medications": self._gp_medications(),
             "deaths": self._deaths(),
             "opt_outs": self._opt_outs(),
         }
         tables["sus_apc"], elective_days = self._sus_apc()
         tables["sus_ecds"] = self._sus_ecds()
-        tables["sus_op"] = self._sus_op(elective_days)
+        tables["sus_op"] = sus_op(elective_days)
         for name, tbl in tables.items():
             tables[name] = tbl.cast(arrow_schema(TABLES[name]))
         return ChunkResult(tables, self.truth)
