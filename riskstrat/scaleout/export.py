@@ -15,23 +15,21 @@ per 5 million people).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat.errors import RiskstratError
-from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
+from riskstrat.outputs.commissioner import COHORT_INPUTS
 from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, recent_activity, record_export, write_atomically
-from riskstrat.outputs.html import activity_details, practice_html, report_html
+from riskstrat.outputs.html import activity_details, practice_html
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import open_vault
 from riskstrat.scaleout.session import spark_path
-from riskstrat.stages.export import ExportResult
+from riskstrat.stages.export import ExportResult, write_commissioner_outputs
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.stages.resources import named_stage
@@ -78,19 +76,8 @@ def export_by_practice(spark, workdir: Path, as_of: dt.date, vault_key: str | No
     audit = AuditLog(wd.audit)
     # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
     view = _without(spark, scored, wd, "commissioner")
-    cohort = cohort_table(view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas())
-    wd.commissioner.mkdir(parents=True, exist_ok=True)
-    tmp = wd.commissioner / ".cohort.parquet.partial"
-    pq.write_table(pa.Table.from_pandas(cohort, preserve_index=False), tmp)
-    tmp.replace(wd.commissioner / "cohort.parquet")
-    agg = aggregates(cohort)
-    write_atomically(agg, wd.commissioner / "aggregates.csv")
-    sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
-        columns={"value": "cohort", "published": "people"}
-    )
-    score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
-    model = f"{score_manifest['model_name']} version {score_manifest['model_version']}"
-    write_atomically(report_html(as_of, agg, sizes, model), wd.commissioner / "report.html")
+    people = view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas()
+    cohort, model = write_commissioner_outputs(wd, as_of, people)
     # Direct care: each practice's own patients, through the vault, one practice at a time.
     ref = pq.read_table(wd.table("ref_practices")).to_pandas()
     listed, note, out_dir = 0, "", None

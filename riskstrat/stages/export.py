@@ -54,18 +54,11 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     return scores.merge(feats, on="pseudonym", how="inner", validate="one_to_one")
 
 
-@named_stage("export")
-def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
-    started = time.perf_counter()
-    wd = WorkDir(workdir)
-    scored = _scored(workdir, as_of)
-    audit = AuditLog(wd.audit)
-    flags = pq.read_table(wd.table(OPT_OUT_USES_TABLE)).to_pandas() if wd.table(OPT_OUT_USES_TABLE).exists() else None
-    # Commissioners: pseudonymised cohort table and suppressed aggregates.
-    commissioner_view = scored
-    if flags is not None and len(flags):
-        commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
-    cohort = cohort_table(commissioner_view)
+def write_commissioner_outputs(wd: WorkDir, as_of: dt.date, people: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The commissioner folder from the scored people commissioners may see: the pseudonymised
+    cohort table, the suppressed aggregates and the report. Returns the cohort table and the
+    model that scored them ("name version N")."""
+    cohort = cohort_table(people)
     wd.commissioner.mkdir(parents=True, exist_ok=True)
     tmp = wd.commissioner / ".cohort.parquet.partial"
     pq.write_table(pa.Table.from_pandas(cohort, preserve_index=False), tmp)
@@ -78,6 +71,21 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
     score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
     model = f"{score_manifest['model_name']} version {score_manifest['model_version']}"
     write_atomically(report_html(as_of, agg, sizes, model), wd.commissioner / "report.html")
+    return cohort, model
+
+
+@named_stage("export")
+def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
+    started = time.perf_counter()
+    wd = WorkDir(workdir)
+    scored = _scored(workdir, as_of)
+    audit = AuditLog(wd.audit)
+    flags = pq.read_table(wd.table(OPT_OUT_USES_TABLE)).to_pandas() if wd.table(OPT_OUT_USES_TABLE).exists() else None
+    # Commissioners: pseudonymised cohort table and suppressed aggregates.
+    commissioner_view = scored
+    if flags is not None and len(flags):
+        commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
+    cohort, model = write_commissioner_outputs(wd, as_of, commissioner_view)
     # Direct care: each practice's own patients, through the vault.
     ref = pq.read_table(wd.table("ref_practices")).to_pandas()
     practices = ref["practice_code"].tolist()
