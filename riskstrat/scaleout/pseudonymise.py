@@ -41,6 +41,7 @@ from riskstrat.stages.pseudonymise import (
     _opt_out_flags,
     _write_opt_out_uses,
     count_opt_outs,
+    count_written,
 )
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
 from riskstrat.workdir import WorkDir
@@ -149,13 +150,4 @@ def _write_table(spark, df, mapping, removed, name: str, path: Path, wd: WorkDir
     remove(target)
     out.write.parquet(spark_path(target), compression="zstd")
     written = spark.read.parquet(spark_path(target)).count()
-    accepted = pq.ParquetFile(path).metadata.num_rows
-    t = report.validation.tables[name]
-    report.tables[name] = {
-        "read": t.rows_read,
-        "quarantined": t.quarantined_rows,
-        "opted_out": accepted - written,
-        "consumed": 0,
-        "written": written,
-        "identifier": "nhs_number" if identifiable else (PSEUDONYM if tbl.identifiable else "none"),
-    }
+    count_written(report, name, path, written, identifiable)

@@ -44,6 +44,7 @@ __all__ = [
     "STAGE",
     "PseudonymiseReport",
     "count_opt_outs",
+    "count_written",
     "extract_checksums",
     "pseudonymise",
     "stage_inputs",
@@ -233,6 +234,21 @@ def count_opt_outs(report: PseudonymiseReport, path: Path) -> None:
     }
 
 
+def count_written(report: PseudonymiseReport, name: str, staged: Path, written: int, identifiable: bool) -> None:
+    """A written table's line of the report: rows accepted by validation (``staged``) and not
+    written were removed by the opt-out policy."""
+    accepted = pq.ParquetFile(staged).metadata.num_rows
+    t = report.validation.tables[name]
+    report.tables[name] = {
+        "read": t.rows_read,
+        "quarantined": t.quarantined_rows,
+        "opted_out": accepted - written,
+        "consumed": 0,
+        "written": written,
+        "identifier": "nhs_number" if identifiable else (PSEUDONYM if TABLES[name].identifiable else "none"),
+    }
+
+
 def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report: PseudonymiseReport) -> pa.Table:
     empty = pa.table(
         {
@@ -294,16 +310,7 @@ def _write_table(con, name: str, path: Path, wd: WorkDir, identifiable: bool, re
     con.execute(f"COPY ({body} ORDER BY ALL) TO {_quote(partial)} (FORMAT parquet, COMPRESSION zstd)")
     partial.replace(out)
     written = pq.ParquetFile(out).metadata.num_rows
-    accepted = pq.ParquetFile(path).metadata.num_rows
-    t = report.validation.tables[name]
-    report.tables[name] = {
-        "read": t.rows_read,
-        "quarantined": t.quarantined_rows,
-        "opted_out": accepted - written,
-        "consumed": 0,
-        "written": written,
-        "identifier": "nhs_number" if identifiable else (PSEUDONYM if tbl.identifiable else "none"),
-    }
+    count_written(report, name, path, written, identifiable)
     assert ROW_COLUMN not in pq.ParquetFile(out).schema_arrow.names
 
 
