@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "Table",
     "arrow_schema",
     "contract_markdown",
+    "pseudonymised_schema",
     "table",
 ]
 
@@ -163,7 +164,7 @@ class Table:
             else c
             for c in self.columns
         )
-        return Table(self.name, self.description, cols, self.required, self.checks, identifiable=False)
+        return replace(self, columns=cols, identifiable=False)
 
 
 S, D, I, F, B = (
@@ -475,6 +476,20 @@ def table(name: str) -> Table:
 def arrow_schema(tbl: Table) -> pa.Schema:
     """The typed Arrow schema of a validated table (contract columns, contract order)."""
     return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=not c.required) for c in tbl.columns])
+
+
+def pseudonymised_schema(name: str) -> pa.Schema:
+    """Schema of a table in the pseudonymised zone: ``pseudonym`` for the NHS number, month of
+    birth for the date of birth, the other contract columns as declared (every one nullable)."""
+    fields = []
+    for f in arrow_schema(TABLES[name]):
+        if f.name == "nhs_number":
+            fields.append(pa.field(PSEUDONYM, pa.string()))
+        elif f.name == "date_of_birth":
+            fields.append(pa.field("month_of_birth", pa.date32()))
+        else:
+            fields.append(pa.field(f.name, f.type))
+    return pa.schema(fields)
 
 
 def contract_markdown() -> str:

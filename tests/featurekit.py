@@ -9,7 +9,8 @@ import ibis
 import pyarrow as pa
 
 from riskstrat.features.asof import SOURCE_TABLES, Sources
-from riskstrat.features.engine import connect, pseudonymised_schema, spark_session
+from riskstrat.features.engine import connect, spark_session
+from riskstrat.schema import pseudonymised_schema
 
 ENGINES = ("duckdb", "spark")
 

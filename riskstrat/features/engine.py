@@ -13,14 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 
 import ibis
-import pyarrow as pa
 
 from riskstrat import duck
 from riskstrat.errors import RiskstratError
 from riskstrat.features.asof import SOURCE_TABLES, Sources
-from riskstrat.schema import PSEUDONYM, TABLES, arrow_schema
+from riskstrat.schema import TABLES, pseudonymised_schema
 
-__all__ = ["Engine", "connect", "load_sources", "pseudonymised_schema", "spark_session"]
+__all__ = ["Engine", "connect", "load_sources", "spark_session"]
 
 
 class Engine(StrEnum):
@@ -61,19 +60,6 @@ def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None):
     if engine is Engine.DUCKDB:
         return ibis.duckdb.from_connection(duck.connect(spill_dir, keep_order=False))
     return ibis.pyspark.connect(spark or spark_session())
-
-
-def pseudonymised_schema(name: str) -> pa.Schema:
-    """Schema of a table in the pseudonymised zone (pseudonym for NHS number, month of birth)."""
-    fields = []
-    for f in arrow_schema(TABLES[name]):
-        if f.name == "nhs_number":
-            fields.append(pa.field(PSEUDONYM, pa.string()))
-        elif f.name == "date_of_birth":
-            fields.append(pa.field("month_of_birth", pa.date32()))
-        else:
-            fields.append(pa.field(f.name, f.type))
-    return pa.schema(fields)
 
 
 def load_sources(con, directory: Path) -> Sources:

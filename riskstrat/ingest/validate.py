@@ -367,26 +367,33 @@ def _quote(name: str) -> str:
 
 
 def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
-    """Move the first copy of every row to ``final``; return the later copies (typed)."""
+    """Move the first copy of every row to ``final``; return the later copies (typed).
+
+    No sort of the whole table: a hash of every contract column is counted (one streaming
+    aggregate), and only the rows whose hash is shared with another row (the duplicates, bar a
+    64-bit collision) are compared column by column, ordered by source row, to pick the later
+    copies. ``final`` keeps the source order.
+    """
     cols = ", ".join(_quote(c.name) for c in tbl.columns)
     src = f"read_parquet('{staging.as_posix()}')"
-    con = connect(tmp / ".duckdb-spill")
+    con = connect(tmp / ".duckdb-spill", keep_order=False)
     try:
         dups = con.sql(
+            f"WITH shared AS (SELECT hash({cols}) AS _h FROM {src} GROUP BY _h HAVING count(*) > 1) "
             "SELECT * EXCLUDE (_k) FROM (SELECT *, "
             f"row_number() OVER (PARTITION BY {cols} ORDER BY {ROW_COLUMN}) AS _k "
-            f"FROM {src}) WHERE _k > 1 ORDER BY {ROW_COLUMN}"
+            f"FROM {src} WHERE hash({cols}) IN (SELECT _h FROM shared)) WHERE _k > 1 ORDER BY {ROW_COLUMN}"
         ).to_arrow_table()
-        if dups.num_rows == 0:
-            staging.replace(final)
-            return dups
-        con.register("_dups", dups.select([ROW_COLUMN]))
-        con.execute(
-            f"COPY (SELECT * FROM {src} WHERE {ROW_COLUMN} NOT IN (SELECT {ROW_COLUMN} FROM _dups) "
-            f"ORDER BY {ROW_COLUMN}) TO '{final.as_posix()}' (FORMAT parquet)"
-        )
     finally:
         con.close()
+    if dups.num_rows == 0:
+        staging.replace(final)
+        return dups
+    later = dups[ROW_COLUMN].combine_chunks()
+    source = pq.ParquetFile(staging)
+    with pq.ParquetWriter(final, source.schema_arrow) as writer:
+        for batch in source.iter_batches(batch_size=1 << 20):
+            writer.write_batch(batch.filter(pc.invert(pc.is_in(batch[ROW_COLUMN], value_set=later))))
     staging.unlink()
     return dups
 

@@ -44,16 +44,26 @@ class PseudonymMap:
     def __init__(self, nhs_numbers: pa.Array, key: str):
         self.numbers = pc.unique(nhs_numbers.cast(pa.string())).drop_null()
         self.pseudonyms = pa.array(pseudonymise(self.numbers.to_pylist(), key), pa.string())
+        # NHS numbers are 10 digits: looked up as integers in a sorted array, once built, so a
+        # column of a few million numbers is matched without hashing the map again
+        keys = np.asarray(pc.cast(self.numbers, pa.int64()), dtype=np.int64)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
 
     def __len__(self) -> int:
         return len(self.numbers)
 
+    def indices(self, nhs_numbers: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Position in the map of each NHS number of a column (every number must be in the map)."""
+        keys = np.asarray(pc.cast(nhs_numbers, pa.int64()), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, keys), max(len(self._sorted) - 1, 0))
+        if len(keys) and (len(self._sorted) == 0 or not np.array_equal(self._sorted[pos], keys)):
+            raise AssertionError("an NHS number outside the pseudonym map")  # internal error
+        return self._order[pos]
+
     def apply(self, nhs_numbers: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Pseudonyms for a column of NHS numbers (every number must be in the map)."""
-        idx = pc.index_in(nhs_numbers, value_set=self.numbers)
-        if idx.null_count:
-            raise AssertionError("an NHS number outside the pseudonym map")  # internal error
-        return self.pseudonyms.take(idx)
+        return self.pseudonyms.take(pa.array(self.indices(nhs_numbers)))
 
     def lookup(self, nhs_numbers: list[str]) -> np.ndarray:
         return np.asarray(self.apply(pa.array(nhs_numbers, pa.string())).to_numpy(zero_copy_only=False))

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,13 +29,13 @@ from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.errors import RiskstratError
 from riskstrat.ingest.read import locate_tables
-from riskstrat.ingest.validate import ROW_COLUMN, ValidationReport, validate_extracts
+from riskstrat.ingest.validate import ValidationReport, validate_extracts
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.keys import fingerprint
 from riskstrat.privacy.optout import Use, exclusions
 from riskstrat.privacy.pseudonym import PseudonymMap
 from riskstrat.privacy.vault import write_vault
-from riskstrat.schema import PSEUDONYM, TABLES
+from riskstrat.schema import PSEUDONYM, TABLES, pseudonymised_schema
 from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
@@ -203,21 +204,19 @@ def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: P
         numbers = con.sql(union).to_arrow_table()["nhs_number"].combine_chunks()
     else:
         numbers = pa.array([], pa.string())
+    con.close()
     pmap = PseudonymMap(numbers, key)
-    mapping = pa.table({"nhs_number": pmap.numbers, PSEUDONYM: pmap.pseudonyms})
-    con.register("pseudonym_map", mapping)
     # Opt-outs, by pseudonym.
     flags = _opt_out_flags(staged.get("opt_outs"), pmap, config, report)
-    con.register("removed", flags.filter(flags["all_uses"]).select([PSEUDONYM]))
+    removed = flags.filter(flags["all_uses"])[PSEUDONYM].combine_chunks()
     partial = flags.filter(pc.invert(flags["all_uses"]))
     for name, path in staged.items():
         if name == "opt_outs":
             count_opt_outs(report, path)
             continue
-        _write_table(con, name, path, wd, name in identifiable, report)
+        _write_table(name, path, wd, pmap if name in identifiable else None, removed, report)
     _write_opt_out_uses(partial, wd)
     _fill_vault(staged.get("gp_registrations"), "gp_registrations" in identifiable, pmap, flags, wd, vault_key, report)
-    con.close()
 
 
 def count_opt_outs(report: PseudonymiseReport, path: Path) -> None:
@@ -287,31 +286,50 @@ def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report
     return out
 
 
-def _write_table(con, name: str, path: Path, wd: WorkDir, identifiable: bool, report: PseudonymiseReport) -> None:
+#: rows per Parquet row group of the pseudonymised tables (DuckDB's own default)
+ROW_GROUP_ROWS = 122_880
+_BATCH_ROWS = 1 << 20
+
+
+def _write_table(
+    name: str, path: Path, wd: WorkDir, pmap: PseudonymMap | None, removed: pa.Array, report: PseudonymiseReport
+) -> None:
+    """One accepted table to the pseudonymised zone, streamed in batches in its source order:
+    NHS numbers replaced by pseudonyms through ``pmap`` (looked up, never hashed again), people
+    ``removed`` by their objections dropped, dates of birth cut to the month. No sort: the
+    output depends only on the input, never on thread timing, so a rerun writes the same file;
+    and extracts come in an order worth keeping (by person, or by date, which lets a reader
+    filtering by date skip row groups)."""
     tbl = TABLES[name]
-    others = [c.name for c in tbl.columns if c.name not in ("nhs_number", PSEUDONYM)]
-    select = []
-    for c in others:
-        if c == "date_of_birth":
-            select.append("CAST(date_trunc('month', t.date_of_birth) AS DATE) AS month_of_birth")
-        else:
-            select.append(f't."{c}"')
-    src = f"read_parquet({_quote(path)})"
-    if identifiable:
-        body = f"SELECT m.{PSEUDONYM}, {', '.join(select)} FROM {src} t JOIN pseudonym_map m USING (nhs_number)"
-    elif tbl.identifiable:
-        body = f"SELECT t.{PSEUDONYM}, {', '.join(select)} FROM {src} t"
-    else:
-        body = f"SELECT {', '.join(select)} FROM {src} t"
-    if tbl.identifiable:
-        body += f" WHERE {PSEUDONYM} NOT IN (SELECT {PSEUDONYM} FROM removed)"
+    schema = pseudonymised_schema(name)
     out = wd.table(name)
     partial = out.with_name(f".{out.name}.partial")
-    con.execute(f"COPY ({body} ORDER BY ALL) TO {_quote(partial)} (FORMAT parquet, COMPRESSION zstd)")
+    # objections by position in the map: the look-up gives both the pseudonym and the decision
+    removed_at = np.asarray(pc.is_in(pmap.pseudonyms, value_set=removed), dtype=bool) if pmap is not None else None
+    written = 0
+    with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS):
+            if pmap is not None:
+                idx = pmap.indices(batch["nhs_number"])
+                keep = ~removed_at[idx]
+                ids = pmap.pseudonyms.take(pa.array(idx[keep]))
+                batch = batch.filter(pa.array(keep))
+            elif tbl.identifiable:
+                ids = batch[PSEUDONYM]
+                batch = batch.filter(pc.invert(pc.is_in(ids, value_set=removed)))
+                ids = batch[PSEUDONYM]
+            columns = []
+            for f in schema:
+                if f.name == PSEUDONYM:
+                    columns.append(ids)
+                elif f.name == "month_of_birth":
+                    columns.append(pc.floor_temporal(batch["date_of_birth"], unit="month"))
+                else:
+                    columns.append(batch[f.name])
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=ROW_GROUP_ROWS)
+            written += batch.num_rows
     partial.replace(out)
-    written = pq.ParquetFile(out).metadata.num_rows
-    count_written(report, name, path, written, identifiable)
-    assert ROW_COLUMN not in pq.ParquetFile(out).schema_arrow.names
+    count_written(report, name, path, written, pmap is not None)
 
 
 def _write_opt_out_uses(partial: pa.Table, wd: WorkDir) -> None:

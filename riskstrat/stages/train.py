@@ -76,14 +76,26 @@ class TrainResult:
     selection: pd.DataFrame | None = None
 
 
-def load_dataset(workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None) -> pd.DataFrame:
-    """Features and label of the population at ``as_of`` allowed into training (opt-outs),
-    filtered to the specification's population."""
-    wd = WorkDir(workdir)
+def _features_at(workdir: Path, as_of: dt.date, spec: ModelSpec) -> Path:
+    """The feature table at ``as_of``, built when there is none or it lacks a feature of ``spec``."""
     path = features_path(workdir, as_of)
     if not path.exists() or set(spec.features) - set(pq.read_schema(path).names):
         build_features(workdir, as_of)  # none yet, or built by a version with other features
-    feats = pq.read_table(path).to_pandas()
+    return path
+
+
+def load_dataset(
+    workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None, share: float = 1.0
+) -> pd.DataFrame:
+    """Features and label of the population at ``as_of`` allowed into training (opt-outs),
+    filtered to the specification's population; with ``share`` below 1, only the people whose
+    keyed hash (:func:`~riskstrat.modelling.selection.person_unit`) falls below it, chosen
+    before the table is converted so that memory follows the share."""
+    wd = WorkDir(workdir)
+    feats = pq.read_table(_features_at(workdir, as_of, spec))
+    if share < 1.0:
+        feats = feats.filter(pa.array(_kept(feats["pseudonym"].to_pandas(), spec, share)))
+    feats = feats.to_pandas()
     con = con or connect("duckdb")
     src = src or load_sources(con, wd.pseudonymised)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
@@ -183,19 +195,21 @@ def _out_of_time(as_of: dt.date, spec: ModelSpec, end: dt.date | None) -> bool:
 def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> tuple[pd.DataFrame, float]:
     """The stacked training rows (newest date first) and the share of people kept.
 
-    Above ``training.max_people`` people at the newest date, a fixed share of people (a keyed
-    hash of the pseudonym, so a person is in or out at every date) is kept, date by date as
-    each is read: memory follows the cap, not the region's size.
+    Above ``training.max_people`` people in the population at the newest date, a fixed share of
+    people (a keyed hash of the pseudonym, so a person is in or out at every date) is kept, date
+    by date as each is read: memory follows the cap, not the region's size.
     """
-    parts, share = [], 1.0
-    for d in dates:
-        frame = load_dataset(workdir, d, spec, con, src)
-        if d == dates[0] and spec.max_training_people and len(frame) > spec.max_training_people:
-            share = spec.max_training_people / len(frame)
-        if share < 1.0:
-            frame = frame[person_unit(frame["pseudonym"], spec.seed + 5) < share]
-        parts.append(frame.assign(as_of=d))
+    share = 1.0
+    people = pq.read_metadata(_features_at(workdir, dates[0], spec)).num_rows
+    if spec.max_training_people and people > spec.max_training_people:
+        share = spec.max_training_people / people
+    parts = [load_dataset(workdir, d, spec, con, src, share).assign(as_of=d) for d in dates]
     return pd.concat(parts, ignore_index=True), share
+
+
+def _kept(pseudonyms: pd.Series, spec: ModelSpec, share: float) -> np.ndarray:
+    """True for the people trained on when only ``share`` of them are (the same people at every date)."""
+    return person_unit(pseudonyms, spec.seed + 5) < share
 
 
 @named_stage("train")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import ibis
 import pyarrow as pa
 
@@ -13,6 +15,7 @@ __all__ = [
     "codes_table",
     "count_if",
     "days_before",
+    "in_last",
     "max_if",
     "present",
     "starts_with_any",
@@ -26,6 +29,13 @@ DAYS_SINCE_NONE = 9999
 def days_before(d, col):
     """Whole days from ``col`` to ``D`` (1 = the day before D)."""
     return d.delta(col, unit="day")
+
+
+def in_last(col, as_of, days: int):
+    """True for records dated in the ``days`` days before D (``days_before(D, col) <= days``),
+    written as a comparison with a constant date so that the engine can skip whole row groups
+    of a Parquet file by their date statistics instead of computing a difference per row."""
+    return col >= ibis.date(as_of - dt.timedelta(days=days))
 
 
 def count_if(cond):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import count_if, days_before
+from riskstrat.features.builders._common import count_if, days_before, in_last
 from riskstrat.features.registry import Feature, register
 
 FREQUENT = 4
@@ -25,7 +25,7 @@ FREQUENT = 4
 def ae(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
     e = src.sus_ecds
-    e = e.filter(days_before(d, e.arrival_date) <= 365)
+    e = e.filter(in_last(e.arrival_date, as_of, 365))
     n = count_if(e.arrival_date.notnull())
     return e.group_by("pseudonym").aggregate(
         ae_attendances_90d=count_if(days_before(d, e.arrival_date) <= 90),

@@ -17,6 +17,7 @@ from riskstrat.features.builders._common import (
     codes_table,
     count_if,
     days_before,
+    in_last,
     max_if,
     sum_if,
 )
@@ -120,9 +121,8 @@ def apc_activity(src: Sources, as_of) -> ibis.Table:
 def diagnoses(src: Sources, as_of, lookback: int = COMORBIDITY_LOOKBACK) -> ibis.Table:
     """(pseudonym, spell_id, code): every primary and secondary diagnosis of episodes of spells
     admitted within ``lookback`` days before D."""
-    d = ibis.date(as_of)
     apc = src.sus_apc
-    apc = apc.filter(days_before(d, apc.admission_date) <= lookback)
+    apc = apc.filter(in_last(apc.admission_date, as_of, lookback))
     primary = apc.select("pseudonym", "spell_id", code=apc.primary_diagnosis)
     sec = apc.filter(apc.secondary_diagnoses.notnull())
     secondary = sec.select("pseudonym", "spell_id", code=sec.secondary_diagnoses.split(";").unnest())
@@ -143,9 +143,8 @@ def diagnoses(src: Sources, as_of, lookback: int = COMORBIDITY_LOOKBACK) -> ibis
     ],
 )
 def apc_diagnosis_groups(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
     apc = src.sus_apc
-    apc = apc.filter(days_before(d, apc.admission_date) <= COMORBIDITY_LOOKBACK)
+    apc = apc.filter(in_last(apc.admission_date, as_of, COMORBIDITY_LOOKBACK))
     first = apc.primary_diagnosis.substr(0, 1)
     rows = apc.mutate(letter=first).select("pseudonym", "spell_id", "letter")
     aggs = {

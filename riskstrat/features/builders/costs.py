@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import amount, days_before
+from riskstrat.features.builders._common import amount, in_last
 from riskstrat.features.registry import Dtype, Feature, register
 
 
@@ -24,12 +24,11 @@ from riskstrat.features.registry import Dtype, Feature, register
     ],
 )
 def sus_cost(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
     apc, op, ae = src.sus_apc, src.sus_op, src.sus_ecds
     parts = [
-        apc.filter(days_before(d, apc.admission_date) <= 365).select("pseudonym", c=amount(apc.cost)),
-        op.filter(days_before(d, op.appointment_date) <= 365).select("pseudonym", c=amount(op.cost)),
-        ae.filter(days_before(d, ae.arrival_date) <= 365).select("pseudonym", c=amount(ae.cost)),
+        apc.filter(in_last(apc.admission_date, as_of, 365)).select("pseudonym", c=amount(apc.cost)),
+        op.filter(in_last(op.appointment_date, as_of, 365)).select("pseudonym", c=amount(op.cost)),
+        ae.filter(in_last(ae.arrival_date, as_of, 365)).select("pseudonym", c=amount(ae.cost)),
     ]
     allc = parts[0].union(parts[1], distinct=False).union(parts[2], distinct=False)
     return allc.group_by("pseudonym").aggregate(sus_cost_365d=allc.c.sum().round(2).cast("float64"))

@@ -11,7 +11,7 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import codes_table, count_if, days_before, present
+from riskstrat.features.builders._common import codes_table, count_if, in_last, present
 from riskstrat.features.registry import Dtype, Feature, register
 
 _PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
@@ -147,7 +147,6 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
     ],
 )
 def gp_observations(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
     ev = src.gp_events
     bmi_codes = codes_table(codelists.snomed_cluster("bmival"))
     bmi = ev.filter(present(ev.value)).semi_join(bmi_codes, ev.snomed_code == bmi_codes.code)
@@ -169,7 +168,7 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
     care = care.mutate(care_home=ibis.literal(1, "int64"))
     efi_falls = codelists.codes(EFI_FILE, deficit_id="falls", terminology="snomed")
     fall_codes = codes_table(sorted(set(codelists.snomed_cluster("falls")) | set(efi_falls)))
-    falls = ev.filter(days_before(d, ev.event_date) <= 365).semi_join(fall_codes, ev.snomed_code == fall_codes.code)
+    falls = ev.filter(in_last(ev.event_date, as_of, 365)).semi_join(fall_codes, ev.snomed_code == fall_codes.code)
     falls = falls.group_by("pseudonym").aggregate(falls_365d=count_if(falls.event_date.notnull()))
     people = ev.select("pseudonym").distinct()
     return (
@@ -202,7 +201,6 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
     ],
 )
 def efi(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
     rows = [r for r in codelists.codelist(EFI_FILE) if r["terminology"] == "snomed"]
     table = codes_table([r["code"] for r in rows], deficit=[r["deficit_id"] for r in rows])
     ev = src.gp_events
@@ -212,11 +210,12 @@ def efi(src: Sources, as_of) -> ibis.Table:
         .aggregate(efi_deficits=table.deficit.nunique().cast("int64"))
     )
     meds = src.gp_medications
-    recent = meds.filter(days_before(d, meds.issue_date) <= 182)
+    recent = meds.filter(in_last(meds.issue_date, as_of, 182))
     poly = recent.group_by("pseudonym").aggregate(_n=recent.bnf_code.substr(0, 9).nunique())
     poly = poly.select("pseudonym", _poly=(poly._n >= POLYPHARMACY_DEFICIT).cast("int64"))
-    people = ev.select("pseudonym").union(meds.select("pseudonym")).distinct()
-    t = people.left_join(coded, "pseudonym").left_join(poly, "pseudonym")
+    # people with a coded deficit or the polypharmacy deficit; everyone else has the defaults (0)
+    t = coded.outer_join(poly, "pseudonym")
+    t = t.select(pseudonym=t.pseudonym.fill_null(t.pseudonym_right), efi_deficits=t.efi_deficits, _poly=t._poly)
     deficits = t.efi_deficits.fill_null(0)
     score = ((deficits + t._poly.fill_null(0)) / EFI_DEFICITS).round(3).cast("float64")
     return t.select("pseudonym", efi_deficits=deficits.cast("int64"), efi_score=score)

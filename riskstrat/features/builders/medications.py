@@ -10,7 +10,7 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import amount, count_if, days_before, starts_with_any
+from riskstrat.features.builders._common import amount, count_if, days_before, in_last, starts_with_any
 from riskstrat.features.registry import Dtype, Feature, register
 
 DRUG_CLASSES_FILE = "bnf/drug_classes.csv"
@@ -74,7 +74,7 @@ POLYPHARMACY = 10
 def medications(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
     m = src.gp_medications
-    m = m.filter(days_before(d, m.issue_date) <= 365)
+    m = m.filter(in_last(m.issue_date, as_of, 365))
     recent = days_before(d, m.issue_date) <= 182
     substance = recent.ifelse(m.bnf_code.substr(0, 9), ibis.null("string"))
     n_sub = substance.nunique()

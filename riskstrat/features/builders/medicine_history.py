@@ -21,7 +21,7 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources, population
-from riskstrat.features.builders._common import count_if, days_before, max_if, starts_with_any, sum_if
+from riskstrat.features.builders._common import count_if, days_before, in_last, max_if, starts_with_any, sum_if
 from riskstrat.features.builders.demographics import age_years
 from riskstrat.features.builders.gp_events import REGISTERS, register_flags
 from riskstrat.features.builders.medications import drug_class
@@ -122,8 +122,8 @@ _features.append(
 def medicine_history(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
     m = src.gp_medications
+    m = m.filter(in_last(m.issue_date, as_of, LOOKBACK))
     m = m.mutate(days_ago=days_before(d, m.issue_date), substance=m.bnf_code.substr(0, SUBSTANCE_CHARS))
-    m = m.filter(m.days_ago <= LOOKBACK)
     per = m.group_by(["pseudonym", "substance"]).aggregate(
         last=m.days_ago.min(),
         first=m.days_ago.max(),

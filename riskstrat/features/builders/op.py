@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import count_if, days_before
+from riskstrat.features.builders._common import count_if, in_last
 from riskstrat.features.registry import Feature, register
 from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
 
@@ -26,9 +26,8 @@ from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
     ],
 )
 def outpatients(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
     op = src.sus_op
-    op = op.filter(days_before(d, op.appointment_date) <= 365)
+    op = op.filter(in_last(op.appointment_date, as_of, 365))
     attended = op.attendance_status.isin(ATTENDED_STATUS)
     return op.group_by("pseudonym").aggregate(
         op_attendances_365d=count_if(attended),
