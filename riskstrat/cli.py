@@ -52,6 +52,57 @@ def _one_line_errors(fn):
     return wrapper
 
 
+def _command() -> str:
+    return " ".join(["riskstrat", *sys.argv[1:]])
+
+
+def _locked(fn):
+    """Hold the work directory's lock (``--workdir``) for the command: one run per work
+    directory (:mod:`riskstrat.stages.lock`). A failure that leaves the command is recorded
+    in the audit log (its kind and, for riskstrat's own one-line errors, the line)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from riskstrat.stages.lock import WorkDirBusy, work_lock
+
+        workdir = kwargs["workdir"]
+        try:
+            with work_lock(workdir, _command()) as note:
+                if note:
+                    err_console.print(f"riskstrat: {note}")
+                return fn(*args, **kwargs)
+        except WorkDirBusy:
+            raise
+        except BaseException as exc:
+            _audit_failure(workdir, exc)
+            raise
+
+    return wrapper
+
+
+def _audit_failure(workdir: Path, exc: BaseException) -> None:
+    """A failure record in W's audit log: what failed and why in counts and words, no row values."""
+    from riskstrat.privacy.audit import AuditLog
+    from riskstrat.stages.resources import as_resource_error
+    from riskstrat.workdir import WorkDir
+
+    if getattr(exc, "riskstrat_audited", False) or isinstance(exc, SystemExit | click.exceptions.Exit):
+        return
+    wd = WorkDir(workdir)
+    if not wd.identifiable.is_dir():
+        return
+    known = exc if isinstance(exc, RiskstratError) else as_resource_error(exc) if isinstance(exc, Exception) else None
+    with contextlib.suppress(OSError):
+        AuditLog(wd.audit).record_stage(
+            _command(),
+            {},
+            {},
+            "failed",
+            error=type(exc).__name__,
+            message=str(known) if known is not None else "internal error (see the console)",
+        )
+
+
 def _tracking_uri(explicit: str | None, config_path: Path | None) -> str | None:
     """MLflow store: the option, else the configuration, else MLFLOW_TRACKING_URI, else
     (None) the embedded store in the work directory."""
@@ -292,9 +343,15 @@ def _table_progress():
 
 
 def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, accepted: Path | None = None):
+    from riskstrat.stages.resources import usable_directory
+    from riskstrat.workdir import private_files
+
     config = load_config(config_path)
-    with _table_progress() as progress:
-        return validate_extracts(extracts, config, quarantine, accepted, progress=progress)
+    with private_files():  # the quarantine carries NHS numbers: 0600 files in 0700 folders
+        usable_directory(quarantine, "--quarantine")
+        quarantine.chmod(0o700)
+        with _table_progress() as progress:
+            return validate_extracts(extracts, config, quarantine, accepted, progress=progress)
 
 
 @main.command()
@@ -342,6 +399,12 @@ def print_pseudonymise(report) -> None:
         )
     console.print(table)
     o = report.opted_out
+    console.print(f"opt-outs: objections {o.get('objections', 'applied')}")
+    if o.get("unreadable_objections_applied"):
+        console.print(
+            f"opt-outs: {o['unreadable_objections_applied']:,} people named in objection rows that could not be read "
+            "in full are excluded from every use (objections fail closed; the rows are in the quarantine)"
+        )
     if o.get("people_with_objections"):
         console.print(
             f"opt-outs: {o['people_with_objections']:,} people object (type 1 only {o['type1_only']:,}, national only "
@@ -349,7 +412,7 @@ def print_pseudonymise(report) -> None:
             f"pseudonymisation, {o['flagged_for_some_uses']:,} flagged for some uses"
         )
     else:
-        console.print("opt-outs: no objections supplied (no opt_outs table)")
+        console.print("opt-outs: no person in the extracts has an objection on record")
     if report.vault_rows is not None:
         console.print(
             f"vault: {report.vault_rows:,} registrations, encrypted; re-identification {report.reidentification}"
@@ -380,7 +443,7 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
             pseudonym_key,
             vault_key,
             progress=progress,
-            command=" ".join(["riskstrat", *sys.argv[1:]]),
+            command=_command(),
         )
 
 
@@ -389,6 +452,7 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
 @_workdir_option()
 @_config_option("YAML configuration (column mappings, opt-out policy, region).")
 @_one_line_errors
+@_locked
 def pseudonymise(extracts, workdir, config_path):
     """Validate, quarantine, apply opt-outs, pseudonymise and fill the vault.
 
@@ -414,6 +478,7 @@ def pseudonymise(extracts, workdir, config_path):
     help="duckdb (embedded) or spark (local session; needs riskstrat[spark] and Java).",
 )
 @_one_line_errors
+@_locked
 def features(workdir, as_of, engine):
     """Build the feature table of the population at D (records strictly before D).
 
@@ -477,6 +542,7 @@ def print_training(result) -> None:
     help="Synthetic populations only: truth directory, to report the ceiling AUROC.",
 )
 @_one_line_errors
+@_locked
 def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
     """Train, calibrate, evaluate and register an admission-risk model in MLflow."""
 
@@ -504,6 +570,7 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
 @_tracking_uri_option()
 @_config_option("YAML configuration (mlflow.tracking_uri).")
 @_one_line_errors
+@_locked
 def score(workdir, as_of, model_uri, tracking_uri, config_path):
     """Score the population at D: risk, band and reasons per person (pseudonymised)."""
 
@@ -523,7 +590,7 @@ def score(workdir, as_of, model_uri, tracking_uri, config_path):
 # --------------------------------------------------------------------------- export
 
 
-def run_export(workdir: Path, as_of: dt.date):
+def run_export(workdir: Path, as_of: dt.date, config_path: Path | None = None):
     from riskstrat.privacy.keys import KeyName, load_key
     from riskstrat.stages.export import export as run
 
@@ -531,7 +598,8 @@ def run_export(workdir: Path, as_of: dt.date):
         vault_key = load_key(KeyName.VAULT)
     except RiskstratError:
         vault_key = None  # the stage says when it is needed
-    result = run(workdir, as_of, vault_key)
+    result = run(workdir, as_of, vault_key, load_config(config_path).practice_drop_warning_share)
+    print_warnings(result.warnings)
     if result.direct_care is not None:
         console.print(
             f"direct care: {result.patients_listed:,} patients in {result.practices} practice lists -> "
@@ -546,16 +614,23 @@ def run_export(workdir: Path, as_of: dt.date):
     return result
 
 
+def print_warnings(warnings: list[str]) -> None:
+    for w in warnings:
+        err_console.print(f"[bold]warning:[/bold] {w}")
+
+
 @main.command()
 @_workdir_option()
 @_as_of_option("As-of date D of the scores.")
+@_config_option("YAML configuration (validation.practice_drop_warning_share).")
 @_one_line_errors
-def export(workdir, as_of):
+@_locked
+def export(workdir, as_of, config_path):
     """Direct-care lists for every practice and commissioner outputs from the scores at D.
 
     Practice lists need RISKSTRAT_VAULT_KEY: each holds only that practice's patients.
     """
-    run_export(workdir, as_of)
+    run_export(workdir, as_of, config_path)
 
 
 # --------------------------------------------------------------------------- run
@@ -610,6 +685,9 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     uri = _tracking_uri(None, config_path)
     spec = load_spec()
     tracking.configure(workdir, uri, spec.name)
+    completed = tracking.complete_pending(spec.name)
+    if completed is not None:
+        console.print(f"      a run stopped after registering {spec.name} version {completed}: made champion now")
     must_train = tracking.champion_version(spec.name) is None
     train_as_of = run_training_as_of(workdir, as_of, spec)
     dates = [as_of, *(dates_to_train(workdir, train_as_of, spec) if must_train else [])]
@@ -647,7 +725,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
             )
     console.print("[5/5] outputs")
     with clock.stage(f"export at {as_of}"):
-        run_export(workdir, as_of)
+        run_export(workdir, as_of, config_path)
     total = time.perf_counter() - started
     record = workdir / "reports" / f"run_{as_of}.json"
     clock.write(record, as_of=str(as_of), seconds=round(total, 1))
@@ -677,6 +755,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     help="duckdb (this machine) or spark (the cluster's session, else a local one; docs/scale-out.md).",
 )
 @_one_line_errors
+@_locked
 def run(extracts, workdir, as_of, config_path, truth, engine):
     """Everything in order: pseudonymise, features, train when no model is registered (on the
     populations of D - 2 years and the years before, validated out of time at D - 1 year),
@@ -721,6 +800,7 @@ def run_pipeline_on_spark(extracts: Path, workdir: Path, as_of: dt.date, config_
     bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
     console.print(f"scored {m['people_scored']:,} people at {as_of} ({bands}) -> {result.scored.path}")
     e = result.exported
+    print_warnings(e.warnings)
     if e.direct_care is not None:
         console.print(f"direct care: {e.patients_listed:,} patients in {e.practices} practice lists -> {e.direct_care}")
     else:
@@ -747,17 +827,29 @@ def demo(workdir, patients, seed):
     """Run riskstrat end to end on a freshly generated synthetic population.
 
     Generates synthetic extracts (with a low rate of injected faults, to show the
-    quarantine at work) and validates them. Later stages join as they are built.
+    quarantine at work), then validates, pseudonymises, builds features, trains, scores and
+    exports them in WORKDIR/work.
     """
+    from riskstrat.stages.lock import work_lock
+    from riskstrat.stages.resources import usable_directory
+
+    usable_directory(workdir, "--workdir")
+    with work_lock(workdir / "work", _command()):
+        _demo(workdir, patients, seed)
+
+
+def _demo(workdir: Path, patients: int, seed: int) -> None:
     import os
 
     from riskstrat.privacy.keys import KeyName, throwaway_keys
+    from riskstrat.stages.lock import LOCK_FILE
 
-    workdir.mkdir(parents=True, exist_ok=True)
     extracts, truth, work = workdir / "extracts", workdir / "truth", workdir / "work"
     started = time.perf_counter()
     if not (os.environ.get(KeyName.PSEUDONYM.value) or os.environ.get(f"{KeyName.PSEUDONYM.value}_FILE")):
-        shutil.rmtree(work, ignore_errors=True)  # pseudonyms of old throwaway keys cannot be linked
+        for old in work.iterdir():  # pseudonyms of old throwaway keys cannot be linked (the lock stays)
+            if old.name != LOCK_FILE:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
         os.environ.update(throwaway_keys())
         console.print("demo: made throwaway pseudonymisation and vault keys for this run (held in memory only)")
     console.print(f"[1/5] synthetic population of {patients:,} people -> {extracts}")

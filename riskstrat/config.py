@@ -26,10 +26,13 @@ from riskstrat.errors import ConfigError
 from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy, OptOutType, Use
 from riskstrat.schema import TABLES
 
-__all__ = ["DEFAULT_CONFIG", "Config", "TableMapping", "load_config"]
+__all__ = ["DEFAULT_CONFIG", "DROP_WARNING_SHARE", "Config", "TableMapping", "load_config"]
+
+#: a practice list shorter than last month's by more than this share raises a warning
+DROP_WARNING_SHARE = 0.2
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "mlflow"}
+_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "opt_outs", "mlflow"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Config:
     batch_rows: int = 1_000_000
     opt_out_policy: OptOutPolicy = DEFAULT_POLICY
     tracking_uri: str | None = None  # None: the embedded store in the work directory
+    #: who applied patients' objections before the extracts arrived (e.g. "DSCRO"); without it
+    #: and without an opt_outs table a run refuses to start (objections are never assumed)
+    opt_outs_applied_upstream: str | None = None
+    #: required tables that may arrive with no rows in this region (otherwise no rows stops the run)
+    expected_empty: frozenset[str] = frozenset()
+    practice_drop_warning_share: float = DROP_WARNING_SHARE
     source: str = "embedded defaults"
 
     def mapping(self, table_name: str) -> TableMapping:
@@ -105,12 +114,24 @@ def load_config(path: Path | str | None = None) -> Config:
     batch_rows = int(validation.get("batch_rows", 1_000_000))
     if batch_rows < 1:
         raise _fail(path, "validation.batch_rows must be a positive integer")
+    expected_empty = validation.get("expected_empty") or []
+    if not isinstance(expected_empty, list) or set(map(str, expected_empty)) - set(TABLES):
+        raise _fail(path, f"validation.expected_empty must list contract tables ({', '.join(TABLES)})")
+    drop_share = validation.get("practice_drop_warning_share", DROP_WARNING_SHARE)
+    if not isinstance(drop_share, int | float) or not 0 < drop_share <= 1:
+        raise _fail(path, "validation.practice_drop_warning_share must be a share between 0 and 1 (e.g. 0.2)")
+    upstream = (raw.get("opt_outs") or {}).get("applied_upstream") if isinstance(raw.get("opt_outs"), dict) else None
+    if raw.get("opt_outs") is not None and (not isinstance(raw.get("opt_outs"), dict) or not upstream):
+        raise _fail(path, "opt_outs: expected 'applied_upstream: <who applied the objections>' (e.g. DSCRO)")
     return Config(
         tables=tables,
         region=str(raw.get("region", "default")),
         batch_rows=batch_rows,
         opt_out_policy=_policy(path, raw.get("opt_out_policy")),
         tracking_uri=_tracking_uri(path, raw.get("mlflow")),
+        opt_outs_applied_upstream=str(upstream) if upstream else None,
+        expected_empty=frozenset(map(str, expected_empty)),
+        practice_drop_warning_share=float(drop_share),
         source=str(path),
     )
 

@@ -50,18 +50,38 @@ def tracking_uri(workdir: Path, configured: str | None = None) -> str:
     return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
 
 
+WORKDIR_TAG = "riskstrat.workdir"
+DECISION_TAG = "riskstrat.champion_decision"
+PENDING = "pending"
+
+
 def configure(workdir: Path, uri: str | None, experiment: str) -> str:
-    """Point mlflow at the store and the experiment (created with artefacts in W/mlartifacts)."""
+    """Point mlflow at the store and the experiment (created with artefacts in W/mlartifacts).
+
+    Runs of this work directory left RUNNING by a killed process are ended as FAILED, when
+    this process holds the work directory's lock (so no other process can be running them)."""
     uri = tracking_uri(workdir, uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
         location = None
         if uri.startswith("sqlite:"):
             location = (workdir / "mlartifacts").resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
+    exp = mlflow.set_experiment(experiment)
+    from riskstrat.stages.lock import held
+
+    if found is not None and held(workdir):
+        client = MlflowClient()
+        query = f"attributes.status = 'RUNNING' and tags.`{WORKDIR_TAG}` = '{_workdir_id(workdir)}'"
+        for run in client.search_runs([exp.experiment_id], query):
+            client.set_terminated(run.info.run_id, status="FAILED")
     return uri
+
+
+def _workdir_id(workdir: Path) -> str:
+    return str(workdir.resolve()).replace("'", "")
 
 
 class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -74,9 +94,10 @@ class RiskModelPyfunc(mlflow.pyfunc.PythonModel):
         return self.estimator.predict_proba(model_input)[:, 1]
 
 
-def start_run(name: str):
-    """A tracked run (context manager yielding the run; ``run.info.run_id``)."""
-    return mlflow.start_run(run_name=name)
+def start_run(name: str, workdir: Path):
+    """A tracked run of work directory ``workdir`` (context manager yielding the run;
+    ``run.info.run_id``); an exception inside ends it as FAILED."""
+    return mlflow.start_run(run_name=name, tags={WORKDIR_TAG: _workdir_id(workdir)})
 
 
 def set_tags(tags: dict[str, str]) -> None:
@@ -144,18 +165,50 @@ def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> s
                 )
             finally:
                 pyfunc_log.setLevel(level)
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    # Until the champion decision is recorded, the version is pending: a rerun after a kill
+    # completes the decision (complete_pending) instead of training and registering again.
+    MlflowClient().set_model_version_tag(registered_name, version, DECISION_TAG, PENDING)
+    return version
 
 
 def champion_version(name: str) -> str | None:
     try:
-        return MlflowClient().get_model_version_by_alias(name, CHAMPION).version
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
 
 
 def set_champion(name: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+
+
+def record_decision(name: str, version: str, decision: str) -> None:
+    """The champion decision on a version is made ("promoted" or "kept"): no longer pending."""
+    MlflowClient().set_model_version_tag(name, version, DECISION_TAG, decision)
+
+
+def complete_pending(name: str) -> str | None:
+    """A version registered by a run killed before its champion decision: with no champion,
+    the newest such version becomes champion (it passed every check before registration).
+    Returns the version promoted, if any."""
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    pending = sorted(
+        (v for v in versions if v.tags.get(DECISION_TAG) == PENDING), key=lambda v: int(v.version), reverse=True
+    )
+    if not pending:
+        return None
+    promoted = None
+    if champion_version(name) is None:
+        promoted = str(pending[0].version)
+        set_champion(name, promoted)
+    for v in pending:
+        record_decision(name, str(v.version), "promoted" if str(v.version) == promoted else "kept")
+    return promoted
 
 
 def load_model(uri: str):

@@ -97,8 +97,8 @@ def _job_env(region_key: str, vault_key: str) -> dict[str, str]:
     return {**env, "RISKSTRAT_PSEUDONYM_KEY": region_key, "RISKSTRAT_VAULT_KEY": vault_key}
 
 
-def _run(extracts: Path, workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = ["run", "--extracts", str(extracts), "--workdir", str(workdir), "--as-of", "2026-10-01"]
+def _run(extracts: Path, workdir: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    command = ["run", "--extracts", str(extracts), "--workdir", str(workdir), "--as-of", "2026-10-01", *extra]
     return subprocess.run([sys.executable, "-m", "riskstrat", *command], capture_output=True, text=True, env=env)
 
 
@@ -109,13 +109,13 @@ def test_run_does_everything_in_order(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "no champion registered: train at 2024-10-01" in out and "run finished" in out
-    assert sorted(p.name for p in (tmp_path / "W" / "direct_care").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "W" / "direct_care" / "current").iterdir()) == [
         "Y90000.csv",
         "Y90000.html",
         "Y90001.csv",
         "Y90001.html",
     ]
-    assert (tmp_path / "W" / "commissioner" / "aggregates.csv").exists()
+    assert (tmp_path / "W" / "commissioner" / "current" / "aggregates.csv").exists()
     record = json.loads((tmp_path / "W" / "reports" / "run_2026-10-01.json").read_text())
     stages = [r["stage"] for r in record["stages"]]
     # features at D, the three stacked training dates and the validation date, then training
@@ -131,7 +131,7 @@ def test_run_does_everything_in_order(tmp_path):
         "export at 2026-10-01",
     ]
     assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 and not r["skipped"] for r in record["stages"])
-    lists = {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care").iterdir() if p.suffix == ".csv"}
+    lists = {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"}
     # a rerun skips what is unchanged and gives the same lists
     again = _run(tmp_path / "x", tmp_path / "W", env)
     out = " ".join(again.stdout.split())
@@ -144,7 +144,7 @@ def test_run_does_everything_in_order(tmp_path):
         "features at 2026-10-01",
         "score at 2026-10-01",
     ]
-    assert {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care").iterdir() if p.suffix == ".csv"} == lists
+    assert {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"} == lists
     # a changed extract is pseudonymised again, and what follows from it is rebuilt
     import pyarrow.parquet as pq
 
@@ -166,16 +166,21 @@ def test_run_on_csv_extracts_without_the_optional_tables(tmp_path):
     for optional in ("deaths", "opt_outs", "ref_lsoa"):
         (x / f"{optional}.csv").unlink()
     env = _job_env("cli-csv-region-key-abc-def-ghij-klmn-opqrst", "cli-csv-vault-key-abc-def-ghij-klmn-opqrstu")
-    result = _run(x, tmp_path / "W", env)
+    refused = _run(x, tmp_path / "W", env)
+    assert refused.returncode == 1 and "no opt_outs table" in refused.stderr and "Traceback" not in refused.stderr
+    config = tmp_path / "upstream.yaml"  # without opt_outs, only when someone applied them upstream
+    config.write_text("opt_outs:\n  applied_upstream: the DSCRO\n")
+    result = _run(x, tmp_path / "W", env, "--config", str(config))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Warning" not in result.stderr and "WARNING" not in result.stderr, result.stderr[-2000:]
     manifest = json.loads((tmp_path / "W" / "reports" / "score_2026-10-01.json").read_text())
-    lists = sorted((tmp_path / "W" / "direct_care").glob("*.csv"))
+    lists = sorted((tmp_path / "W" / "direct_care" / "current").glob("*.csv"))
     assert [p.name for p in lists] == ["Y90000.csv", "Y90001.csv"]
     listed = sum(len(p.read_text().splitlines()) - 1 for p in lists)
     assert listed == manifest["people_scored"] > 2000  # no opt-outs: everyone scored is on a list
+    assert "objections applied upstream by the DSCRO" in " ".join(result.stdout.split())
     for output in ("cohort.parquet", "aggregates.csv", "report.html"):
-        assert (tmp_path / "W" / "commissioner" / output).stat().st_size > 0
+        assert (tmp_path / "W" / "commissioner" / "current" / output).stat().st_size > 0
 
 
 def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseudonymised, tmp_path):

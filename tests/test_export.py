@@ -58,7 +58,7 @@ def test_each_list_holds_only_the_practice_s_own_patients_registered_on_d(export
     assert len(practices) == 5 and result.practices == 5
     seen = 0
     for p in practices:
-        lst = pd.read_csv(work / "direct_care" / f"{p}.csv", dtype={"nhs_number": str})
+        lst = pd.read_csv(work / "direct_care" / "current" / f"{p}.csv", dtype={"nhs_number": str})
         allowed = set(on_d.loc[on_d["practice_code"] == p, "nhs_number"])
         assert set(lst["nhs_number"]) <= allowed, p
         assert not set(lst["nhs_number"]) & dead and not set(lst["nhs_number"]) & objectors
@@ -74,8 +74,8 @@ def test_each_list_holds_only_the_practice_s_own_patients_registered_on_d(export
 
 def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported):
     work, _ = exported
-    assert scan_directory(work / "commissioner") == []
-    cohort = pq.read_table(work / "commissioner" / "cohort.parquet").to_pandas()
+    assert scan_directory(work / "commissioner" / "current") == []
+    cohort = pq.read_table(work / "commissioner" / "current" / "cohort.parquet").to_pandas()
     assert "nhs_number" not in cohort.columns and cohort["pseudonym"].str.len().eq(64).all()
     for c in (
         "highest_risk_of_admission",
@@ -89,7 +89,7 @@ def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported)
     ):
         assert cohort[c].dtype == bool, c
     assert cohort["high_cost"].mean() == pytest.approx(0.15, abs=0.03)
-    agg = pd.read_csv(work / "commissioner" / "aggregates.csv", dtype=str)
+    agg = pd.read_csv(work / "commissioner" / "current" / "aggregates.csv", dtype=str)
     counts = agg[agg["measure"].str.startswith("people")]["published"]
     published = counts[counts != SUPPRESSED].astype(int)
     assert not ((published >= 1) & (published <= 7)).any()
@@ -197,7 +197,7 @@ def test_exporting_again_gives_the_same_files(exported):
     def digests() -> dict[str, str]:
         import hashlib
 
-        files = sorted([*(work / "direct_care").iterdir(), *(work / "commissioner").iterdir()])
+        files = sorted([*(work / "direct_care" / "current").iterdir(), *(work / "commissioner" / "current").iterdir()])
         return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     before = digests()

@@ -48,7 +48,7 @@ def browser():
 def test_practice_list_renders_and_activity_expands(exported, browser):  # noqa: F811
     work, _ = exported
     ARTIFACTS.mkdir(exist_ok=True)
-    page = sorted((work / "direct_care").glob("*.html"))[0]
+    page = sorted((work / "direct_care" / "current").glob("*.html"))[0]
     browser.get(page.as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "#risk-list tbody tr")
     assert len(rows) > 100
@@ -73,7 +73,7 @@ def test_practice_list_renders_and_activity_expands(exported, browser):  # noqa:
 def test_commissioner_report_renders_with_charts(exported, browser):  # noqa: F811
     work, _ = exported
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.get((work / "commissioner" / "report.html").as_uri())
+    browser.get((work / "commissioner" / "current" / "report.html").as_uri())
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) == 6
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 100 for img in images)

@@ -52,7 +52,7 @@ def test_no_nhs_number_leaves_the_identifiable_zone(faulty_run):
         assert scan_directory(work / place) == [], place
     assert scan_text(output) == 0  # the command's own output (its log)
     # nothing but the identifiable zone, pseudonymised zone and reports
-    assert {p.name for p in work.iterdir()} == {"identifiable", "pseudonymised", "reports"}
+    assert {p.name for p in work.iterdir()} == {"identifiable", "pseudonymised", "reports", ".lock"}
     assert not (work / "identifiable" / "staging").exists()  # staged identifiable copies are gone
     for f in (work / "pseudonymised").glob("*.parquet"):
         names = pq.ParquetFile(f).schema_arrow.names

@@ -147,16 +147,16 @@ def test_spark_scores_bands_and_reasons_are_the_duckdb_path_s(both_paths):
 @pytest.mark.slow
 def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissioner_outputs(both_paths):
     duck, work, result = both_paths
-    csvs = sorted((duck / "direct_care").glob("*.csv"))
+    csvs = sorted((duck / "direct_care" / "current").glob("*.csv"))
     assert len(csvs) == 5 == result.exported.practices
     for path in csvs:  # the same people, order, scores, bands, reasons and counts
-        made = pd.read_csv(work / "direct_care" / path.name, dtype={"nhs_number": str})
+        made = pd.read_csv(work / "direct_care" / "current" / path.name, dtype={"nhs_number": str})
         pd.testing.assert_frame_equal(made, pd.read_csv(path, dtype={"nhs_number": str}), check_dtype=False)
     for name in ("aggregates.csv", "report.html"):
-        assert (work / "commissioner" / name).read_bytes() == (duck / "commissioner" / name).read_bytes(), name
+        assert (work / "commissioner" / "current" / name).read_bytes() == (duck / "commissioner" / "current" / name).read_bytes(), name
     pd.testing.assert_frame_equal(
-        pq.read_table(work / "commissioner" / "cohort.parquet").to_pandas(),
-        pq.read_table(duck / "commissioner" / "cohort.parquet").to_pandas(),
+        pq.read_table(work / "commissioner" / "current" / "cohort.parquet").to_pandas(),
+        pq.read_table(duck / "commissioner" / "current" / "cohort.parquet").to_pandas(),
     )
     assert not list((work / "pseudonymised").glob(".*"))  # no working copies left behind
     exports = [
@@ -168,5 +168,5 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
 @pytest.mark.slow
 def test_practice_list_files_are_byte_identical(both_paths):
     duck, work, _ = both_paths
-    for path in sorted((duck / "direct_care").glob("*.*")):
-        assert (work / "direct_care" / path.name).read_bytes() == path.read_bytes(), path.name
+    for path in sorted((duck / "direct_care" / "current").glob("*.*")):
+        assert (work / "direct_care" / "current" / path.name).read_bytes() == path.read_bytes(), path.name

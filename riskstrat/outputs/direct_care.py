@@ -36,17 +36,29 @@ LIST_COLUMNS = [
     "age",
     "sex",
     *KEY_COUNTS.values(),
+    "as_of",
+    "model_version",
 ]
 
 
-def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.DataFrame, with_pseudonyms: bool = False):
-    """The list for one practice: ``scored`` is scores joined to features, by pseudonym.
+def practice_list(
+    vault: OpenVault,
+    practice: str,
+    as_of: dt.date,
+    scored: pd.DataFrame,
+    with_pseudonyms: bool = False,
+    model: str = "",
+    with_registered: bool = False,
+):
+    """The list for one practice: ``scored`` is scores joined to features, by pseudonym; every
+    row carries the as-of date and the model (``model``, e.g. "emergency_admission_12m version 3").
 
     Highest risk first: by calibrated risk, then by the model's own score (``model_score``)
     where calibration ties people, then by pseudonym. ``scored`` may hold everyone or only
     this practice's rows; only people the vault has registered at the practice on D *and*
     whose pseudonymised record puts them there are listed. With ``with_pseudonyms`` also
-    returns the pseudonyms in list order (never written out).
+    returns the pseudonyms in list order (never written out); with ``with_registered`` also the
+    number of people the vault has registered at the practice on D (listed or not).
     """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
     lst = people.merge(scored[scored["practice_code"] == practice], on="pseudonym", how="inner")
@@ -54,9 +66,14 @@ def practice_list(vault: OpenVault, practice: str, as_of: dt.date, scored: pd.Da
     lst = lst.sort_values(order, ascending=[False, False, True]).reset_index(drop=True)
     lst["rank_in_practice"] = range(1, len(lst) + 1)
     lst = lst.rename(columns={"age_years": "age", **KEY_COUNTS})
+    lst["as_of"] = as_of.isoformat()
+    lst["model_version"] = model
+    out = (lst[LIST_COLUMNS],)
     if with_pseudonyms:
-        return lst[LIST_COLUMNS], lst["pseudonym"].tolist()
-    return lst[LIST_COLUMNS]
+        out += (lst["pseudonym"].tolist(),)
+    if with_registered:
+        out += (len(people),)
+    return out if len(out) > 1 else out[0]
 
 
 def write_atomically(content: pd.DataFrame | str, path: Path) -> None:

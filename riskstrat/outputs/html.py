@@ -76,7 +76,14 @@ def activity_details(activity: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"events": ends - starts, "table": tables}, index=pd.Index(people[starts], name="pseudonym"))
 
 
-def practice_html(practice: pd.Series, as_of: dt.date, lst: pd.DataFrame, activity: pd.DataFrame, model: str) -> str:
+def practice_html(
+    practice: pd.Series,
+    as_of: dt.date,
+    lst: pd.DataFrame,
+    activity: pd.DataFrame,
+    model: str,
+    notes: tuple[str, ...] = (),
+) -> str:
     """The printable list of one practice.
 
     Parameters
@@ -88,6 +95,7 @@ def practice_html(practice: pd.Series, as_of: dt.date, lst: pd.DataFrame, activi
     activity : DataFrame
         ``events`` and ``table`` for each row of ``lst``, in the same order
         (:func:`activity_details`); people with no activity have missing values.
+    notes : the practice's registered people who are not on the list, and why, in words.
     """
     reasons = [_escaped(lst[c]) for c in ("reason_1", "reason_2", "reason_3")]
     joined = ["; ".join(x for x in r if x) for r in zip(*reasons, strict=True)]
@@ -121,6 +129,7 @@ def practice_html(practice: pd.Series, as_of: dt.date, lst: pd.DataFrame, activi
 <div class="meta">Primary care network: {pcn}. As of {as_of}. Model {_e(model)}. For direct care by clinicians with a
 legitimate relationship with the patient. Risk = probability of an emergency admission in the next 12 months.
 {len(lst):,} registered patients, highest risk first.</div>
+{"".join(f'<p class="note">{_e(n)}</p>' for n in notes)}
 <button onclick="document.querySelectorAll('details').forEach(d=>d.open=true)">Show all activity</button>
 <table id="risk-list"><thead><tr><th>#</th><th>NHS number</th><th>risk</th><th>band</th><th>age</th><th>sex</th>
 <th>main reasons</th><th>hospital activity, last 12 months</th></tr></thead><tbody>

@@ -25,7 +25,11 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["DEFAULT_POLICY", "OptOutPolicy", "OptOutType", "Use", "exclusions"]
+__all__ = ["DEFAULT_POLICY", "UNREADABLE", "OptOutPolicy", "OptOutType", "Use", "exclusions"]
+
+#: the type given to an objection whose row could not be read in full but whose NHS number
+#: could: it excludes the person from every use
+UNREADABLE = "unreadable"
 
 
 class Use(StrEnum):
@@ -47,9 +51,13 @@ class OptOutPolicy:
     excludes: dict[OptOutType, frozenset[Use]] = field(default_factory=lambda: {t: frozenset(Use) for t in OptOutType})
 
     def uses_excluded(self, types: set[str]) -> frozenset[Use]:
+        """The uses ``types`` of objection exclude a person from; an objection of a type the
+        policy does not know (e.g. a row that could not be read: :data:`UNREADABLE`) excludes
+        from every use: objections fail closed."""
         out: set[Use] = set()
         for t in types:
-            out |= self.excludes.get(OptOutType(t), frozenset())
+            known = t in {k.value for k in OptOutType}
+            out |= self.excludes.get(OptOutType(t), frozenset()) if known else frozenset(Use)
         return frozenset(out)
 
     def to_dict(self) -> dict[str, list[str]]:

@@ -22,14 +22,19 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from riskstrat.config import DROP_WARNING_SHARE
 from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS
-from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, recent_activity, record_export, write_atomically
-from riskstrat.outputs.html import activity_details, practice_html
+from riskstrat.outputs.direct_care import KEY_COUNTS
 from riskstrat.privacy.audit import AuditLog
-from riskstrat.privacy.vault import open_vault
 from riskstrat.scaleout.session import spark_path
-from riskstrat.stages.export import ExportResult, write_commissioner_outputs
+from riskstrat.stages.export import (
+    ExportResult,
+    Month,
+    unannounced_losses,
+    write_commissioner_outputs,
+    write_practice_lists,
+)
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.stages.resources import named_stage
@@ -63,9 +68,11 @@ def _practice_rows(listed: Path, code: str, empty: pd.DataFrame) -> pd.DataFrame
 
 
 @named_stage("export")
-def export_by_practice(spark, workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
+def export_by_practice(
+    spark, workdir: Path, as_of: dt.date, vault_key: str | None, warn_share: float = DROP_WARNING_SHARE
+) -> ExportResult:
     """Direct-care lists and commissioner outputs at ``as_of`` from scores written by Spark
-    (or DuckDB): the same files, in the same places, as ``riskstrat export``."""
+    (or DuckDB): the same files, in the same places, published the same way, as ``riskstrat export``."""
     started = time.perf_counter()
     wd = WorkDir(workdir)
     if not scores_path(workdir, as_of).exists():
@@ -74,13 +81,14 @@ def export_by_practice(spark, workdir: Path, as_of: dt.date, vault_key: str | No
     feats = spark.read.parquet(spark_path(features_path(workdir, as_of))).select(*_FEATURE_COLUMNS)
     scored = scores.join(feats, "pseudonym")
     audit = AuditLog(wd.audit)
+    month = Month(wd, as_of)
     # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
     view = _without(spark, scored, wd, "commissioner")
     people = view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas()
-    cohort, model = write_commissioner_outputs(wd, as_of, people)
+    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, people)
     # Direct care: each practice's own patients, through the vault, one practice at a time.
-    ref = pq.read_table(wd.table("ref_practices")).to_pandas()
-    listed, note, out_dir = 0, "", None
+    practices = pq.read_metadata(wd.table("ref_practices")).num_rows
+    listed, note, counts = 0, "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
@@ -92,27 +100,33 @@ def export_by_practice(spark, workdir: Path, as_of: dt.date, vault_key: str | No
         try:
             direct.repartition("practice_code").write.partitionBy("practice_code").parquet(spark_path(by_practice))
             empty = direct.limit(0).toArrow().to_pandas()
-            vault = open_vault(wd.vault, vault_key, audit)
-            out_dir = wd.direct_care
-            out_dir.mkdir(parents=True, exist_ok=True)
-            out_dir.chmod(0o700)
-            details = activity_details(recent_activity(wd.pseudonymised, as_of))
-            for practice in ref.sort_values("practice_code").itertuples(index=False):
-                code = practice.practice_code
-                rows = _practice_rows(by_practice, code, empty)
-                lst, pseudonyms = practice_list(vault, code, as_of, rows, with_pseudonyms=True)
-                path = out_dir / f"{code}.csv"
-                write_atomically(lst, path)
-                page = practice_html(pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model)
-                write_atomically(page, out_dir / f"{code}.html")
-                record_export(audit, code, len(lst), path)
-                listed += len(lst)
+            counts = write_practice_lists(
+                wd,
+                month.folder(wd.direct_care),
+                as_of,
+                vault_key,
+                lambda code: _practice_rows(by_practice, code, empty),
+                audit,
+            )
+            listed = sum(c["listed"] for c in counts.values())
         finally:
             shutil.rmtree(by_practice, ignore_errors=True)
+    warnings = unannounced_losses(wd, as_of, counts, warn_share)
+    month.publish()
     audit.record_stage(
         f"riskstrat export --as-of {as_of} --engine spark",
         {},
-        {"practices": len(ref), "patients_listed": listed, "cohort_rows": len(cohort)},
+        {"practices": practices, "patients_listed": listed, "cohort_rows": len(cohort), "warnings": len(warnings)},
         "succeeded",
     )
-    return ExportResult(len(ref), listed, len(cohort), out_dir, wd.commissioner, note, time.perf_counter() - started)
+    direct_dir = wd.month(wd.direct_care, as_of) if counts else None
+    return ExportResult(
+        practices,
+        listed,
+        len(cohort),
+        direct_dir,
+        wd.month(wd.commissioner, as_of),
+        note,
+        time.perf_counter() - started,
+        warnings,
+    )

@@ -29,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from riskstrat.config import Config
 from riskstrat.privacy.pseudonym import PseudonymMap, pseudonymise
@@ -42,6 +41,7 @@ from riskstrat.stages.pseudonymise import (
     _write_opt_out_uses,
     count_opt_outs,
     count_written,
+    objections,
 )
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
 from riskstrat.workdir import WorkDir
@@ -103,11 +103,11 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
         schema = f"nhs_number string, {PSEUDONYM} string"
         mapping = numbers.mapInPandas(functools.partial(_pseudonyms, key), schema).persist()
     # Opt-outs: a small table, by pseudonym, with the single-machine stage's own functions.
-    optouts = staged.get("opt_outs")
+    found = objections(staged.get("opt_outs"), wd.quarantine)
     objector_map = PseudonymMap(pa.array([], pa.string()), key)
-    if optouts is not None and "opt_outs" in identifiable:
-        objector_map = PseudonymMap(pq.read_table(optouts, columns=["nhs_number"])["nhs_number"].combine_chunks(), key)
-    flags = _opt_out_flags(optouts, objector_map, config, report)
+    if found.num_rows and found["identifier_kind"][0].as_py() == "nhs_number":
+        objector_map = PseudonymMap(found["identifier"].combine_chunks(), key)
+    flags = _opt_out_flags(found, objector_map, config, report)
     removed_ids = flags.filter(flags["all_uses"])[PSEUDONYM].to_pylist()
     removed = spark.createDataFrame(
         pd.DataFrame({PSEUDONYM: pd.Series(removed_ids, dtype=object)}), f"{PSEUDONYM} string"

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from riskstrat.config import DROP_WARNING_SHARE
 from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
@@ -30,7 +35,13 @@ from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.workdir import WorkDir
 
-__all__ = ["ExportResult", "export"]
+__all__ = [
+    "ExportResult",
+    "Month",
+    "export",
+    "write_commissioner_outputs",
+    "write_practice_lists",
+]
 
 
 @dataclass
@@ -42,6 +53,7 @@ class ExportResult:
     commissioner: Path
     note: str
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
 
 def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
@@ -54,42 +66,232 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     return scores.merge(feats, on="pseudonym", how="inner", validate="one_to_one")
 
 
-def write_commissioner_outputs(wd: WorkDir, as_of: dt.date, people: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+class Month:
+    """One month's outputs, built aside and published together.
+
+    The commissioner and direct-care folders of ``D`` are written under hidden names
+    (``<kind>/.<D>.partial``) and renamed to ``<kind>/<D>`` only when every file is written;
+    then each kind's ``current`` pointer moves to them (direct care last). A run killed before
+    that leaves last month's folders whole, ``current`` still pointing at them, and every file
+    in them names its own month; the next run clears the half-written folders. ``current``
+    never moves back to an earlier month than the one it points at.
+    """
+
+    def __init__(self, wd: WorkDir, as_of: dt.date):
+        self.wd, self.as_of = wd, as_of
+        self.kinds = (wd.commissioner, wd.direct_care)
+        for kind in self.kinds:
+            if kind.exists():
+                for stale in [*kind.glob(".*.partial"), *kind.glob(".*.old")]:
+                    shutil.rmtree(stale, ignore_errors=True)
+
+    def _staging(self, kind: Path) -> Path:
+        return kind / f".{self.as_of.isoformat()}.partial"
+
+    def folder(self, kind: Path) -> Path:
+        """Where this month's files of ``kind`` are written before publication."""
+        path = self._staging(kind)
+        path.mkdir(parents=True, exist_ok=True)
+        if kind == self.wd.direct_care:  # NHS numbers: the identifiable zone's permissions
+            kind.chmod(0o700)
+            path.chmod(0o700)
+        return path
+
+    def publish(self) -> None:
+        for kind in self.kinds:
+            staging = self._staging(kind)
+            if not staging.exists():
+                continue
+            final = self.wd.month(kind, self.as_of)
+            old = kind / f".{self.as_of.isoformat()}.old"
+            if final.exists():
+                final.rename(old)
+            staging.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        for kind in self.kinds:
+            if self.wd.month(kind, self.as_of).exists():
+                self._point(kind)
+
+    def _point(self, kind: Path) -> None:
+        current = self.wd.current(kind)
+        if current.is_symlink() and os.readlink(current) > self.as_of.isoformat():
+            return  # a later month is published already
+        tmp = kind / ".current.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(self.as_of.isoformat(), tmp)
+        os.replace(tmp, current)
+
+
+def model_of(wd: WorkDir, as_of: dt.date) -> str:
+    """The model that scored the population at ``as_of`` ("name version N")."""
+    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    return f"{manifest['model_name']} version {manifest['model_version']}"
+
+
+def write_commissioner_outputs(wd: WorkDir, folder: Path, as_of: dt.date, people: pd.DataFrame) -> pd.DataFrame:
     """The commissioner folder from the scored people commissioners may see: the pseudonymised
-    cohort table, the suppressed aggregates and the report. Returns the cohort table and the
-    model that scored them ("name version N")."""
+    cohort table, the suppressed aggregates and the report, each naming its month and model.
+    Returns the cohort table."""
+    model = model_of(wd, as_of)
     cohort = cohort_table(people)
-    wd.commissioner.mkdir(parents=True, exist_ok=True)
-    tmp = wd.commissioner / ".cohort.parquet.partial"
-    pq.write_table(pa.Table.from_pandas(cohort, preserve_index=False), tmp)
-    tmp.replace(wd.commissioner / "cohort.parquet")
+    stamp = {"as_of": as_of.isoformat(), "model_version": model}
+    pq.write_table(pa.Table.from_pandas(cohort.assign(**stamp), preserve_index=False), folder / "cohort.parquet")
     agg = aggregates(cohort)
-    write_atomically(agg, wd.commissioner / "aggregates.csv")
+    write_atomically(agg.assign(**stamp), folder / "aggregates.csv")
     sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
         columns={"value": "cohort", "published": "people"}
     )
-    score_manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
-    model = f"{score_manifest['model_name']} version {score_manifest['model_version']}"
-    write_atomically(report_html(as_of, agg, sizes, model), wd.commissioner / "report.html")
-    return cohort, model
+    write_atomically(report_html(as_of, agg, sizes, model), folder / "report.html")
+    return cohort
+
+
+def write_practice_lists(
+    wd: WorkDir,
+    folder: Path,
+    as_of: dt.date,
+    vault_key: str,
+    rows_of: Callable[[str], pd.DataFrame],
+    audit: AuditLog,
+) -> dict[str, dict[str, int]]:
+    """Each practice's list (CSV) and page (HTML) in ``folder``, one practice at a time through
+    the vault (``rows_of(code)``: the scored rows of that practice's people). Returns, per
+    practice, the people listed and the registered people not listed, with the reasons counted
+    (:func:`practice_counts`); the page says the same to the practice."""
+    ref = pq.read_table(wd.table("ref_practices")).to_pandas().sort_values("practice_code")
+    model = model_of(wd, as_of)
+    vault = open_vault(wd.vault, vault_key, audit)
+    details = activity_details(recent_activity(wd.pseudonymised, as_of))
+    quarantined = _quarantined_registrations(wd)
+    counts: dict[str, dict[str, int]] = {}
+    for practice in ref.itertuples(index=False):
+        code = practice.practice_code
+        lst, pseudonyms, registered = practice_list(
+            vault, code, as_of, rows_of(code), with_pseudonyms=True, model=model, with_registered=True
+        )
+        counts[code] = {
+            "listed": len(lst),
+            "registered_not_listed": registered - len(lst),
+            "registrations_quarantined": quarantined.get(code, 0),
+        }
+        path = folder / f"{code}.csv"
+        write_atomically(lst, path)
+        page = practice_html(
+            pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model, _notes(counts[code])
+        )
+        write_atomically(page, folder / f"{code}.html")
+        record_export(audit, code, len(lst), path)
+    return counts
+
+
+def _notes(counts: dict[str, int]) -> tuple[str, ...]:
+    notes = []
+    if counts["registrations_quarantined"]:
+        n = counts["registrations_quarantined"]
+        notes.append(f"{n:,} registration{'s' if n != 1 else ''} could not be used: see the quarantine report.")
+    if counts["registered_not_listed"]:
+        n = counts["registered_not_listed"]
+        notes.append(
+            f"{n:,} registered patient{'s are' if n != 1 else ' is'} not on this list: not in the population the model "
+            "scores on this date (for example deceased, or outside its ages) or an objection to this use."
+        )
+    return tuple(notes)
+
+
+def _quarantined_registrations(wd: WorkDir) -> dict[str, int]:
+    """Quarantined registration rows by the practice code written on them."""
+    path = wd.quarantine / "gp_registrations.csv"
+    if not path.exists():
+        return {}
+    codes = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"practice_code": pa.string()}))
+    return {str(k): int(v) for k, v in pd.Series(codes["practice_code"].to_pylist()).value_counts().items()}
+
+
+def unannounced_losses(wd: WorkDir, as_of: dt.date, counts: dict[str, dict[str, int]], share: float) -> list[str]:
+    """Warnings, in words, for registered people who would otherwise vanish from the outputs:
+    people registered at a practice missing from ``ref_practices`` (e.g. its row quarantined),
+    quarantined registrations, and practice lists that fell by more than ``share`` since the
+    last month exported. Writes the per-practice counts to ``W/reports/export_<D>.json``."""
+    warnings = []
+    ref_quarantine = wd.quarantine / "ref_practices.csv"
+    quarantined_refs = set()
+    if ref_quarantine.exists():
+        rows = pcsv.read_csv(
+            ref_quarantine, convert_options=pcsv.ConvertOptions(column_types={"practice_code": pa.string()})
+        )
+        quarantined_refs = {str(c) for c in rows["practice_code"].to_pylist() if c}
+    for code, people in _registered_outside_ref(wd, as_of).items():
+        why = " (its row was quarantined: see the quarantine report)" if code in quarantined_refs else ""
+        warnings.append(
+            f"{people:,} people registered at practice {code} on {as_of} are not scored: "
+            f"{code} is not in ref_practices{why}"
+        )
+    bad = {c: n["registrations_quarantined"] for c, n in counts.items() if n["registrations_quarantined"]}
+    if bad:
+        warnings.append(
+            f"{sum(bad.values()):,} registrations at {len(bad)} practices could not be used (quarantined): "
+            "each practice's page says how many"
+        )
+    previous = _previous_export(wd, as_of)
+    if previous is not None:
+        before, counts_before = previous
+        for code, n in counts.items():
+            was = counts_before.get(code, {}).get("listed", 0)
+            if was and (was - n["listed"]) / was > share:
+                warnings.append(
+                    f"practice {code}: {n['listed']:,} patients listed against {was:,} at {before} "
+                    f"(down {(was - n['listed']) / was:.0%}, more than the warning share of {share:.0%})"
+                )
+    wd.reports.mkdir(parents=True, exist_ok=True)
+    record = {"as_of": str(as_of), "practices": counts, "warnings": warnings}
+    (wd.reports / f"export_{as_of}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return warnings
+
+
+def _registered_outside_ref(wd: WorkDir, as_of: dt.date) -> dict[str, int]:
+    """People registered on ``as_of`` (open registrations) at practices not in ``ref_practices``."""
+    from riskstrat.duck import connect
+
+    reg, ref = wd.table("gp_registrations"), wd.table("ref_practices")
+    con = connect()
+    d = f"DATE '{as_of.isoformat()}'"
+    rows = con.execute(
+        f"SELECT practice_code, count(DISTINCT pseudonym) FROM read_parquet('{reg.as_posix()}') "
+        f"WHERE registration_start <= {d} AND (registration_end IS NULL OR registration_end >= {d}) "
+        f"AND practice_code NOT IN (SELECT practice_code FROM read_parquet('{ref.as_posix()}')) "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    return {str(code): int(n) for code, n in rows}
+
+
+def _previous_export(wd: WorkDir, as_of: dt.date) -> tuple[str, dict] | None:
+    earlier = sorted(p for p in wd.reports.glob("export_*.json") if p.stem.removeprefix("export_") < as_of.isoformat())
+    if not earlier:
+        return None
+    record = json.loads(earlier[-1].read_text())
+    return record["as_of"], record["practices"]
 
 
 @named_stage("export")
-def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult:
+def export(
+    workdir: Path, as_of: dt.date, vault_key: str | None, warn_share: float = DROP_WARNING_SHARE
+) -> ExportResult:
+    """The month's outputs at ``as_of`` (:class:`Month`): commissioner files from the people
+    commissioners may see, practice lists of the people direct care may see."""
     started = time.perf_counter()
     wd = WorkDir(workdir)
     scored = _scored(workdir, as_of)
     audit = AuditLog(wd.audit)
+    month = Month(wd, as_of)
     flags = pq.read_table(wd.table(OPT_OUT_USES_TABLE)).to_pandas() if wd.table(OPT_OUT_USES_TABLE).exists() else None
     # Commissioners: pseudonymised cohort table and suppressed aggregates.
     commissioner_view = scored
     if flags is not None and len(flags):
         commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
-    cohort, model = write_commissioner_outputs(wd, as_of, commissioner_view)
+    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, commissioner_view)
     # Direct care: each practice's own patients, through the vault.
-    ref = pq.read_table(wd.table("ref_practices")).to_pandas()
-    practices = ref["practice_code"].tolist()
-    listed, note, out_dir = 0, "", None
+    practices = pq.read_metadata(wd.table("ref_practices")).num_rows
+    listed, note, counts = 0, "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
@@ -98,28 +300,28 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None) -> ExportResult
         direct = scored
         if flags is not None and len(flags):
             direct = scored[~scored["pseudonym"].isin(set(flags.loc[flags["direct_care"], "pseudonym"]))]
-        vault = open_vault(wd.vault, vault_key, audit)
-        out_dir = wd.direct_care
-        out_dir.mkdir(parents=True, exist_ok=True)
-        out_dir.chmod(0o700)
-        details = activity_details(recent_activity(wd.pseudonymised, as_of))
         by_practice = dict(tuple(direct.groupby("practice_code", sort=False)))
         empty = direct.iloc[:0]
-        for practice in ref.sort_values("practice_code").itertuples(index=False):
-            code = practice.practice_code
-            lst, pseudonyms = practice_list(vault, code, as_of, by_practice.get(code, empty), with_pseudonyms=True)
-            path = out_dir / f"{code}.csv"
-            write_atomically(lst, path)
-            page = practice_html(pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model)
-            write_atomically(page, out_dir / f"{code}.html")
-            record_export(audit, code, len(lst), path)
-            listed += len(lst)
+        counts = write_practice_lists(
+            wd, month.folder(wd.direct_care), as_of, vault_key, lambda code: by_practice.get(code, empty), audit
+        )
+        listed = sum(c["listed"] for c in counts.values())
+    warnings = unannounced_losses(wd, as_of, counts, warn_share)
+    month.publish()
     audit.record_stage(
         f"riskstrat export --as-of {as_of}",
         {},
-        {"practices": len(practices), "patients_listed": listed, "cohort_rows": len(cohort)},
+        {"practices": practices, "patients_listed": listed, "cohort_rows": len(cohort), "warnings": len(warnings)},
         "succeeded",
     )
+    direct_dir = wd.month(wd.direct_care, as_of) if counts else None
     return ExportResult(
-        len(practices), listed, len(cohort), out_dir, wd.commissioner, note, time.perf_counter() - started
+        practices,
+        listed,
+        len(cohort),
+        direct_dir,
+        wd.month(wd.commissioner, as_of),
+        note,
+        time.perf_counter() - started,
+        warnings,
     )

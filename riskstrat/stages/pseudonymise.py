@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from riskstrat import __version__
@@ -32,13 +33,14 @@ from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.keys import fingerprint
-from riskstrat.privacy.optout import Use, exclusions
+from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
+from riskstrat.privacy.optout import UNREADABLE, Use, exclusions
 from riskstrat.privacy.pseudonym import PseudonymMap
 from riskstrat.privacy.vault import write_vault
 from riskstrat.schema import PSEUDONYM, TABLES, pseudonymised_schema
 from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
-from riskstrat.workdir import WorkDir
+from riskstrat.workdir import WorkDir, private_files
 
 __all__ = [
     "OPT_OUT_USES_TABLE",
@@ -128,6 +130,74 @@ def _check_region(wd: WorkDir, key: str, region: str) -> None:
     wd.region_file.write_text(json.dumps({"region": region, "key_fingerprint": tag}, indent=2) + "\n")
 
 
+def _refuse_unsafe(validation: ValidationReport, config: Config, extracts: Path) -> None:
+    """Stop before anything is written when going on would silently change who is counted:
+    no objections supplied and none said to be applied upstream; a required table with no rows."""
+    if "opt_outs" not in validation.tables and not config.opt_outs_applied_upstream:
+        raise RiskstratError(
+            f"{extracts}: no opt_outs table, so patients' objections cannot be applied and nothing is processed: "
+            "supply opt_outs (data contract v1), or, if objections were applied before the extracts reached you, "
+            "say who applied them in the configuration (opt_outs: {applied_upstream: DSCRO})"
+        )
+    empty = [
+        t
+        for t in validation.tables.values()
+        if TABLES[t.table].required and t.rows_read == 0 and t.table not in config.expected_empty
+    ]
+    if empty:
+        names = ", ".join(f"{t.table} ({t.file})" for t in empty)
+        raise RiskstratError(
+            f"{extracts}: required table(s) with no rows: {names}; every feature from them would be 0 for everyone: "
+            "check the extract, or, if the region truly has none, list them under validation.expected_empty "
+            "in the configuration"
+        )
+
+
+def _objection_sources(validation: ValidationReport, config: Config) -> str:
+    """How patients' objections were applied, in words, for the run summary and the audit log."""
+    sources = []
+    if "opt_outs" in validation.tables:
+        sources.append(f"from the opt_outs table ({validation.tables['opt_outs'].file})")
+    if config.opt_outs_applied_upstream:
+        sources.append(f"upstream by {config.opt_outs_applied_upstream} (configuration {config.source})")
+    return "applied " + " and ".join(sources)
+
+
+def objections(staged: Path | None, quarantine: Path) -> pa.Table:
+    """Every objection: the accepted rows of ``opt_outs`` (``staged``) and, failing closed,
+    each quarantined row from which an identifier can be recovered (an NHS number written with
+    spaces or dashes, with a valid check digit; or a pseudonym), as an objection of type
+    :data:`~riskstrat.privacy.optout.UNREADABLE`, which excludes the person from every use.
+
+    Returns ``identifier``, ``opt_out_type`` and ``identifier_kind`` (``nhs_number`` or ``pseudonym``)
+    columns; empty when there are none."""
+    empty = pa.table({"identifier": pa.array([], pa.string()), "opt_out_type": pa.array([], pa.string())})
+    accepted, kind = empty, "nhs_number"
+    if staged is not None:
+        tbl = pq.read_table(staged)
+        kind = "nhs_number" if "nhs_number" in tbl.column_names else PSEUDONYM
+        accepted = pa.table({"identifier": tbl[kind].combine_chunks(), "opt_out_type": tbl["opt_out_type"]})
+    recovered = empty
+    path = quarantine / "opt_outs.csv"
+    if path.exists():
+        q = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"raw_line": pa.string()}))
+        q = q.cast(pa.schema([pa.field(n, pa.string()) for n in q.column_names]))
+        column = q[kind] if kind in q.column_names else pa.nulls(q.num_rows, pa.string())
+        text = pc.coalesce(column, q["raw_line"]).combine_chunks()
+        if kind == "nhs_number":
+            found = pc.extract_regex(text, r"(?:^|[^0-9])(?P<n>[0-9]{3}[ -]*[0-9]{3}[ -]*[0-9]{4})(?:[^0-9]|$)")
+            ids = pc.replace_substring_regex(pc.struct_field(found, "n"), r"[ -]", "")
+            ids = pc.filter(ids, pa.array(nhs_number_is_valid(ids)))
+        else:
+            found = pc.extract_regex(pc.utf8_lower(text), r"(?P<p>[0-9a-f]{64})")
+            ids = pc.drop_null(pc.struct_field(found, "p"))
+        ids = pc.unique(ids)
+        recovered = pa.table({"identifier": ids, "opt_out_type": pa.array([UNREADABLE] * len(ids), pa.string())})
+    return pa.concat_tables([accepted, recovered]).append_column(
+        "identifier_kind", pa.array([kind] * (accepted.num_rows + recovered.num_rows), pa.string())
+    )
+
+
 def _quote(path: Path) -> str:
     return "'" + path.as_posix().replace("'", "''") + "'"
 
@@ -161,11 +231,20 @@ def pseudonymise(
         if registrations_identifiable and vault_key is None:
             raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to fill the vault")
         shutil.rmtree(wd.staging, ignore_errors=True)
-        validation = validate_extracts(extracts, config, wd.quarantine, wd.staging, today=today, progress=progress)
+        for old in wd.quarantine.glob("*.csv") if wd.quarantine.is_dir() else ():
+            old.unlink()  # an earlier extract's quarantine would be read as this one's
+        with private_files():  # staged copies and quarantine carry NHS numbers
+            validation = validate_extracts(extracts, config, wd.quarantine, wd.staging, today=today, progress=progress)
+        _refuse_unsafe(validation, config, extracts)
         report = PseudonymiseReport(validation)
+        report.opted_out["objections"] = _objection_sources(validation, config)
         (write or _run)(wd, config, pseudonym_key, vault_key, report)
+        for name in TABLES:  # a table absent this month is never read from an earlier month's copy
+            if name not in report.tables and wd.table(name).exists():
+                wd.table(name).unlink()
     except RiskstratError as exc:
         audit.record_stage(command, inputs, {}, "failed", error=type(exc).__name__, message=str(exc))
+        exc.riskstrat_audited = True
         raise
     finally:
         shutil.rmtree(wd.staging, ignore_errors=True)  # identifiable staged copies never stay
@@ -207,7 +286,7 @@ def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: P
     con.close()
     pmap = PseudonymMap(numbers, key)
     # Opt-outs, by pseudonym.
-    flags = _opt_out_flags(staged.get("opt_outs"), pmap, config, report)
+    flags = _opt_out_flags(objections(staged.get("opt_outs"), wd.quarantine), pmap, config, report)
     removed = flags.filter(flags["all_uses"])[PSEUDONYM].combine_chunks()
     partial = flags.filter(pc.invert(flags["all_uses"]))
     for name, path in staged.items():
@@ -248,7 +327,9 @@ def count_written(report: PseudonymiseReport, name: str, staged: Path, written: 
     }
 
 
-def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report: PseudonymiseReport) -> pa.Table:
+def _opt_out_flags(found: pa.Table, pmap: PseudonymMap, config: Config, report: PseudonymiseReport) -> pa.Table:
+    """Per person with an objection (``found``: :func:`objections`), by pseudonym, the uses it
+    excludes them from; the report's opt-out counts."""
     empty = pa.table(
         {
             PSEUDONYM: pa.array([], pa.string()),
@@ -256,26 +337,28 @@ def _opt_out_flags(path: Path | None, pmap: PseudonymMap, config: Config, report
             "all_uses": pa.array([], pa.bool_()),
         }
     )
-    if path is None:
-        report.opted_out = {
+    unreadable = pc.sum(pc.equal(found["opt_out_type"], UNREADABLE)).as_py() or 0
+    report.opted_out |= {"unreadable_objections_applied": int(unreadable)}
+    if found.num_rows == 0:
+        report.opted_out |= {
             "people_with_objections": 0,
             "removed_before_pseudonymisation": 0,
             "flagged_for_some_uses": 0,
         }
         return empty
-    tbl = pq.read_table(path)
-    if "nhs_number" in tbl.column_names:
+    tbl = found
+    if found["identifier_kind"][0].as_py() == "nhs_number":
         # objections of people with no other rows need no pseudonym: they are in no table
-        known = pc.is_in(tbl["nhs_number"], value_set=pmap.numbers)
+        known = pc.is_in(tbl["identifier"], value_set=pmap.numbers)
         tbl = tbl.filter(known)
-        ids = pmap.apply(tbl["nhs_number"])
+        ids = pmap.apply(tbl["identifier"])
     else:
-        ids = tbl[PSEUDONYM].combine_chunks()
+        ids = tbl["identifier"].combine_chunks()
     out = exclusions(ids, tbl["opt_out_type"].combine_chunks(), config.opt_out_policy)
     out = out.rename_columns([PSEUDONYM, *out.column_names[1:]])
     kinds = pa.table({"id": ids, "t": tbl["opt_out_type"]}).group_by("id").aggregate([("t", "distinct")])
     types = [tuple(sorted(x)) for x in kinds["t_distinct"].to_pylist()]
-    report.opted_out = {
+    report.opted_out |= {
         "people_with_objections": len(types),
         "type1_only": types.count(("type1",)),
         "ndoo_only": types.count(("ndoo",)),

@@ -15,11 +15,12 @@ import functools
 import inspect
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from riskstrat.duck import MEMORY_LIMIT
-from riskstrat.errors import ResourceError
+from riskstrat.errors import ResourceError, RiskstratError
 
-__all__ = ["as_resource_error", "named_stage", "stage"]
+__all__ = ["as_resource_error", "named_stage", "stage", "usable_directory"]
 
 _STAGE_ATTRIBUTE = "riskstrat_stage"
 _STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("riskstrat_stage", default=None)
@@ -85,7 +86,40 @@ def as_resource_error(exc: BaseException) -> ResourceError | None:
             f"{where}: no space left on the disk ({getattr(exc, 'filename', None) or 'the work directory'}): "
             "free space or use a work directory on a larger disk, then run again; finished stages are kept"
         )
+    if isinstance(exc, OSError) and exc.errno in _PATH_ERRORS:
+        return ResourceError(
+            f"{where}: cannot write {exc.filename or 'a file'} ({_PATH_ERRORS[exc.errno]}): "
+            "choose a place you can write to, or fix its permissions, then run again"
+        )
     return None
+
+
+_PATH_ERRORS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder",
+    errno.EEXIST: "a file is in the way",
+}
+
+
+def usable_directory(path: Path, option: str) -> None:
+    """Make ``path`` (a folder riskstrat writes to) or say in one line why it cannot be used."""
+    if path.exists() and not path.is_dir():
+        raise RiskstratError(f"{path}: is a file, not a folder: give {option} a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RiskstratError(f"{path}: a part of the path is a file: give {option} a folder") from None
+    except NotADirectoryError:
+        raise RiskstratError(f"{path}: a part of the path is a file, not a folder: give {option} a folder") from None
+    except PermissionError:
+        raise RiskstratError(f"{path}: cannot create the folder (permission denied): choose another {option}") from None
+    except OSError as exc:
+        raise RiskstratError(f"{path}: cannot create the folder ({exc.strerror}): choose another {option}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RiskstratError(f"{path}: cannot write there (permission denied): choose another {option}")
 
 
 def _total_memory() -> str:

@@ -324,7 +324,7 @@ def train(
         "search_trials": len(selection.trials),
     }
     uri = tracking.configure(workdir, tracking_uri, spec.name)
-    with tracking.start_run(f"{spec.name} at {as_of}") as run:
+    with tracking.start_run(f"{spec.name} at {as_of}", workdir) as run:
         tracking.log_run(
             params={
                 **spec.to_dict(),
@@ -346,6 +346,7 @@ def train(
             tracking.log_metric_history("search_trial_selection_auroc", selection.trials["selection_auroc"].tolist())
         version = tracking.log_model(model, Xv, spec.name)
         promoted, reason = _decide(spec.name, version, rep_df, yv, metrics["model"]["auroc"])
+        tracking.record_decision(spec.name, version, "promoted" if promoted else "kept")
         tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
     import matplotlib.pyplot as plt
 
