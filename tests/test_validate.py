@@ -10,10 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.config import Config
+from riskstrat.config import Config, TableMapping
 from riskstrat.errors import ContractError
+from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import validate_extracts
+from riskstrat.privacy.pseudonym import pseudonym
 from riskstrat.schema import TABLES
+from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
 
 TODAY = dt.date(2026, 11, 1)
 A, B = "9990000018", "9990000026"  # valid synthetic NHS numbers (999 test range)
@@ -158,6 +161,14 @@ RULES = [
     ("ref_practices", {"pcn_code": "X12345"}, "pcn_code", "code_shape_pcn"),
     ("ref_practices", {"sub_icb_code": "99XX"}, "sub_icb_code", "code_shape_sub_icb"),
     ("ref_lsoa", {"imd_decile": "11"}, "imd_decile", "value_range"),
+    # NaN and the infinities are numbers no range holds (CSV spellings, any case)
+    ("sus_apc", {"cost": "nan"}, "cost", "value_range"),
+    ("sus_apc", {"cost": "NaN"}, "cost", "value_range"),
+    ("sus_op", {"cost": "inf"}, "cost", "value_range"),
+    ("sus_ecds", {"cost": "-inf"}, "cost", "value_range"),
+    ("gp_medications", {"actual_cost": "Infinity"}, "actual_cost", "value_range"),
+    ("gp_medications", {"quantity": "-Infinity"}, "quantity", "value_range"),
+    ("gp_events", {"value": "nan"}, "value", "type_float"),  # no range: not a number, as before
 ]
 
 
@@ -355,3 +366,195 @@ def _drop_column(path: Path, column: str) -> None:
         w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+
+
+# --------------------------------------------------------------------------- whole files, all at once
+
+
+def whole_file_error(tmp_path: Path, extracts: Path, config: Config | None = None) -> str:
+    with pytest.raises(ContractError) as exc:
+        validate_extracts(extracts, config or Config(), tmp_path / "q", tmp_path / "ok", today=TODAY)
+    message = str(exc.value)
+    assert "\n" not in message  # the CLI prints it as one line
+    return message
+
+
+def write_parquet(extracts: Path, table: str, n: int, typed: dict[str, pa.Array]) -> None:
+    """``table`` as Parquet in place of its CSV: ``n`` copies of the good row (text), ``typed`` columns replaced."""
+    (extracts / f"{table}.csv").unlink()
+    columns = {k: pa.array([v] * n, pa.string()) for k, v in GOOD[table].items()}
+    pq.write_table(pa.table({**columns, **typed}), extracts / f"{table}.parquet")
+
+
+def test_an_empty_directory_names_every_missing_required_table_in_one_message(tmp_path):
+    (tmp_path / "x").mkdir()
+    message = whole_file_error(tmp_path, tmp_path / "x")
+    required = [name for name, t in TABLES.items() if t.required]
+    assert len(required) == 7
+    assert message.startswith(f"{tmp_path / 'x'} has 7 problems: (1) required table gp_registrations is missing")
+    for i, name in enumerate(required, start=1):
+        assert f"({i}) required table {name} is missing (expected {name}.parquet or {name}.csv)" in message
+    for name in ("deaths", "opt_outs", "ref_lsoa"):  # optional tables may be absent
+        assert name not in message
+
+
+def test_missing_columns_of_two_files_are_named_together_with_the_columns_found(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    _drop_column(extracts / "gp_events.csv", "snomed_code")
+    _drop_column(extracts / "gp_events.csv", "event_date")
+    _drop_column(extracts / "sus_op.csv", "attendance_status")
+    message = whole_file_error(tmp_path, extracts)
+    assert message.startswith(f"{extracts} has 2 problems: (1) gp_events.csv: ")
+    assert (
+        "(1) gp_events.csv: required columns event_date, snomed_code are missing (columns found: nhs_number, value); "
+        "map local column names with --config (tables.gp_events.columns); (2) sus_op.csv: "
+    ) in message
+    assert message.endswith(
+        "(2) sus_op.csv: required column attendance_status is missing (columns found: nhs_number, appointment_date, "
+        "provider_code, treatment_function_code, first_attendance, referral_source, cost); "
+        "map local column names with --config (tables.sus_op.columns)"
+    )
+
+
+def test_a_long_header_is_shown_truncated(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    header = ["nhs_number", "event_date", "value"] + [f"extra_{i:02d}" for i in range(20)]
+    (extracts / "gp_events.csv").write_text(",".join(header) + "\n", encoding="utf-8")
+    message = whole_file_error(tmp_path, extracts)
+    assert "required column snomed_code is missing (columns found: nhs_number, event_date, value, extra_00," in message
+    assert "extra_08, ... and 11 more); map local column names with --config (tables.gp_events.columns)" in message
+    assert "extra_09" not in message
+
+
+def test_a_mapped_missing_column_gets_the_same_hint(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    cfg = Config(tables={"sus_op": TableMapping(columns={"appointment_date": "Appt_Date"})})
+    message = whole_file_error(tmp_path, extracts, cfg)
+    assert "sus_op.csv: required column Appt_Date (mapped to appointment_date) is missing (columns found: " in message
+    assert "map local column names with --config (tables.sus_op.columns)" in message
+
+
+def test_zero_byte_files_are_named_as_empty_and_every_problem_is_listed(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    (extracts / "gp_events.csv").write_bytes(b"")
+    (extracts / "sus_op.csv").unlink()
+    (extracts / "sus_op.parquet").write_bytes(b"")
+    (extracts / "sus_apc.csv").unlink()
+    write_parquet(extracts, "ref_practices", 1, {"practice_code": pa.array([90001], pa.int64())})
+    message = whole_file_error(tmp_path, extracts)
+    assert message == (
+        f"{extracts} has 4 problems: (1) gp_events.csv: empty file (0 bytes); "
+        "(2) required table sus_apc is missing (expected sus_apc.parquet or sus_apc.csv); "
+        "(3) sus_op.parquet: empty file (0 bytes); "
+        "(4) ref_practices.parquet: column practice_code has type int64; the contract says string"
+    )
+
+
+def test_a_header_without_rows_is_not_a_whole_file_problem(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    (extracts / "gp_events.csv").write_text(",".join(GOOD["gp_events"]) + "\n", encoding="utf-8")
+    found = locate_tables(extracts, Config())
+    assert found["gp_events"].columns == {c: c for c in GOOD["gp_events"]}
+    assert sorted(found) == sorted(GOOD)
+
+
+@pytest.mark.parametrize(("delimiter", "named"), [(";", "';'"), ("\t", "tab"), ("|", "'|'")])
+def test_another_delimiter_is_named_instead_of_missing_columns(tmp_path, delimiter, named):
+    extracts = write_extracts(tmp_path / "x")
+    good = GOOD["sus_apc"]
+    lines = [delimiter.join(good), delimiter.join(good.values())]
+    (extracts / "sus_apc.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = whole_file_error(tmp_path, extracts)
+    assert message == (
+        f"{extracts}: sus_apc.csv: the header looks {named}-separated; the data contract says comma-separated CSV"
+    )
+
+
+@pytest.mark.parametrize(
+    ("char", "described"), [("\x00", "control character U+0000"), ("\x1f", "control character U+001F")]
+)
+def test_a_control_character_in_a_header_name_is_reported(tmp_path, char, described):
+    extracts = write_extracts(tmp_path / "x")
+    path = extracts / "gp_events.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[0] = lines[0].replace(",value", f",val{char}ue")  # an optional column: was silently empty
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = whole_file_error(tmp_path, extracts)
+    shown = char.encode("unicode_escape").decode("ascii")
+    assert message == f"{extracts}: gp_events.csv: header column 4 (val{shown}ue) contains a {described}"
+
+
+def test_nan_and_infinite_costs_in_csv_are_quarantined_with_a_clear_detail(tmp_path):
+    spellings = ["nan", "NaN", "inf", "-inf", "Infinity"]
+    report = run(tmp_path, {"sus_apc": [{"spell_id": f"S{i}", "cost": v} for i, v in enumerate(spellings, 2)]})
+    t = report.tables["sus_apc"]
+    assert (t.rows_read, t.accepted, t.quarantined_rows) == (6, 1, 5)
+    assert dict(t.quarantined) == {"cost:value_range": 5}
+    assert t.reconciles
+    rows = quarantine(tmp_path, "sus_apc")
+    assert [r["cost"] for r in rows] == spellings  # the original text, as read
+    assert {r["detail"] for r in rows} == {"cost is NaN or infinite, not a number from 0 to 1e+07"}
+
+
+def test_nan_and_infinite_costs_in_parquet_are_quarantined(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    costs = pa.array([2500.0, float("nan"), float("inf"), float("-inf"), None], pa.float64())
+    write_parquet(extracts, "sus_apc", 5, {"spell_id": pa.array([f"S{i}" for i in range(5)]), "cost": costs})
+    report = validate_extracts(extracts, Config(), tmp_path / "q", tmp_path / "ok", today=TODAY)
+    t = report.tables["sus_apc"]
+    assert (t.rows_read, t.accepted, t.quarantined_rows) == (5, 2, 3)
+    assert dict(t.quarantined) == {"cost:value_range": 3}
+    assert t.missing_optional["cost"] == 1
+    assert report.reconciles
+    assert sorted(r["row"] for r in quarantine(tmp_path, "sus_apc")) == ["2", "3", "4"]
+    ok = pq.read_table(tmp_path / "ok" / "sus_apc.parquet")
+    assert ok["cost"].to_pylist() == [2500.0, None]
+
+
+VALID_INT, INVALID_INT = int(A), 9990000017  # 9990000017: A with a broken check digit
+
+
+def test_integer_nhs_numbers_in_parquet_are_read_as_ten_digit_text(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    numbers = pa.array([VALID_INT, INVALID_INT], pa.int64())
+    write_parquet(extracts, "gp_registrations", 2, {"nhs_number": numbers})
+    report = validate_extracts(extracts, Config(), tmp_path / "q", tmp_path / "ok", today=TODAY)
+    t = report.tables["gp_registrations"]
+    assert (t.rows_read, t.accepted) == (2, 1)
+    assert dict(t.quarantined) == {"nhs_number:nhs_number_mod11": 1}
+    ok = pq.read_table(tmp_path / "ok" / "gp_registrations.parquet")
+    assert ok.schema.field("nhs_number").type == pa.string()
+    assert ok["nhs_number"].to_pylist() == [A]
+    rows = quarantine(tmp_path, "gp_registrations")
+    assert [(r["row"], r["nhs_number"]) for r in rows] == [("2", "9990000017")]
+
+
+def test_int32_nhs_numbers_are_zero_padded_to_ten_digits(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    write_parquet(extracts, "deaths", 1, {"nhs_number": pa.array([12345], pa.int32())})
+    report = validate_extracts(extracts, Config(), tmp_path / "q", tmp_path / "ok", today=TODAY)
+    assert dict(report.tables["deaths"].quarantined) == {"nhs_number:nhs_number_mod11": 1}
+    assert [r["nhs_number"] for r in quarantine(tmp_path, "deaths")] == ["0000012345"]
+
+
+def test_other_string_columns_keep_the_parquet_type_check(tmp_path):
+    extracts = write_extracts(tmp_path / "x")
+    write_parquet(
+        extracts,
+        "sus_op",
+        1,
+        {"nhs_number": pa.array([VALID_INT], pa.int64()), "referral_source": pa.array([3], pa.int64())},
+    )
+    message = whole_file_error(tmp_path, extracts)
+    assert message == f"{extracts}: sus_op.parquet: column referral_source has type int64; the contract says string"
+
+
+def test_integer_nhs_numbers_are_pseudonymised_like_text_ones(tmp_path):
+    key, vault_key = "validate-test-region-key-0123-4567-89abcdef", "validate-test-vault-key-0123-4567-89abcdefg"
+    extracts = write_extracts(tmp_path / "x")
+    write_parquet(extracts, "gp_registrations", 2, {"nhs_number": pa.array([VALID_INT, INVALID_INT], pa.int64())})
+    report = pseudonymise_stage(extracts, tmp_path / "W", Config(), key, vault_key, today=TODAY)
+    assert report.tables["gp_registrations"]["read"] == 2
+    assert report.tables["gp_registrations"]["quarantined"] == 1
+    reg = pq.read_table(tmp_path / "W" / "pseudonymised" / "gp_registrations.parquet")
+    assert reg["pseudonym"].to_pylist() == [pseudonym(A, key)]

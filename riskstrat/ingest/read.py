@@ -1,25 +1,28 @@
 """Find and read the extract files of contract v1, in batches, under contract names.
 
 CSV values are read as text (so that one bad value quarantines one row, not the file);
-Parquet columns keep their types, which must be compatible with the contract. Memory is
-bounded by the batch size, not by the size of the file.
+Parquet columns keep their types, which must be compatible with the contract (an NHS
+number stored as an integer is read as its zero-padded 10-digit text). Memory is bounded by
+the batch size, not by the size of the file.
 """
 
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from riskstrat.config import Config
+from riskstrat.config import Config, TableMapping
 from riskstrat.errors import ContractError
-from riskstrat.schema import PSEUDONYM, TABLES, ColumnType, Table
+from riskstrat.schema import PSEUDONYM, TABLES, Column, ColumnType, Table
 
 __all__ = ["Batch", "InvalidLine", "SourceFile", "locate_tables", "read_batches"]
 
@@ -62,8 +65,8 @@ def _header(path: Path) -> list[str]:
             return next(csv.reader(fh), [])
     except UnicodeDecodeError:
         raise ContractError(f"{path.name}: not UTF-8 text (data contract: CSV is UTF-8)") from None
-    except OSError as exc:
-        raise ContractError(f"{path.name}: cannot read file ({exc.strerror})") from None
+    except (OSError, csv.Error) as exc:
+        raise ContractError(f"{path.name}: cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _parquet_columns(path: Path) -> list[str]:
@@ -78,20 +81,119 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
-    """Find each contract table's file in ``extracts``.
+#: Columns found in a file, shown when a required one is missing, before "... and N more".
+SHOWN_COLUMNS = 12
+_OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+_HINT = "map local column names with --config (tables.{table}.columns)"
 
-    Returns the tables present (optional tables may be absent).
+
+def _shown(name: str) -> str:
+    """A header name as text that prints on one line (control characters escaped)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
+
+
+def _unprintable(name: str) -> str | None:
+    """The first control (or invisible format) character in ``name``, described with its code point."""
+    for ch in name:
+        kind = {"Cc": "control", "Cf": "invisible"}.get(unicodedata.category(ch))
+        if kind is not None:
+            return f"{kind} character U+{ord(ch):04X}"
+    return None
+
+
+def _other_delimiter(header: list[str], tbl: Table, mapping: TableMapping) -> str | None:
+    """The delimiter a one-field header seems to use, when splitting on it finds contract columns."""
+    if len(header) != 1:
+        return None
+    names = {mapping.source_name(c.name) for c in tbl.columns} | {PSEUDONYM}
+    for delimiter, shown in _OTHER_DELIMITERS.items():
+        fields = [f.strip().strip('"') for f in header[0].split(delimiter)]
+        if len(fields) > 1 and names.intersection(fields):
+            return shown
+    return None
+
+
+def _missing_columns(file: str, table: str, missing: list[str], header: list[str]) -> str:
+    what = f"required column {missing[0]} is" if len(missing) == 1 else f"required columns {', '.join(missing)} are"
+    found = ", ".join(_shown(h) for h in header[:SHOWN_COLUMNS]) or "none"
+    if len(header) > SHOWN_COLUMNS:
+        found += f", ... and {len(header) - SHOWN_COLUMNS} more"
+    return f"{file}: {what} missing (columns found: {found}); {_HINT.format(table=table)}"
+
+
+def _inspect(tbl: Table, path: Path, mapping: TableMapping) -> tuple[SourceFile | None, list[str]]:
+    """The file as a source of ``tbl``, and every problem with the whole file (none: usable)."""
+    fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
+    try:
+        if path.stat().st_size == 0:
+            return None, [f"{path.name}: empty file (0 bytes)"]
+        header = _parquet_columns(path) if fmt == "parquet" else _header(path)
+    except OSError as exc:
+        return None, [f"{path.name}: cannot read file ({exc.strerror})"]
+    except ContractError as exc:
+        return None, [str(exc)]
+    if fmt == "csv":
+        if not any(h.strip() for h in header):
+            return None, [f"{path.name}: the first line is empty (the data contract says it is the header)"]
+        delimiter = _other_delimiter(header, tbl, mapping)
+        if delimiter is not None:
+            return None, [
+                f"{path.name}: the header looks {delimiter}-separated; the data contract says comma-separated CSV"
+            ]
+    problems = []
+    for position, name in enumerate(header, start=1):
+        char = _unprintable(name)
+        if char is not None:
+            problems.append(f"{path.name}: header column {position} ({_shown(name)}) contains a {char}")
+    twice = sorted({_shown(h) for h in header if header.count(h) > 1})
+    if twice:
+        problems.append(f"{path.name}: the header names a column twice ({', '.join(twice)})")
+    nhs_source = mapping.source_name("nhs_number")
+    if tbl.identifiable and nhs_source not in header and PSEUDONYM in header:
+        tbl = tbl.pseudonymised()  # pseudonymised at source with the region key
+    columns: dict[str, str] = {}
+    missing: list[str] = []
+    for col in tbl.columns:
+        source = mapping.source_name(col.name)
+        if source in header:
+            columns[col.name] = source
+        elif col.required:
+            missing.append(col.name if source == col.name else f"{source} (mapped to {col.name})")
+    if missing:
+        problems.append(_missing_columns(path.name, tbl.name, missing, header))
+    found = SourceFile(tbl, path, fmt, columns)
+    if fmt == "parquet" and not problems:
+        problems += _parquet_type_problems(found)
+    return (None if problems else found), problems
+
+
+def _summary(extracts: Path, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{extracts}: {problems[0]}"
+    listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, start=1))
+    return f"{extracts} has {len(problems)} problems: {listed}"
+
+
+def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
+    """Find each contract table's file in ``extracts`` and check its header.
+
+    Returns the tables present (optional tables may be absent). A file with a header and no
+    rows is present (its table is empty); a file of 0 bytes is a problem.
 
     Raises
     ------
     ContractError
-        If the directory is missing, a required table or a required column is missing, or
-        a table is present both as CSV and as Parquet.
+        If the directory is missing, or once every table has been looked at, with every
+        problem found, one per item: a required table missing or present both as CSV and as
+        Parquet; a file empty (0 bytes), unreadable, not UTF-8 or not Parquet; a CSV header
+        that seems to use another delimiter, names a column twice or holds a control
+        character; required columns missing (with the columns found); a Parquet column
+        whose type the contract cannot take.
     """
     if not extracts.is_dir():
         raise ContractError(f"{extracts}: extracts directory not found")
     found: dict[str, SourceFile] = {}
+    problems: list[str] = []
     for name, tbl in TABLES.items():
         mapping = config.mapping(name)
         if mapping.file:
@@ -100,31 +202,18 @@ def locate_tables(extracts: Path, config: Config) -> dict[str, SourceFile]:
             candidates = [extracts / f"{name}.parquet", extracts / f"{name}.csv"]
         present = [p for p in candidates if p.is_file()]
         if len(present) > 1:
-            raise ContractError(
-                f"{extracts}: table {name} is present twice ({present[0].name} and {present[1].name}); keep one"
-            )
-        if not present:
+            problems.append(f"table {name} is present twice ({present[0].name} and {present[1].name}); keep one")
+        elif not present:
             if tbl.required:
                 expected = " or ".join(p.name for p in candidates)
-                raise ContractError(f"{extracts}: required table {name} is missing (expected {expected})")
-            continue
-        path = present[0]
-        fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
-        header = _parquet_columns(path) if fmt == "parquet" else _header(path)
-        if len(set(header)) != len(header):
-            raise ContractError(f"{path.name}: the header names a column twice")
-        nhs_source = mapping.source_name("nhs_number")
-        if tbl.identifiable and nhs_source not in header and PSEUDONYM in header:
-            tbl = tbl.pseudonymised()  # pseudonymised at source with the region key
-        columns: dict[str, str] = {}
-        for col in tbl.columns:
-            source = mapping.source_name(col.name)
-            if source in header:
-                columns[col.name] = source
-            elif col.required:
-                shown = col.name if source == col.name else f"{source} (mapped to {col.name})"
-                raise ContractError(f"{path.name}: required column {shown} is missing")
-        found[name] = SourceFile(tbl, path, fmt, columns)
+                problems.append(f"required table {name} is missing (expected {expected})")
+        else:
+            source, file_problems = _inspect(tbl, present[0], mapping)
+            problems += file_problems
+            if source is not None:
+                found[name] = source
+    if problems:
+        raise ContractError(_summary(extracts, problems))
     return found
 
 
@@ -145,17 +234,31 @@ _COMPATIBLE = {
 }
 
 
-def _check_parquet_types(source: SourceFile) -> None:
-    schema = pq.ParquetFile(source.path).schema_arrow
+def _compatible(col: Column, typ: pa.DataType) -> bool:
+    if col.nhs_number and pa.types.is_integer(typ):
+        return True  # read as the 10-digit text (zero-padded), then checked as any NHS number
+    return _COMPATIBLE[col.type](typ)
+
+
+def _parquet_type_problems(source: SourceFile) -> list[str]:
+    try:
+        schema = pq.ParquetFile(source.path).schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        return [f"{source.name}: not a readable Parquet file ({_first_line(exc)})"]
+    problems = []
     for contract_name, source_name in source.columns.items():
         col = source.table.column(contract_name)
         typ = schema.field(source_name).type
         if pa.types.is_dictionary(typ):
             typ = typ.value_type
-        if pa.types.is_null(typ):
-            continue
-        if not _COMPATIBLE[col.type](typ):
-            raise ContractError(f"{source.name}: column {source_name} has type {typ}; the contract says {col.type}")
+        if not pa.types.is_null(typ) and not _compatible(col, typ):
+            problems.append(f"{source.name}: column {source_name} has type {typ}; the contract says {col.type}")
+    return problems
+
+
+def _nhs_number_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Integer NHS numbers as 10-digit text: 9990000018 -> "9990000018", 123 -> "0000000123"."""
+    return pc.utf8_lpad(pc.cast(arr, pa.string()), width=10, padding="0")
 
 
 def _rename(table: pa.Table, source: SourceFile) -> pa.Table:
@@ -165,6 +268,8 @@ def _rename(table: pa.Table, source: SourceFile) -> pa.Table:
             arr = table[source.columns[col.name]]
             if pa.types.is_dictionary(arr.type):
                 arr = arr.cast(arr.type.value_type)
+            if col.nhs_number and pa.types.is_integer(arr.type):
+                arr = _nhs_number_text(arr)
         else:
             arr = pa.nulls(table.num_rows, pa.string())
         arrays.append(arr)
@@ -188,7 +293,9 @@ def read_batches(source: SourceFile, batch_rows: int = 1_000_000) -> Iterator[Ba
 
 
 def _parquet_batches(source: SourceFile, batch_rows: int) -> Iterator[Batch]:
-    _check_parquet_types(source)
+    problems = _parquet_type_problems(source)
+    if problems:
+        raise ContractError("; ".join(problems))
     try:
         pf = pq.ParquetFile(source.path)
         start = 1

@@ -10,8 +10,10 @@ Every input row ends in exactly one place:
 
 Well-shaped codes that cannot be real (see :mod:`riskstrat.codes`) are accepted and counted
 as *unknown codes*; empty optional values are counted as *missing*. The report reconciles,
-per table, rows read = accepted + quarantined. Problems with a whole file (missing table or
-column, unreadable file, wrong Parquet type) raise :class:`~riskstrat.errors.ContractError`.
+per table, rows read = accepted + quarantined. Problems with whole files (missing tables or
+columns, empty or unreadable files, wrong Parquet types) raise one
+:class:`~riskstrat.errors.ContractError` that lists them all. NaN and the infinities break a
+range rule; an NHS number column stored as integers is read as zero-padded 10-digit text.
 
 The quarantine holds NHS numbers: it belongs to the identifiable zone.
 """
@@ -45,6 +47,7 @@ ROW_COLUMN = "_row"
 QUARANTINE_META = ("source_file", "row", "column", "rule", "detail", "raw_line")
 _TRUE = ("true", "t", "1", "y", "yes")
 _FALSE = ("false", "f", "0", "n", "no")
+_NON_FINITE = r"^[+-]?(nan|inf|infinity)$"  # CSV spellings of NaN and the infinities
 
 
 @dataclass
@@ -166,6 +169,8 @@ def _parse(col: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
         return pc.cast(cleaned, pa.int64()), ok
     if col.type is ColumnType.FLOAT:
         ok = _np(pc.match_substring_regex(text, r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"))
+        if col.value_range is not None:  # parsed, so that the range rule names them
+            ok |= _np(pc.match_substring_regex(text, _NON_FINITE, ignore_case=True))
         cleaned = pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string()))
         return pc.cast(cleaned, pa.float64()), ok
     if col.type is ColumnType.BOOLEAN:
@@ -262,6 +267,10 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
             fail(ok & ~allowed, col.name, "allowed_values", f"{col.name} is not one of {', '.join(col.allowed)}")
         if col.value_range is not None:
             low, high = col.value_range
+            if col.type is ColumnType.FLOAT:
+                non_finite = ok & ~_np(pc.is_finite(values))
+                detail = f"{col.name} is NaN or infinite, not a number from {low:g} to {high:g}"
+                fail(non_finite, col.name, "value_range", detail)
             outside = _np(pc.or_(pc.less(values, low), pc.greater(values, high)))
             fail(ok & outside, col.name, "value_range", f"{col.name} is outside {low:g} to {high:g}")
     typed_table = (
@@ -421,8 +430,9 @@ def validate_extracts(
     Raises
     ------
     ContractError
-        A required table or column is missing, a file is unreadable, or a Parquet column
-        has the wrong type.
+        Listing every problem with whole files: required tables or columns missing, files
+        empty (0 bytes) or unreadable, headers with another delimiter or a control
+        character, Parquet columns of the wrong type.
     """
     today = today or dt.date.today()
     sources = locate_tables(extracts, config)
