@@ -598,7 +598,7 @@ def run_export(workdir: Path, as_of: dt.date, config_path: Path | None = None):
         vault_key = load_key(KeyName.VAULT)
     except RiskstratError:
         vault_key = None  # the stage says when it is needed
-    result = run(workdir, as_of, vault_key, load_config(config_path).practice_drop_warning_share)
+    result = run(workdir, as_of, vault_key, load_config(config_path))
     print_warnings(result.warnings)
     if result.direct_care is not None:
         console.print(
@@ -622,7 +622,7 @@ def print_warnings(warnings: list[str]) -> None:
 @main.command()
 @_workdir_option()
 @_as_of_option("As-of date D of the scores.")
-@_config_option("YAML configuration (validation.practice_drop_warning_share).")
+@_config_option("YAML configuration (disclosure rules, validation.practice_drop_warning_share).")
 @_one_line_errors
 @_locked
 def export(workdir, as_of, config_path):
@@ -709,6 +709,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
             key = load_key(KeyName.PSEUDONYM)
         with clock.stage(f"train at {train_as_of}"):
             trained = run_train(workdir, train_as_of, None, uri, truth, key)
+            _give_back_memory()
         print_training(trained)
     else:
         console.print("[3/5] a champion is registered: no training")
@@ -734,6 +735,17 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
         f"run finished in {total:.1f} s, peak memory {clock.peak_rss_mb / 1024:.1f} GB (stages: {record}); "
         f"audit trail in {audit}"
     )
+
+
+def _give_back_memory() -> None:
+    """Return the memory training freed to the operating system before scoring starts (the C
+    allocator otherwise keeps it, and the monthly job's peak would be training's plus scoring's)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @main.command()

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from riskstrat.errors import ConfigError
+from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
 from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy, OptOutType, Use
 from riskstrat.schema import TABLES
 
@@ -32,7 +33,7 @@ __all__ = ["DEFAULT_CONFIG", "DROP_WARNING_SHARE", "Config", "TableMapping", "lo
 DROP_WARNING_SHARE = 0.2
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "opt_outs", "mlflow"}
+_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "opt_outs", "mlflow", "disclosure"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Config:
     #: required tables that may arrive with no rows in this region (otherwise no rows stops the run)
     expected_empty: frozenset[str] = frozenset()
     practice_drop_warning_share: float = DROP_WARNING_SHARE
+    disclosure: DisclosureRules = DEFAULT_RULES
     source: str = "embedded defaults"
 
     def mapping(self, table_name: str) -> TableMapping:
@@ -132,6 +134,7 @@ def load_config(path: Path | str | None = None) -> Config:
         opt_outs_applied_upstream=str(upstream) if upstream else None,
         expected_empty=frozenset(map(str, expected_empty)),
         practice_drop_warning_share=float(drop_share),
+        disclosure=_disclosure(path, raw.get("disclosure")),
         source=str(path),
     )
 
@@ -145,6 +148,15 @@ def _tracking_uri(path: Path, raw: Any) -> str | None:
     if uri is not None and not isinstance(uri, str):
         raise _fail(path, "mlflow.tracking_uri must be a URI such as http://mlflow.internal:5000")
     return uri
+
+
+def _disclosure(path: Path, raw: Any) -> DisclosureRules:
+    """The disclosure section: how rates are rounded (counts are always redacted 1-7 and rounded to 5)."""
+    if raw is None:
+        return DEFAULT_RULES
+    if not isinstance(raw, dict) or set(raw) - {"rates"} or raw.get("rates") not in ("round5", "midpoint6"):
+        raise _fail(path, "disclosure: expected 'rates: round5' or 'rates: midpoint6'")
+    return DisclosureRules(rates=raw["rates"])
 
 
 def _policy(path: Path, raw: Any) -> OptOutPolicy:

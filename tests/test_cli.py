@@ -131,7 +131,9 @@ def test_run_does_everything_in_order(tmp_path):
         "export at 2026-10-01",
     ]
     assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 and not r["skipped"] for r in record["stages"])
-    lists = {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"}
+    lists = {
+        p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"
+    }
     # a rerun skips what is unchanged and gives the same lists
     again = _run(tmp_path / "x", tmp_path / "W", env)
     out = " ".join(again.stdout.split())
@@ -144,7 +146,9 @@ def test_run_does_everything_in_order(tmp_path):
         "features at 2026-10-01",
         "score at 2026-10-01",
     ]
-    assert {p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"} == lists
+    assert {
+        p.name: p.read_bytes() for p in (tmp_path / "W" / "direct_care" / "current").iterdir() if p.suffix == ".csv"
+    } == lists
     # a changed extract is pseudonymised again, and what follows from it is rebuilt
     import pyarrow.parquet as pq
 

@@ -95,10 +95,27 @@ def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported)
     assert not ((published >= 1) & (published <= 7)).any()
     assert (published % 5 == 0).all()
     assert (counts == SUPPRESSED).any()  # small practice-by-band cells exist and are hidden
-    # no suppressed cell is alone in its row (bands and total): none can be recovered
-    bands = agg["measure"].isin(["people_very_high", "people_high", "people_moderate", "people_low", "people_Total"])
-    for (dim, value), rows in agg[bands].groupby(["dimension", "value"]):
-        assert (rows["published"] == SUPPRESSED).sum() != 1, (dim, value)
+    # every published count is the rounded true count; only true counts of 1-7 are redacted,
+    # or a small complementary cell, never one of 100 people or more
+    bands = ["very high", "high", "moderate", "low"]
+    for dim in ("practice_code", "pcn_code", "age_band", "sex", "imd_quintile"):
+        truth = pd.crosstab(cohort[dim], cohort["risk_band"]).reindex(columns=bands, fill_value=0)
+        for value, row in truth.iterrows():
+            for band, n in row.items():
+                cell = agg[(agg["dimension"] == dim) & (agg["value"] == str(value))]
+                shown = cell.loc[cell["measure"] == "people_" + band.replace(" ", "_"), "published"].item()
+                if shown == SUPPRESSED:
+                    assert n < 100, (dim, value, band, n)
+                else:
+                    assert abs(int(shown) - n) <= 2 and (n == 0) == (int(shown) == 0), (dim, value, band, n)
+    # the decision record accounts for every published cell, with no true value in it
+    log = pd.read_csv(work / "commissioner" / "current" / "disclosure_log.csv", dtype=str)
+    keys = ["dimension", "value", "measure"]
+    assert log[keys].equals(agg[keys])
+    redacted = agg["published"] == SUPPRESSED
+    assert log.loc[redacted, "rule"].str.match(r"^(redacted|withheld)").all()
+    assert not log.loc[~redacted, "rule"].str.match(r"^(redacted|withheld)").any()
+    assert set(log.columns) == {*keys, "rule", "as_of", "model_version"}
 
 
 def test_an_interrupted_export_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -201,6 +218,52 @@ def test_exporting_again_gives_the_same_files(exported):
         return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     before = digests()
-    assert len(before) == 5 * 2 + 3  # a CSV and an HTML list per practice; cohort, aggregates, report
+    assert len(before) == 5 * 2 + 4  # a CSV and an HTML list per practice; cohort, aggregates, log, report
     export(work, D, VAULT_KEY)
     assert digests() == before
+
+
+def test_bands_come_from_the_model_so_renamed_bands_give_correct_figures(pseudonymised, tmp_path):
+    """A model whose bands are called otherwise (and split otherwise): lists, aggregates and
+    the report use its names, and the at-risk figures are the sums of its top-5% bands."""
+    from riskstrat.modelling.spec import DEFAULT_SPEC
+
+    work = tmp_path / "W"
+    shutil.copytree(pseudonymised, work)
+    (work / "mlflow.db").unlink(missing_ok=True)
+    shutil.rmtree(work / "mlartifacts", ignore_errors=True)
+    text = DEFAULT_SPEC.read_text()
+    old = text[text.index("risk_bands:") : text.index("seed:")]
+    new = (
+        "risk_bands:\n"
+        "  - {name: urgent, top_share: 0.01}\n"
+        "  - {name: priority review, top_share: 0.05}\n"
+        "  - {name: routine, top_share: 1.0}\n"
+    )
+    text = text.replace(old, new).replace("candidates: [lightgbm, logistic]", "candidates: [lightgbm]")
+    text = text.replace("max_trials: 20", "max_trials: 1").replace("name: emergency_admission_12m", "name: renamed")
+    spec = tmp_path / "renamed.yaml"
+    spec.write_text(text)
+    train(work, dt.date(2024, 10, 1), spec)
+    score(work, D, "models:/renamed@champion")
+    export(work, D, VAULT_KEY)
+    folder = work / "commissioner" / "current"
+    agg = pd.read_csv(folder / "aggregates.csv", dtype=str)
+    cohort = pq.read_table(folder / "cohort.parquet").to_pandas()
+    assert set(cohort["risk_band"]) == {"urgent", "priority review", "routine"}
+    assert cohort["highest_risk_of_admission"].sum() == cohort["risk_band"].isin(["urgent", "priority review"]).sum()
+    total = agg[(agg["dimension"] == "sex") & (agg["value"] == "Total")].set_index("measure")["published"]
+    assert {"people_urgent", "people_priority_review", "people_routine"} <= set(total.index)
+    assert "people_very_high" not in set(agg["measure"])
+    assert int(total["people_at_risk"]) == int(total["people_urgent"]) + int(total["people_priority_review"])
+    n = len(cohort)
+    assert int(total["people_urgent"]) == pytest.approx(0.01 * n, abs=3)
+    assert int(total["people_at_risk"]) == pytest.approx(0.05 * n, abs=5)
+    assert float(total["percent_at_risk"]) == pytest.approx(
+        100 * int(total["people_at_risk"]) / int(total["people_Total"]), abs=0.05
+    )
+    report = (folder / "report.html").read_text()
+    assert "urgent and priority review band(s)" in report
+    lists = list((work / "direct_care" / "current").glob("*.csv"))
+    bands_listed = set(pd.concat([pd.read_csv(p, dtype=str) for p in lists])["risk_band"])
+    assert bands_listed <= {"urgent", "priority review", "routine"} and "urgent" in bands_listed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 
+import pandas as pd
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -75,7 +76,19 @@ def test_commissioner_report_renders_with_charts(exported, browser):  # noqa: F8
     ARTIFACTS.mkdir(exist_ok=True)
     browser.get((work / "commissioner" / "current" / "report.html").as_uri())
     images = browser.find_elements(By.TAG_NAME, "img")
-    assert len(images) == 6
+    figures = browser.find_elements(By.TAG_NAME, "figure")
+    assert len(figures) == 6  # the pyramid and five percentage charts: drawn, or said in words
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 100 for img in images)
-    assert "small-number suppression" in browser.find_element(By.TAG_NAME, "body").text
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Counts of 1 to 7 people are redacted (*)" in body and "disclosure_log.csv" in body
+    # every withheld percentage is named as suppressed under its chart, never drawn as zero
+    agg = pd.read_csv(work / "commissioner" / "current" / "aggregates.csv", dtype=str)
+    hidden = agg[(agg["measure"] == "percent_at_risk") & (agg["published"] == "*") & (agg["value"] != "Total")]
+    assert len(hidden)  # the small test population has some
+    captions = {f.find_element(By.TAG_NAME, "figcaption").text for f in figures}
+    titles = {"practice_code": "practice", "pcn_code": "PCN", "age_band": "age band", "sex": "sex"}
+    titles["imd_quintile"] = "IMD quintile (1 = most deprived)"
+    for dim, rows in hidden.groupby("dimension"):
+        caption = next(c for c in captions if c.startswith(f"Percentage at risk by {titles[dim]}."))
+        assert "Suppressed: " in caption and all(v in caption for v in rows["value"]), (dim, caption)
     browser.save_screenshot(str(ARTIFACTS / "commissioner_report.png"))

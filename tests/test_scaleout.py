@@ -153,7 +153,9 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
         made = pd.read_csv(work / "direct_care" / "current" / path.name, dtype={"nhs_number": str})
         pd.testing.assert_frame_equal(made, pd.read_csv(path, dtype={"nhs_number": str}), check_dtype=False)
     for name in ("aggregates.csv", "report.html"):
-        assert (work / "commissioner" / "current" / name).read_bytes() == (duck / "commissioner" / "current" / name).read_bytes(), name
+        assert (work / "commissioner" / "current" / name).read_bytes() == (
+            duck / "commissioner" / "current" / name
+        ).read_bytes(), name
     pd.testing.assert_frame_equal(
         pq.read_table(work / "commissioner" / "current" / "cohort.parquet").to_pandas(),
         pq.read_table(duck / "commissioner" / "current" / "cohort.parquet").to_pandas(),

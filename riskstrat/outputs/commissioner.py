@@ -1,27 +1,63 @@
-"""Commissioner outputs: a pseudonymised cohort table and suppressed aggregates.
+"""Commissioner outputs: a pseudonymised cohort table and protected aggregates.
 
 No NHS numbers: the cohort table is keyed by pseudonym ("record level output ...
-pseudonymised at patient level"), and aggregates leave only with small-number suppression
-(:mod:`riskstrat.privacy.disclosure`). The stratification cohorts are those the data
-sharing agreements name.
+pseudonymised at patient level"), and aggregates leave only under disclosure control
+(:mod:`riskstrat.privacy.disclosure`), with a record of the rule applied to every cell. The
+stratification cohorts are those the data sharing agreements name. Risk bands, their names
+and their order, are the scoring model's own (:class:`Band`, from the score manifest), never
+typed here: a model with other bands gets correct figures under its own names.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from riskstrat.privacy.disclosure import SUPPRESSED, percentages, protect_counts, protect_table
+from riskstrat.privacy.disclosure import (
+    DEFAULT_RULES,
+    SUPPRESSED,
+    DisclosureRules,
+    percentages,
+    protect_counts,
+    protect_table,
+    rate_midpoint6,
+)
 
-__all__ = ["AT_RISK_BANDS", "COHORTS", "COHORT_INPUTS", "aggregates", "cohort_table"]
+__all__ = ["AT_RISK_SHARE", "COHORTS", "COHORT_INPUTS", "Band", "aggregates", "at_risk_bands", "cohort_table"]
 
-AT_RISK_BANDS = ("very high", "high")
+#: "at risk": the bands that together hold the top 5% of the population (very high and high
+#: in the default specification)
+AT_RISK_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Band:
+    """A risk band of the scoring model: its name and the cumulative share of the population,
+    highest risk first, up to which it reaches (``risk_bands`` of the model specification)."""
+
+    name: str
+    top_share: float
+
+
+def at_risk_bands(bands: list[Band]) -> list[str]:
+    """Names of the bands that make up the at-risk group (the first band at least)."""
+    names = [b.name for b in bands if b.top_share <= AT_RISK_SHARE + 1e-9]
+    return names or [bands[0].name]
+
+
+def measure_name(band: str) -> str:
+    """The aggregates' measure for the people of a band (``people_very_high``)."""
+    return "people_" + "_".join(band.split())
+
+
 AGE_BANDS = [-1, 17, 39, 64, 74, 84, 200]
 AGE_LABELS = ["0-17", "18-39", "40-64", "65-74", "75-84", "85+"]
 
 #: cohort -> definition (documented in docs/outputs.md)
 COHORTS = {
-    "highest_risk_of_admission": "risk band very high or high (top 5%)",
+    "highest_risk_of_admission": f"in the at-risk bands: the top {AT_RISK_SHARE:.0%} of the population",
     "high_cost": "top 15% of SUS+ plus prescribing cost in the last year",
     "frail_and_elderly": "aged 75+ with moderate or severe frailty (eFI 0.25 or more)",
     "currently_in_hospital": "in a hospital spell that is open on D",
@@ -56,7 +92,7 @@ def _top(values: pd.Series, share: float) -> pd.Series:
     return (values >= cut) & (values > 0)
 
 
-def cohort_table(scored: pd.DataFrame) -> pd.DataFrame:
+def cohort_table(scored: pd.DataFrame, bands: list[Band]) -> pd.DataFrame:
     """One row per pseudonym: place, age band, sex, IMD quintile, risk, conditions, cohorts."""
     s = scored
     cost = s["sus_cost_365d"] + s["prescribing_cost_365d"]
@@ -71,7 +107,7 @@ def cohort_table(scored: pd.DataFrame) -> pd.DataFrame:
             "risk_score": s["risk_score"],
             "risk_band": s["risk_band"],
             "long_term_conditions": s["ltc_count"],
-            "highest_risk_of_admission": s["risk_band"].isin(AT_RISK_BANDS),
+            "highest_risk_of_admission": s["risk_band"].isin(at_risk_bands(bands)),
             "high_cost": _top(cost, 0.15),
             "frail_and_elderly": (s["age_years"] >= 75) & (s["efi_score"] >= 0.25),
             "currently_in_hospital": s["in_hospital_on_d"] == 1,
@@ -84,25 +120,68 @@ def cohort_table(scored: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("pseudonym").reset_index(drop=True)
 
 
-def aggregates(cohort: pd.DataFrame) -> pd.DataFrame:
-    """Suppressed counts: people by risk band across each dimension, the number and share at
-    risk, and cohort sizes. Long format: dimension, value, measure, published value."""
-    rows = []
-    bands = ["very high", "high", "moderate", "low"]
-    for dim in ("practice_code", "pcn_code", "age_band", "sex", "imd_quintile"):
-        counts = pd.crosstab(cohort[dim], cohort["risk_band"]).reindex(columns=bands, fill_value=0)
-        safe = protect_table(counts)
-        # People at risk come from the published cells (never a fresh count that could be
-        # differenced against a suppressed band): suppressed when either band is.
-        parts = safe[list(AT_RISK_BANDS)]
+DIMENSIONS = ("practice_code", "pcn_code", "age_band", "sex", "imd_quintile")
+
+
+def aggregates(cohort: pd.DataFrame, bands: list[Band], rules: DisclosureRules = DEFAULT_RULES):
+    """Protected counts: people by risk band across each dimension, the number and share at
+    risk, and cohort sizes, in long format (dimension, value, measure, published); and the
+    decision record: the rule applied to each cell (dimension, value, measure, rule).
+
+    The number at risk is the sum of the published at-risk band cells (withheld when one is
+    redacted, so it can never be differenced against a redacted band) and the percentage at
+    risk is computed from it and the published total. With ``rules.rates == "midpoint6"``
+    the percentage is ``percent_at_risk_midpoint6``, from midpoint-6 rounded true counts.
+    """
+    names = [b.name for b in bands]
+    risky = at_risk_bands(bands)
+    rows, decisions = [], []
+    for dim in DIMENSIONS:
+        counts = pd.crosstab(cohort[dim], cohort["risk_band"]).reindex(columns=names, fill_value=0)
+        protected = protect_table(counts, rules)
+        safe, why = protected.published, protected.rules
+        parts = safe[risky]
         at_risk = parts.apply(lambda r: SUPPRESSED if (r == SUPPRESSED).any() else int(sum(int(x) for x in r)), axis=1)
-        pct = percentages(at_risk, safe["Total"])
+        if rules.rates == "midpoint6":
+            true_risk = counts[risky].sum(axis=1)
+            true_risk.loc["Total"] = int(true_risk.sum())
+            true_total = counts.sum(axis=1)
+            true_total.loc["Total"] = int(true_total.sum())
+            pct_name, pct = "percent_at_risk_midpoint6", rate_midpoint6(true_risk, true_total)
+            pct_rule = pd.Series("midpoint 6 rounding of numerator and denominator", index=pct.index)
+        else:
+            pct_name, pct = "percent_at_risk", percentages(at_risk, safe["Total"])
+            pct_rule = pd.Series(
+                [
+                    "withheld: numerator or denominator redacted" if p == SUPPRESSED else "from the rounded counts"
+                    for p in pct
+                ],
+                index=pct.index,
+            )
         for value in safe.index:
-            for band in [*bands, "Total"]:
-                rows.append((dim, str(value), f"people_{band.replace(' ', '_')}", safe.at[value, band]))
+            for band in [*names, "Total"]:
+                measure = measure_name(band)
+                rows.append((dim, str(value), measure, safe.at[value, band]))
+                decisions.append((dim, str(value), measure, why.at[value, band]))
             rows.append((dim, str(value), "people_at_risk", at_risk[value]))
-            rows.append((dim, str(value), "percent_at_risk", pct[value]))
-    sizes = protect_counts(cohort[list(COHORTS)].sum().astype(int))
-    for name, value in sizes.items():
-        rows.append(("cohort", str(name), "people", value))
-    return pd.DataFrame(rows, columns=["dimension", "value", "measure", "published"])
+            decisions.append(
+                (
+                    dim,
+                    str(value),
+                    "people_at_risk",
+                    "withheld: an at-risk band is redacted"
+                    if at_risk[value] == SUPPRESSED
+                    else "sum of the rounded at-risk band cells",
+                )
+            )
+            rows.append((dim, str(value), pct_name, pct[value]))
+            decisions.append((dim, str(value), pct_name, pct_rule[value]))
+    sizes = protect_counts(cohort[list(COHORTS)].sum().astype(int), rules)
+    for name in sizes.published.index:
+        rows.append(("cohort", str(name), "people", sizes.published.at[name, "n"]))
+        decisions.append(("cohort", str(name), "people", sizes.rules.at[name, "n"]))
+    columns = ["dimension", "value", "measure"]
+    return (
+        pd.DataFrame(rows, columns=[*columns, "published"]),
+        pd.DataFrame(decisions, columns=[*columns, "rule"]),
+    )

@@ -142,68 +142,127 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def report_html(as_of: dt.date, aggregates: pd.DataFrame, cohort_sizes: pd.DataFrame, model: str) -> str:
-    """The commissioner report from *published* (suppressed) aggregates only."""
+def _bar_chart(labels: list[str], values: list, title: str, xlabel: str, colors=None) -> tuple[str | None, list[str]]:
+    """A horizontal bar chart of published values, top to bottom in the order given.
+
+    A redacted value (``*``) is drawn as a hatched gap labelled "suppressed" across the plot,
+    never as a zero-length bar. Returns the PNG (None when no value is publishable: the
+    report then says so in words) and the labels that were suppressed.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from riskstrat.privacy.disclosure import SUPPRESSED
+
+    hidden = [label for label, v in zip(labels, values, strict=True) if v == SUPPRESSED]
+    shown = [float(v) for v in values if v != SUPPRESSED]
+    if not shown:
+        return None, hidden
+    top = max(max(shown), 1.0)
+    fig, ax = plt.subplots(figsize=(6, 0.32 * len(labels) + 1.2))
+    ys = np.arange(len(labels))[::-1]
+    for y, v, c in zip(ys, values, colors or [None] * len(labels), strict=True):
+        if v == SUPPRESSED:
+            ax.barh(y, top, color="none", edgecolor="#9a9a9a", hatch="///", linewidth=0.6)
+            ax.text(
+                top / 2,
+                y,
+                "suppressed",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#444",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            )
+        else:
+            ax.barh(y, float(v), color=c or "#4a78b5")
+            ax.text(float(v), y, f" {float(v):g}", va="center", fontsize=8)  # a true 0 says 0
+    ax.set_yticks(ys, labels)
+    ax.set_xlim(0, top * 1.12)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    png = _png(fig)
+    plt.close(fig)
+    return png, hidden
+
+
+def rules_sentence(rules) -> str:
+    """The disclosure rules of the report in one sentence."""
+    if rules.rates == "midpoint6":
+        rate = "percentages are computed from counts rounded to midpoint 6 (1-6 shown as 3, 7-12 as 9, and so on)"
+    else:
+        rate = "percentages are computed from the rounded counts and withheld (*) when either count is redacted"
+    return (
+        f"Counts of {rules.suppress_min} to {rules.suppress_max} people are redacted (*), every other count, totals "
+        f"included, is rounded to the nearest {rules.round_to}, {rate}, and a further cell is redacted only where a "
+        "redacted one could otherwise be worked out exactly (the file disclosure_log.csv records the rule applied "
+        "to every cell)."
+    )
+
+
+def report_html(as_of: dt.date, aggregates: pd.DataFrame, cohort_sizes: pd.DataFrame, model: str, bands, rules) -> str:
+    """The commissioner report from *published* (protected) aggregates only; ``bands`` are the
+    model's :class:`~riskstrat.outputs.commissioner.Band` list, highest risk first, and
+    ``rules`` the :class:`~riskstrat.privacy.disclosure.DisclosureRules` applied."""
+    from riskstrat.outputs.commissioner import AT_RISK_SHARE, DIMENSIONS, at_risk_bands, measure_name
+
+    at_risk = f"the {' and '.join(at_risk_bands(bands))} band(s), the top {AT_RISK_SHARE:.0%} of the population"
+    bands = [b.name for b in bands]
+
     def published(dim: str, measure: str) -> pd.Series:
         rows = aggregates[(aggregates["dimension"] == dim) & (aggregates["measure"] == measure)]
         return pd.Series(rows["published"].to_numpy(), index=rows["value"].to_numpy())
 
-    charts = []
-    bands = ["very high", "high", "moderate", "low"]
-    totals = aggregates[(aggregates["dimension"] == "age_band") & (aggregates["value"] == "Total")]
-    pyramid = {b: totals.loc[totals["measure"] == f"people_{b.replace(' ', '_')}", "published"].iloc[0] for b in bands}
-    fig, ax = plt.subplots(figsize=(6, 2.8))
-    vals = [0 if v == "*" else float(v) for v in pyramid.values()]
-    ax.barh(list(pyramid)[::-1], vals[::-1], color=["#9ecae1", "#fdd49e", "#fc8d59", "#d7301f"])
-    ax.set_title("The risk pyramid: people by risk band")
-    ax.set_xlabel("people (rounded to 5)")
-    charts.append(("Risk pyramid", _png(fig)))
-    plt.close(fig)
-    for dim, title in (
-        ("practice_code", "practice"),
-        ("pcn_code", "PCN"),
-        ("age_band", "age band"),
-        ("sex", "sex"),
-        ("imd_quintile", "IMD quintile (1 = most deprived)"),
-    ):
-        pct = published(dim, "percent_at_risk").drop("Total", errors="ignore")
-        fig, ax = plt.subplots(figsize=(6, 0.28 * len(pct) + 1.2))
-        ax.barh(pct.index.astype(str)[::-1], [0 if v == "*" else float(v) for v in pct.to_numpy()[::-1]])
-        ax.set_title(f"Percentage at high or very high risk by {title}")
-        ax.set_xlabel("% (suppressed cells shown as 0)")
-        charts.append((f"At risk by {title}", _png(fig)))
-        plt.close(fig)
-    tables = []
-    for dim in ("practice_code", "pcn_code", "age_band", "sex", "imd_quintile"):
-        sub = aggregates[aggregates["dimension"] == dim].pivot(index="value", columns="measure", values="published")
-        cols = [
-            c
-            for c in [
-                "people_very_high",
-                "people_high",
-                "people_moderate",
-                "people_low",
-                "people_Total",
-                "people_at_risk",
-                "percent_at_risk",
-            ]
-            if c in sub.columns
-        ]
-        tables.append(f"<h2>By {_e(dim)}</h2>" + sub[cols].to_html(escape=True, border=0))
-    imgs = "".join(
-        f'<figure><img alt="{_e(t)}" src="data:image/png;base64,{p}"><figcaption>{_e(t)}</figcaption></figure>'
-        for t, p in charts
+    sections = []
+
+    def add(title: str, chart: tuple[str | None, list[str]]) -> None:
+        png, hidden = chart
+        note = f"Suppressed: {', '.join(hidden)}." if hidden else ""
+        if png is None:
+            sections.append(
+                f'<figure class="empty"><p>Nothing publishable: every value of this chart is redacted.</p>'
+                f"<figcaption>{_e(title)}. {_e(note)}</figcaption></figure>"
+            )
+        else:
+            sections.append(
+                f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{png}">'
+                f'<figcaption>{_e(title)}. <span class="suppressed">{_e(note)}</span></figcaption></figure>'
+            )
+
+    pyramid = [published("age_band", measure_name(b)).get("Total") for b in bands]
+    palette = ["#d7301f", "#fc8d59", "#fdd49e", "#9ecae1", "#c6dbef", "#deebf7"]
+    add(
+        "Risk pyramid: people by risk band",
+        _bar_chart(bands, pyramid, "The risk pyramid: people by risk band", "people (rounded)", palette[: len(bands)]),
     )
+    titles = {
+        "practice_code": "practice",
+        "pcn_code": "PCN",
+        "age_band": "age band",
+        "sex": "sex",
+        "imd_quintile": "IMD quintile (1 = most deprived)",
+    }
+    pct_measure = "percent_at_risk_midpoint6" if rules.rates == "midpoint6" else "percent_at_risk"
+    for dim in DIMENSIONS:
+        pct = published(dim, pct_measure).drop("Total", errors="ignore")
+        title = f"Percentage at risk by {titles[dim]}"
+        add(title, _bar_chart([str(x) for x in pct.index], list(pct.to_numpy()), title, "% of registered people"))
+    tables = []
+    columns = [*(measure_name(b) for b in [*bands, "Total"]), "people_at_risk", pct_measure]
+    for dim in DIMENSIONS:
+        sub = aggregates[aggregates["dimension"] == dim].pivot(index="value", columns="measure", values="published")
+        tables.append(
+            f"<h2>By {_e(titles[dim])}</h2>"
+            + sub[[c for c in columns if c in sub.columns]].to_html(escape=True, border=0)
+        )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Risk stratification report {as_of}</title>
-<style>{_CSS} figure{{display:inline-block;margin:.5rem}} img{{max-width:560px}}</style></head><body>
+<style>{_CSS} figure{{display:inline-block;margin:.5rem;vertical-align:top}} img{{max-width:560px}}
+figure.empty p{{width:520px;padding:2rem 1rem;border:1px dashed #999;color:#444}}</style></head><body>
 <h1>Population risk stratification: commissioner report</h1>
-<div class="meta">As of {as_of}. Model {_e(model)}. Aggregates only, with small-number suppression: counts of 1-7
-are shown as *, other counts are rounded to the nearest 5 and percentages use the rounded counts.</div>
-{imgs}<h2>Cohort sizes</h2>{cohort_sizes.to_html(index=False, escape=True, border=0)}{"".join(tables)}
+<div class="meta">As of {as_of}. Model {_e(model)}. At risk: {_e(at_risk)}.
+Aggregates only. {_e(rules_sentence(rules))}</div>
+{"".join(sections)}<h2>Cohort sizes</h2>{cohort_sizes.to_html(index=False, escape=True, border=0)}{"".join(tables)}
 </body></html>"""

@@ -72,5 +72,5 @@ def run_batch(
     say(f"[4/5] score the population at {as_of} on Spark")
     scored = score_on_spark(spark, workdir, as_of, None, tracking_uri)
     say("[5/5] practice lists (one practice at a time) and commissioner outputs")
-    exported = export_by_practice(spark, workdir, as_of, vault_key, config.practice_drop_warning_share)
+    exported = export_by_practice(spark, workdir, as_of, vault_key, config)
     return BatchResult(report, feats, trained, scored, exported)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from riskstrat.config import DROP_WARNING_SHARE
+from riskstrat.config import Config
 from riskstrat.errors import RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS
 from riskstrat.outputs.direct_care import KEY_COUNTS
@@ -69,10 +69,11 @@ def _practice_rows(listed: Path, code: str, empty: pd.DataFrame) -> pd.DataFrame
 
 @named_stage("export")
 def export_by_practice(
-    spark, workdir: Path, as_of: dt.date, vault_key: str | None, warn_share: float = DROP_WARNING_SHARE
+    spark, workdir: Path, as_of: dt.date, vault_key: str | None, config: Config | None = None
 ) -> ExportResult:
     """Direct-care lists and commissioner outputs at ``as_of`` from scores written by Spark
     (or DuckDB): the same files, in the same places, published the same way, as ``riskstrat export``."""
+    config = config or Config()
     started = time.perf_counter()
     wd = WorkDir(workdir)
     if not scores_path(workdir, as_of).exists():
@@ -85,7 +86,7 @@ def export_by_practice(
     # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
     view = _without(spark, scored, wd, "commissioner")
     people = view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas()
-    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, people)
+    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, people, config.disclosure)
     # Direct care: each practice's own patients, through the vault, one practice at a time.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
     listed, note, counts = 0, "", {}
@@ -111,7 +112,7 @@ def export_by_practice(
             listed = sum(c["listed"] for c in counts.values())
         finally:
             shutil.rmtree(by_practice, ignore_errors=True)
-    warnings = unannounced_losses(wd, as_of, counts, warn_share)
+    warnings = unannounced_losses(wd, as_of, counts, config.practice_drop_warning_share)
     month.publish()
     audit.record_stage(
         f"riskstrat export --as-of {as_of} --engine spark",

@@ -164,6 +164,7 @@ def score_on_spark(
         "people_scored": people,
         "excluded_by_opt_out_policy": population - people,
         "people_by_band": {name: int(counts.get(name, 0)) for name, _ in bands},
+        "risk_bands": [{"name": name, "top_share": share} for name, share in bands],
         "mean_risk": round(float(mean_risk), 6),
         "checksums": {"features": dataset_checksum(feats_path), "scores": dataset_checksum(out)},
         "engine": "spark",

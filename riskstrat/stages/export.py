@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from riskstrat.config import DROP_WARNING_SHARE
+from riskstrat.config import Config
 from riskstrat.errors import RiskstratError
-from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
+from riskstrat.outputs.commissioner import COHORT_INPUTS, Band, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
     practice_list,
@@ -28,6 +28,7 @@ from riskstrat.outputs.direct_care import (
 )
 from riskstrat.outputs.html import activity_details, practice_html, report_html
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
 from riskstrat.privacy.vault import open_vault
 from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
@@ -128,20 +129,36 @@ def model_of(wd: WorkDir, as_of: dt.date) -> str:
     return f"{manifest['model_name']} version {manifest['model_version']}"
 
 
-def write_commissioner_outputs(wd: WorkDir, folder: Path, as_of: dt.date, people: pd.DataFrame) -> pd.DataFrame:
+def bands_of(wd: WorkDir, as_of: dt.date) -> list[Band]:
+    """The risk bands, highest first, of the model that scored the population at ``as_of``."""
+    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    if "risk_bands" not in manifest:
+        raise RiskstratError(
+            f"the scores at {as_of} were made by an earlier riskstrat that did not record the model's risk bands: "
+            f"run 'riskstrat score --as-of {as_of}' again"
+        )
+    return [Band(b["name"], float(b["top_share"])) for b in manifest["risk_bands"]]
+
+
+def write_commissioner_outputs(
+    wd: WorkDir, folder: Path, as_of: dt.date, people: pd.DataFrame, rules: DisclosureRules = DEFAULT_RULES
+) -> pd.DataFrame:
     """The commissioner folder from the scored people commissioners may see: the pseudonymised
-    cohort table, the suppressed aggregates and the report, each naming its month and model.
-    Returns the cohort table."""
+    cohort table, the protected aggregates, the record of the rule applied to each of their
+    cells (``disclosure_log.csv``) and the report, each naming its month and model. Bands come
+    from the model that scored them. Returns the cohort table."""
     model = model_of(wd, as_of)
-    cohort = cohort_table(people)
+    bands = bands_of(wd, as_of)
+    cohort = cohort_table(people, bands)
     stamp = {"as_of": as_of.isoformat(), "model_version": model}
     pq.write_table(pa.Table.from_pandas(cohort.assign(**stamp), preserve_index=False), folder / "cohort.parquet")
-    agg = aggregates(cohort)
+    agg, decisions = aggregates(cohort, bands, rules)
     write_atomically(agg.assign(**stamp), folder / "aggregates.csv")
+    write_atomically(decisions.assign(**stamp), folder / "disclosure_log.csv")
     sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
         columns={"value": "cohort", "published": "people"}
     )
-    write_atomically(report_html(as_of, agg, sizes, model), folder / "report.html")
+    write_atomically(report_html(as_of, agg, sizes, model, bands, rules), folder / "report.html")
     return cohort
 
 
@@ -273,11 +290,11 @@ def _previous_export(wd: WorkDir, as_of: dt.date) -> tuple[str, dict] | None:
 
 
 @named_stage("export")
-def export(
-    workdir: Path, as_of: dt.date, vault_key: str | None, warn_share: float = DROP_WARNING_SHARE
-) -> ExportResult:
+def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config | None = None) -> ExportResult:
     """The month's outputs at ``as_of`` (:class:`Month`): commissioner files from the people
-    commissioners may see, practice lists of the people direct care may see."""
+    commissioners may see, practice lists of the people direct care may see (``config``:
+    disclosure rules and the practice-list warning share; default the embedded defaults)."""
+    config = config or Config()
     started = time.perf_counter()
     wd = WorkDir(workdir)
     scored = _scored(workdir, as_of)
@@ -288,7 +305,7 @@ def export(
     commissioner_view = scored
     if flags is not None and len(flags):
         commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
-    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, commissioner_view)
+    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, commissioner_view, config.disclosure)
     # Direct care: each practice's own patients, through the vault.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
     listed, note, counts = 0, "", {}
@@ -306,7 +323,7 @@ def export(
             wd, month.folder(wd.direct_care), as_of, vault_key, lambda code: by_practice.get(code, empty), audit
         )
         listed = sum(c["listed"] for c in counts.values())
-    warnings = unannounced_losses(wd, as_of, counts, warn_share)
+    warnings = unannounced_losses(wd, as_of, counts, config.practice_drop_warning_share)
     month.publish()
     audit.record_stage(
         f"riskstrat export --as-of {as_of}",

@@ -151,6 +151,7 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         "people_scored": len(scored),
         "excluded_by_opt_out_policy": excluded,
         "people_by_band": {name: int(counts.get(name, 0)) for name, _ in bands},
+        "risk_bands": [{"name": name, "top_share": share} for name, share in bands],
         "mean_risk": round(float(scored["risk_score"].mean()), 6),
         "checksums": {"features": file_checksum(features_path(workdir, as_of)), "scores": file_checksum(out)},
     }

@@ -7,7 +7,8 @@ outcome), keeping only dates with at least a year of data behind them. A person'
 go together: to fitting, early stopping or calibration, never to two of them.
 
 Validation is out of time: the population one horizon later (``D + 365 days``) when its outcome window has
-closed too; otherwise people held out of every stacked date (recorded as in-time). The
+closed too; otherwise people held out of every stacked date (recorded as in-time). Above
+``training.max_people``, validation keeps the same share of people as training. The
 validation people are split in two halves by a keyed hash of their pseudonym:
 
 * the **selection** half judges the hyperparameter search (Optuna, time-budgeted) and the
@@ -240,7 +241,8 @@ def train(
     val_as_of = validation_as_of(as_of, spec)
     if _out_of_time(as_of, spec, end):
         train_df = data
-        val_df = load_dataset(workdir, val_as_of, spec, con, src)
+        # the same share of people as training (memory follows the cap here too)
+        val_df = load_dataset(workdir, val_as_of, spec, con, src, kept_share)
         validation = f"out of time: population at {val_as_of}"
     else:
         held = person_unit(data["pseudonym"], spec.seed + 1) < IN_TIME_HELD_OUT_SHARE
