@@ -1,7 +1,10 @@
-"""The ``riskstrat`` command line (``spec/interface.md``).
+"""The ``riskstrat`` command line (``spec/interface.md``, ``docs/cli.md``).
 
-Every command has ``--help``. Bad input ends with one line naming the file and the
-problem and a non-zero exit code, never a traceback. Output shows counts, never row values.
+Every command has ``--help``. Bad input ends with one line naming the file and the problem
+and an exit code that says which class of failure it was (:class:`riskstrat.errors.ExitCode`),
+never a traceback; a bug ends with one line and exit code 70 (the traceback with
+``--verbose``). Output shows counts, never row values. Logging is set up here, for the
+command line only: importing riskstrat changes no logger.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import logging
+import os
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
@@ -20,8 +26,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from riskstrat import __version__
 from riskstrat.config import load_config
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import ExitCode, RiskstratError
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
 
 __all__ = ["main"]
@@ -29,27 +36,117 @@ __all__ = ["main"]
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, highlight=False)
 
+#: ``--help``'s closing text: the exit codes and the logging options (docs/cli.md has the table)
+EPILOG = f"""\b
+Exit codes:
+  {ExitCode.OK:>3}  done
+  {ExitCode.INPUT:>3}  bad input: an extract breaks data contract v1, or another input or set-up problem
+  {ExitCode.USAGE:>3}  usage: an unknown option or a bad option value
+  {ExitCode.CONFIG:>3}  configuration or model specification
+  {ExitCode.KEY:>3}  a key is missing, unreadable, too short or not the right key
+  {ExitCode.RESOURCE:>3}  out of memory or disk, or a place cannot be written
+  {ExitCode.BUSY:>3}  another run holds the work directory
+  {ExitCode.INTERNAL:>3}  internal error: a bug in riskstrat (please report it)
+  {ExitCode.INTERRUPTED:>3}  interrupted (Ctrl-C)
 
-def _one_line_errors(fn):
-    """Turn RiskstratError, and running out of memory or disk, into one line on stderr, exit 1."""
+\b
+Logging goes to standard error: warnings by default, everything with --verbose (with the
+traceback of an internal error), errors only with --quiet. Results go to standard output.
+See docs/cli.md.
+"""
+
+
+class _LineHandler(logging.Handler):
+    """Log records as lines on standard error: the stream of the moment, so a test's captured
+    stream gets them too."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+_HANDLER = _LineHandler()
+_HANDLER.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    """riskstrat's and MLflow's log records to standard error at the level the options ask.
+
+    MLflow narrates at INFO ("Creating initial MLflow database tables", "Successfully
+    registered model") and draws a progress bar when it downloads a model: only its warnings
+    and errors reach the user unless ``--verbose``. Environment variables the user set win.
+    """
+    riskstrat_level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    mlflow_level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow's import leaves these loggers to us
+    if not verbose:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    for name, level in (("riskstrat", riskstrat_level), ("mlflow", mlflow_level)):
+        logger = logging.getLogger(name)
+        logger.handlers = [_HANDLER]  # replaces MLflow's own handler when MLflow was imported first
+        logger.setLevel(level)
+    logging.getLogger("mlflow").propagate = False  # as MLflow's own set-up does
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("verbose"))
+
+
+def _uses_mlflow(fn):
+    """For a command that uses the MLflow store: MLflow's own lines printed outside logging
+    ("Successfully registered model", "Created version") are shown only with --verbose."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from riskstrat.tracking import show_mlflow_prints
+
+        show_mlflow_prints(_verbose())
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _exit(code: ExitCode, line: str) -> None:
+    click.echo(line, err=True)
+    raise click.exceptions.Exit(int(code))
+
+
+class _Main(click.Group):
+    """The command group: what leaves a command becomes one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context):
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except RiskstratError as exc:
-            click.echo(f"riskstrat: error: {exc}", err=True)
-            sys.exit(1)
+            _exit(exc.exit_code, f"riskstrat: error: {exc}")
+        except KeyboardInterrupt:
+            _exit(ExitCode.INTERRUPTED, "riskstrat: interrupted")
         except Exception as exc:
             from riskstrat.stages.resources import as_resource_error
 
             resource = as_resource_error(exc)
-            if resource is None:
-                raise
-            click.echo(f"riskstrat: error: {resource}", err=True)
-            sys.exit(1)
+            if resource is not None:
+                _exit(resource.exit_code, f"riskstrat: error: {resource}")
+            _internal_error(exc, bool(ctx.params.get("verbose")))
 
-    return wrapper
+
+def _internal_error(exc: Exception, verbose: bool) -> None:
+    """One line for a bug (its type and the first line of its message), exit 70; the
+    traceback first with --verbose."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if verbose:
+        click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+        advice = "please report it with the traceback above"
+    else:
+        advice = "please report it; run with --verbose for the traceback"
+    _exit(ExitCode.INTERNAL, f"riskstrat: internal error: {what} (a bug: {advice})")
 
 
 def _command() -> str:
@@ -138,15 +235,25 @@ def _iso_date(ctx, param, value):
         raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="riskstrat")
-def main() -> None:
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(__version__, "--version", prog_name="riskstrat")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log everything (riskstrat's details, MLflow's progress) and print an internal error's traceback.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only (no warnings).")
+def main(verbose: bool, quiet: bool) -> None:
     """riskstrat: population risk stratification for the NHS.
 
     Validate SUS+ and GP extracts (data contract v1), pseudonymise them, build features,
     train and score admission-risk models, and produce practice lists and commissioner
     outputs.
     """
+    if verbose and quiet:
+        raise click.UsageError("--verbose and --quiet cannot be used together")
+    _configure_logging(verbose, quiet)
 
 
 # --------------------------------------------------------------------------- synth
@@ -254,7 +361,6 @@ def run_synth(
     "second structure (latent urgent-care propensity and evolving frailty, medicine x condition "
     "interactions, monthly steps) to judge models on more than one structure. Same tables, same truth file.",
 )
-@_one_line_errors
 def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure):
     """Write a synthetic population in data contract v1 (all NHS numbers synthetic).
 
@@ -281,7 +387,9 @@ def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_si
 # --------------------------------------------------------------------------- validate
 
 
-def print_report(report: ValidationReport) -> None:
+def print_report(report: ValidationReport, out: Console | None = None) -> None:
+    """The validation report as tables, on ``out`` (standard output by default)."""
+    out = out or console
     table = RichTable(title=f"validation of {report.extracts} (data contract v1)")
     for col, just in (
         ("table", "left"),
@@ -305,7 +413,7 @@ def print_report(report: ValidationReport) -> None:
             f"{sum(t.unknown_codes.values()):,}",
             "yes" if t.reconciles else "NO",
         )
-    console.print(table)
+    out.print(table)
     rules = [(t.table, k, v) for t in report.tables.values() for k, v in sorted(t.quarantined.items())]
     if rules:
         detail = RichTable(title="quarantined rows by rule")
@@ -314,18 +422,18 @@ def print_report(report: ValidationReport) -> None:
         for tbl, key, n in rules:
             column, rule = key.split(":", 1)
             detail.add_row(tbl, column, rule, f"{n:,}")
-        console.print(detail)
+        out.print(detail)
     unknown = [(t.table, c, n) for t in report.tables.values() for c, n in sorted(t.unknown_codes.items()) if n]
     for tbl, col, n in unknown:
-        console.print(f"unknown codes: {tbl}.{col}: {n:,} rows kept (well-shaped, but not a real code)")
+        out.print(f"unknown codes: {tbl}.{col}: {n:,} rows kept (well-shaped, but not a real code)")
     if report.absent_optional:
-        console.print(f"optional tables absent: {', '.join(report.absent_optional)}")
-    console.print(
+        out.print(f"optional tables absent: {', '.join(report.absent_optional)}")
+    out.print(
         f"rows read {report.rows_read:,} = accepted {report.rows_read - report.quarantined_rows:,} "
         f"+ quarantined {report.quarantined_rows:,}: {'reconciled' if report.reconciles else 'NOT reconciled'}"
     )
     if report.quarantined_rows:
-        console.print(f"quarantine files (identifiable): {report.quarantine_dir}")
+        out.print(f"quarantine files (identifiable): {report.quarantine_dir}")
 
 
 @contextlib.contextmanager
@@ -364,17 +472,25 @@ def run_validate(extracts: Path, config_path: Path | None, quarantine: Path, acc
     help="Where quarantined rows go (default: EXTRACTS_quarantine beside the extracts).",
 )
 @click.option(
-    "--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the report as JSON."
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, allow_dash=True),
+    default=None,
+    help="Also write the report as JSON to this file; '-' writes it to standard output (the tables then go "
+    "to standard error).",
 )
-@_one_line_errors
 def validate(extracts, config_path, quarantine, json_out):
     """Check an extracts directory against data contract v1 and print the report.
 
-    Exit 1 when a required table or column is missing or a file cannot be read; rows that
+    Exit 3 when a required table or column is missing or a file cannot be read; rows that
     break a rule are quarantined (file, row, column, rule) and counted, and the rest pass.
     """
     quarantine = quarantine or extracts.parent / f"{extracts.name}_quarantine"
     report = run_validate(extracts, config_path, quarantine)
+    if json_out is not None and str(json_out) == "-":
+        print_report(report, err_console)
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
     print_report(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -451,7 +567,6 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
 @click.option("--extracts", type=click.Path(path_type=Path), required=True, help="Extracts directory (contract v1).")
 @_workdir_option()
 @_config_option("YAML configuration (column mappings, opt-out policy, region).")
-@_one_line_errors
 @_locked
 def pseudonymise(extracts, workdir, config_path):
     """Validate, quarantine, apply opt-outs, pseudonymise and fill the vault.
@@ -477,7 +592,6 @@ def pseudonymise(extracts, workdir, config_path):
     show_default=True,
     help="duckdb (embedded) or spark (local session; needs riskstrat[spark] and Java).",
 )
-@_one_line_errors
 @_locked
 def features(workdir, as_of, engine):
     """Build the feature table of the population at D (records strictly before D).
@@ -531,7 +645,7 @@ def print_training(result) -> None:
     "--model-spec",
     type=click.Path(path_type=Path),
     default=None,
-    help="Model specification (default models/emergency_admission_12m.yaml).",
+    help="Model specification (default: the packaged riskstrat/defaults/models/emergency_admission_12m.yaml).",
 )
 @_tracking_uri_option()
 @_config_option("YAML configuration (mlflow.tracking_uri).")
@@ -541,7 +655,7 @@ def print_training(result) -> None:
     default=None,
     help="Synthetic populations only: truth directory, to report the ceiling AUROC.",
 )
-@_one_line_errors
+@_uses_mlflow
 @_locked
 def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
     """Train, calibrate, evaluate and register an admission-risk model in MLflow."""
@@ -569,7 +683,7 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
 )
 @_tracking_uri_option()
 @_config_option("YAML configuration (mlflow.tracking_uri).")
-@_one_line_errors
+@_uses_mlflow
 @_locked
 def score(workdir, as_of, model_uri, tracking_uri, config_path):
     """Score the population at D: risk, band and reasons per person (pseudonymised)."""
@@ -623,7 +737,6 @@ def print_warnings(warnings: list[str]) -> None:
 @_workdir_option()
 @_as_of_option("As-of date D of the scores.")
 @_config_option("YAML configuration (disclosure rules, validation.practice_drop_warning_share).")
-@_one_line_errors
 @_locked
 def export(workdir, as_of, config_path):
     """Direct-care lists for every practice and commissioner outputs from the scores at D.
@@ -665,6 +778,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
     from riskstrat.stages.features import build_features
     from riskstrat.stages.features import stage_inputs as features_inputs
     from riskstrat.stages.features import stage_name as features_stage
+    from riskstrat.stages.lock import held
     from riskstrat.stages.score import score as run_score
     from riskstrat.stages.score import stage_inputs as score_inputs
     from riskstrat.stages.score import stage_name as score_stage
@@ -684,7 +798,7 @@ def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Pat
             print_pseudonymise(run_pseudonymise(extracts, workdir, config_path))
     uri = _tracking_uri(None, config_path)
     spec = load_spec()
-    tracking.configure(workdir, uri, spec.name)
+    tracking.configure(workdir, uri, spec.name, end_abandoned=held(workdir))
     completed = tracking.complete_pending(spec.name)
     if completed is not None:
         console.print(f"      a run stopped after registering {spec.name} version {completed}: made champion now")
@@ -766,7 +880,7 @@ def _give_back_memory() -> None:
     show_default=True,
     help="duckdb (this machine) or spark (the cluster's session, else a local one; docs/scale-out.md).",
 )
-@_one_line_errors
+@_uses_mlflow
 @_locked
 def run(extracts, workdir, as_of, config_path, truth, engine):
     """Everything in order: pseudonymise, features, train when no model is registered (on the
@@ -834,7 +948,7 @@ def run_pipeline_on_spark(extracts: Path, workdir: Path, as_of: dt.date, config_
 )
 @click.option("--patients", type=click.IntRange(min=100), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@_one_line_errors
+@_uses_mlflow
 def demo(workdir, patients, seed):
     """Run riskstrat end to end on a freshly generated synthetic population.
 

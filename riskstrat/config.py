@@ -32,7 +32,10 @@ __all__ = ["DEFAULT_CONFIG", "DROP_WARNING_SHARE", "Config", "TableMapping", "lo
 #: a practice list shorter than last month's by more than this share raises a warning
 DROP_WARNING_SHARE = 0.2
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+#: the embedded defaults written out; shipped inside the package (riskstrat/defaults/configs/, package
+#: data in pyproject.toml) as the one copy, which users copy into the repository's configs/ to edit
+#: (the same choice as the model specifications, riskstrat/modelling/spec.py)
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "configs" / "default.yaml"
 _KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "opt_outs", "mlflow", "disclosure"}
 
 

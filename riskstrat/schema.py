@@ -181,6 +181,8 @@ def _nhs(description: str = "NHS number of the patient") -> Column:
 
 
 SEX_CODES = ("1", "2", "9", "0")
+#: Person Stated Gender Code in words, for outputs that group people by sex
+SEX_LABELS = {"1": "male", "2": "female", "9": "indeterminate", "0": "not known"}
 ETHNIC_CATEGORIES = (*tuple("ABCDEFGHJKLMNPRSZ"), "99")
 EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")

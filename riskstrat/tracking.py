@@ -34,14 +34,20 @@ __all__ = [
     "log_model",
     "log_run",
     "set_champion",
+    "show_mlflow_prints",
     "tracking_uri",
 ]
 
 CHAMPION = "champion"
 
-# MLflow narrates at INFO (database set-up, "Successfully registered model"): riskstrat
-# reports what happened itself, so only MLflow's warnings and errors reach the user.
-logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+def show_mlflow_prints(shown: bool) -> None:
+    """Turn on or off what MLflow prints past :mod:`logging` ("Successfully registered model",
+    "Created version"). The command line turns them off unless ``--verbose``; importing this
+    module changes nothing (MLflow's loggers are the application's to set)."""
+    from mlflow.utils import logging_utils
+
+    (logging_utils.enable_logging if shown else logging_utils.disable_logging)()
 
 
 def tracking_uri(workdir: Path, configured: str | None = None) -> str:
@@ -55,11 +61,12 @@ DECISION_TAG = "riskstrat.champion_decision"
 PENDING = "pending"
 
 
-def configure(workdir: Path, uri: str | None, experiment: str) -> str:
+def configure(workdir: Path, uri: str | None, experiment: str, end_abandoned: bool = False) -> str:
     """Point mlflow at the store and the experiment (created with artefacts in W/mlartifacts).
 
-    Runs of this work directory left RUNNING by a killed process are ended as FAILED, when
-    this process holds the work directory's lock (so no other process can be running them)."""
+    With ``end_abandoned`` (the caller holds the work directory's lock, so no other process
+    can be running them), runs of this work directory left RUNNING by a killed process are
+    ended as FAILED."""
     uri = tracking_uri(workdir, uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -70,9 +77,7 @@ def configure(workdir: Path, uri: str | None, experiment: str) -> str:
             location = (workdir / "mlartifacts").resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=location)
     exp = mlflow.set_experiment(experiment)
-    from riskstrat.stages.lock import held
-
-    if found is not None and held(workdir):
+    if found is not None and end_abandoned:
         client = MlflowClient()
         query = f"attributes.status = 'RUNNING' and tags.`{WORKDIR_TAG}` = '{_workdir_id(workdir)}'"
         for run in client.search_runs([exp.experiment_id], query):
@@ -136,9 +141,26 @@ def log_metric_history(name: str, values: list[float]) -> None:
         mlflow.log_metric(name, float(v), step=step)
 
 
-def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> str:
+#: what the logged model needs to be loaded and served in a fresh environment: the libraries
+#: its estimators and wrapper import, pinned to the versions it was trained with
+_SERVING_LIBRARIES = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "joblib", "cloudpickle")
+
+
+def serving_requirements() -> list[str]:
+    """Pinned pip requirements of a logged model (the installed versions)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in _SERVING_LIBRARIES]
+
+
+def log_model(
+    estimator, feature_frame: pd.DataFrame, registered_name: str, metadata: dict[str, Any] | None = None
+) -> str:
     """Log the estimator as a pyfunc with a signature (no input example); register it.
 
+    The model carries what serving needs (``mlflow models serve``): pinned requirements
+    (:func:`serving_requirements`), riskstrat's own code (``code_paths``: the package, so the
+    estimator classes unpickle anywhere) and ``metadata`` (risk bands, features, outcome).
     Returns the new registered version.
     """
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,6 +184,9 @@ def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> s
                     artifacts={"estimator": str(path)},
                     signature=signature,
                     registered_model_name=registered_name,
+                    pip_requirements=serving_requirements(),
+                    code_paths=[str(Path(__file__).resolve().parent)],
+                    metadata=metadata,
                 )
             finally:
                 pyfunc_log.setLevel(level)
@@ -170,6 +195,30 @@ def log_model(estimator, feature_frame: pd.DataFrame, registered_name: str) -> s
     # completes the decision (complete_pending) instead of training and registering again.
     MlflowClient().set_model_version_tag(registered_name, version, DECISION_TAG, PENDING)
     return version
+
+
+def describe_registered(name: str, version: str, description: str, tags: dict[str, str], summary: str) -> None:
+    """The registered model's description and tags, and the version's one-line summary."""
+    client = MlflowClient()
+    client.update_registered_model(name, description=description)
+    for k, v in tags.items():
+        client.set_registered_model_tag(name, k, v)
+    client.update_model_version(name, version, description=summary)
+
+
+def run_table(workdir: Path, uri: str | None, run_id: str, name: str) -> pd.DataFrame | None:
+    """A table a run logged (``tables/<name>.csv``), or None when the run has none (a model
+    trained before the table existed) or the store cannot be reached."""
+    import os
+
+    store = tracking_uri(workdir, uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    mlflow.set_tracking_uri(store)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = MlflowClient().download_artifacts(run_id, f"tables/{name}.csv", tmp)
+            return pd.read_csv(path, dtype={"group": str})
+    except (MlflowException, OSError):
+        return None
 
 
 def champion_version(name: str) -> str | None:
@@ -250,7 +299,9 @@ def load_registered(workdir: Path, uri: str | None, model_uri: str) -> LoadedMod
         raise RiskstratError(
             f"no model {model_uri} in {store.split('?')[0]}: train one first ({str(exc).splitlines()[0][:160]})"
         ) from None
-    params = client.get_run(mv.run_id).data.params
+    bands = (model.metadata.metadata or {}).get("risk_bands")
+    if bands is None:  # a model logged before the bands travelled with it
+        bands = json.loads(client.get_run(mv.run_id).data.params["risk_bands"])
     return LoadedModel(
         name=name,
         version=str(mv.version),
@@ -258,5 +309,5 @@ def load_registered(workdir: Path, uri: str | None, model_uri: str) -> LoadedMod
         model=model,
         estimator=model.unwrap_python_model().estimator,
         input_names=model.metadata.get_input_schema().input_names(),
-        risk_bands=json.loads(params["risk_bands"]),
+        risk_bands=bands,
     )

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from riskstrat.errors import ExitCode
+
 from .test_validate import write_extracts
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def riskstrat(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -42,11 +46,11 @@ def test_validate_reports_and_reconciles(tmp_path):
     assert (tmp_path / "q" / "gp_events.csv").exists()
 
 
-def test_missing_required_table_is_one_line_and_exit_1(tmp_path):
+def test_missing_required_table_is_one_line_and_exit_3(tmp_path):
     extracts = write_extracts(tmp_path / "x")
     (extracts / "sus_ecds.csv").unlink()
     result = riskstrat("validate", str(extracts))
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.INPUT == 1
     assert "Traceback" not in result.stderr
     lines = [x for x in result.stderr.splitlines() if x.strip()]
     assert len(lines) == 1
@@ -58,13 +62,13 @@ def test_bad_config_is_one_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tables:\n  sus_apc:\n    columns:\n      not_a_column: X\n")
     result = riskstrat("validate", str(extracts), "--config", str(cfg))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == ExitCode.CONFIG == 4 and "Traceback" not in result.stderr
     assert "not_a_column" in result.stderr and "c.yaml" in result.stderr
 
 
 def test_missing_extracts_directory(tmp_path):
     result = riskstrat("validate", str(tmp_path / "nope"))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == ExitCode.INPUT and "Traceback" not in result.stderr
     assert "extracts directory not found" in result.stderr
 
 
@@ -91,6 +95,148 @@ def test_bad_option_value_is_a_usage_error(tmp_path):
     assert "YYYY-MM-DD" in result.stderr
 
 
+# --------------------------------------------------------------------------- exit codes, output, logging
+
+
+def test_every_exit_code_is_in_the_help_and_the_docs():
+    help_text = riskstrat("--help").stdout
+    docs = (REPO / "docs" / "cli.md").read_text()
+    for code in ExitCode:
+        assert f"| {code.value} | `{code.name}` |" in docs, code
+        assert any(line.strip().startswith(f"{code.value}  ") for line in help_text.splitlines()), code
+    assert "--verbose" in help_text and "--quiet" in help_text
+
+
+def test_a_missing_key_exits_5(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKSTRAT_")}
+    extracts = write_extracts(tmp_path / "x")
+    command = ["pseudonymise", "--extracts", str(extracts), "--workdir", str(tmp_path / "W")]
+    result = subprocess.run([sys.executable, "-m", "riskstrat", *command], capture_output=True, text=True, env=env)
+    assert result.returncode == ExitCode.KEY == 5, result.stderr
+    assert result.stderr.strip() == (
+        "riskstrat: error: no key: set RISKSTRAT_PSEUDONYM_KEY (or RISKSTRAT_PSEUDONYM_KEY_FILE to a file holding it)"
+    )
+
+
+def test_a_busy_work_directory_exits_7(tmp_path):
+    from riskstrat.stages.lock import work_lock
+
+    work = tmp_path / "W"
+    with work_lock(work, "riskstrat run (held by the test)"):
+        result = riskstrat("features", "--workdir", str(work), "--as-of", "2025-10-01")
+    assert result.returncode == ExitCode.BUSY == 7, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"riskstrat: error: {work}: in use by another riskstrat run")
+    assert f"process {os.getpid()}" in lines[0] and "held by the test" in lines[0]
+
+
+_BROKEN_VALIDATE = """
+import sys
+import riskstrat.cli as cli
+
+def broken(*args, **kwargs):
+    raise ZeroDivisionError("division by zero\\nsecond line")
+
+cli.run_validate = broken
+sys.argv = ["riskstrat", *sys.argv[1:]]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_bug_is_one_line_and_exit_70_with_the_traceback_only_when_verbose(tmp_path, verbose):
+    options = ["--verbose"] if verbose else []
+    command = [sys.executable, "-c", _BROKEN_VALIDATE, *options, "validate", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == ExitCode.INTERNAL == 70
+    lines = result.stderr.strip().splitlines()
+    if verbose:
+        assert lines[0] == "Traceback (most recent call last):" and "in broken" in result.stderr
+        assert lines[-1] == (
+            "riskstrat: internal error: ZeroDivisionError: division by zero "
+            "(a bug: please report it with the traceback above)"
+        )
+    else:
+        assert lines == [
+            "riskstrat: internal error: ZeroDivisionError: division by zero "
+            "(a bug: please report it; run with --verbose for the traceback)"
+        ]
+
+
+def test_validate_writes_json_to_standard_output_with_a_dash(tmp_path):
+    extracts = write_extracts(tmp_path / "x", {"gp_events": [{"snomed_code": "bad"}, {}]})
+    result = riskstrat("validate", str(extracts), "--json", "-", "--quarantine", str(tmp_path / "q"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # only JSON on standard output
+    events = report["tables"]["gp_events"]
+    assert (events["rows_read"], events["accepted"], events["quarantined_rows"]) == (3, 1, 2)
+    assert "reconciled" in result.stderr  # the tables went to standard error
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_version_from_a_source_checkout_without_package_metadata():
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "def without_riskstrat(lookup):\n"
+        "    def find(name):\n"
+        "        if name.lower() == 'riskstrat':\n"
+        "            raise m.PackageNotFoundError(name)\n"
+        "        return lookup(name)\n"
+        "    return find\n"
+        "for f in ('version', 'distribution', 'metadata'):\n"
+        "    setattr(m, f, without_riskstrat(getattr(m, f)))\n"
+        "sys.argv = ['riskstrat', '--version']\n"
+        "from riskstrat.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "riskstrat, version 0.1.0"
+    assert riskstrat("--version", cwd=REPO).stdout.strip() == "riskstrat, version 0.1.0"
+
+
+def test_importing_riskstrat_leaves_mlflows_loggers_alone():
+    code = (
+        "import logging, mlflow\n"
+        "log = logging.getLogger('mlflow')\n"
+        "log.setLevel(logging.DEBUG)\n"
+        "handlers = list(log.handlers)\n"
+        "import riskstrat.tracking, riskstrat.cli\n"
+        "print(log.level, log.handlers == handlers)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10", "True"]
+
+
+_MLFLOW_CHATTER = """
+import logging, sys
+import riskstrat.cli as cli
+
+verbose = sys.argv[1] == "verbose"
+cli._configure_logging(verbose=verbose, quiet=False)
+from mlflow.utils.logging_utils import eprint
+from riskstrat.tracking import show_mlflow_prints
+
+show_mlflow_prints(verbose)
+logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+logging.getLogger("mlflow.tracking").warning("an MLflow warning")
+eprint("Successfully registered model 'm'.")
+logging.getLogger("riskstrat.modelling").debug("a riskstrat detail")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_mlflow_chatter_reaches_the_user_only_with_verbose(verbose):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    command = [sys.executable, "-c", _MLFLOW_CHATTER, "verbose" if verbose else "default"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "mlflow.tracking: WARNING: an MLflow warning" in result.stderr
+    for chatter in ("Creating initial MLflow database tables", "Successfully registered model", "a riskstrat detail"):
+        assert (chatter in result.stderr) == verbose, (chatter, result.stderr)
+
+
 def _job_env(region_key: str, vault_key: str) -> dict[str, str]:
     """The environment of a batch job: its keys, and no MLflow settings from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -109,6 +255,8 @@ def test_run_does_everything_in_order(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "no champion registered: train at 2024-10-01" in out and "run finished" in out
+    for chatter in ("Successfully registered model", "Created version", "Downloading artifacts", "INFO"):
+        assert chatter not in result.stdout + result.stderr, chatter  # MLflow's narration only with --verbose
     assert sorted(p.name for p in (tmp_path / "W" / "direct_care" / "current").iterdir()) == [
         "Y90000.csv",
         "Y90000.html",
@@ -195,7 +343,7 @@ def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseu
     env = {**os.environ, "RISKSTRAT_DUCKDB_MEMORY": "2MB"}
     command = [sys.executable, "-m", "riskstrat", "features", "--workdir", str(work), "--as-of", "2025-10-01"]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.RESOURCE == 6
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert lines[0].startswith("riskstrat: error: features at 2025-10-01: out of memory (DuckDB memory limit 2MB")

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from riskstrat.config import load_config
+from riskstrat.config import DEFAULT_CONFIG, load_config
 from riskstrat.errors import ConfigError
 from riskstrat.ingest.validate import validate_extracts
 
@@ -43,7 +43,7 @@ def test_udal_style_mapping_reads_the_same_rows(tmp_path):
 
 
 def test_default_config_file_matches_embedded_defaults():
-    cfg = load_config(REPO / "configs" / "default.yaml")
+    cfg = load_config(DEFAULT_CONFIG)
     assert cfg.tables == {} and cfg.batch_rows == 1_000_000
     assert cfg.opt_out_policy == load_config(None).opt_out_policy
     assert cfg.opt_out_policy.to_dict() == {

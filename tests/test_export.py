@@ -108,6 +108,9 @@ def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported)
                     assert n < 100, (dim, value, band, n)
                 else:
                     assert abs(int(shown) - n) <= 2 and (n == 0) == (int(shown) == 0), (dim, value, band, n)
+    # the scoring model's fairness summary, from its training run, counts protected
+    report = (work / "commissioner" / "current" / "report.html").read_text()
+    assert "How fair is the model?" in report and "<td>female</td>" in report and "<td>65-79</td>" in report
     # the decision record accounts for every published cell, with no true value in it
     log = pd.read_csv(work / "commissioner" / "current" / "disclosure_log.csv", dtype=str)
     keys = ["dimension", "value", "measure"]

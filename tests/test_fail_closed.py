@@ -164,7 +164,7 @@ def test_two_runs_on_one_work_directory_one_refused(faulty_population, tmp_path)
     assert holder["pid"] == first.pid and "pseudonymise" in holder["command"]
     second = _cli("pseudonymise", "--extracts", str(faulty), "--workdir", str(work))
     out, err = second.communicate(timeout=120)
-    assert second.returncode == 1 and "Traceback" not in err
+    assert second.returncode == 7 and "Traceback" not in err
     assert err.strip().startswith(f"riskstrat: error: {work}: in use by another riskstrat run (process {first.pid}")
     assert len(err.strip().splitlines()) == 1
     out, err = first.communicate(timeout=300)
@@ -237,7 +237,7 @@ def test_a_version_registered_before_a_kill_is_made_champion_not_retrained(tmp_p
         )
         assert tracking.champion_version("killed-model") is None
         # the rerun
-        tracking.configure(work, None, "killed-model")
+        tracking.configure(work, None, "killed-model", end_abandoned=True)
         assert MlflowClient().get_run(left_running.info.run_id).info.status == "FAILED"
         assert tracking.complete_pending("killed-model") == version
         assert tracking.champion_version("killed-model") == version

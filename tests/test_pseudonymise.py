@@ -246,7 +246,7 @@ def test_missing_keys_stop_with_one_line(clean_population, tmp_path):
         text=True,
         env=env,
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 5 and "Traceback" not in result.stderr
     message = "no key: set RISKSTRAT_PSEUDONYM_KEY (or RISKSTRAT_PSEUDONYM_KEY_FILE to a file holding it)"
     assert result.stderr.strip() == f"riskstrat: error: {message}"
     env["RISKSTRAT_PSEUDONYM_KEY"] = KEY
@@ -265,6 +265,6 @@ def test_missing_keys_stop_with_one_line(clean_population, tmp_path):
         text=True,
         env=env,
     )
-    assert result.returncode == 1 and "RISKSTRAT_VAULT_KEY" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 5 and "RISKSTRAT_VAULT_KEY" in result.stderr and "Traceback" not in result.stderr
     records = AuditLog(tmp_path / "W" / "identifiable" / "audit.jsonl").records()
     assert records[-1]["outcome"] == "failed"

@@ -12,11 +12,15 @@
 
 All take a pandas DataFrame (the feature table's columns), store constructor arguments
 unchanged, return ``self`` from ``fit`` and keep learned state in attributes ending ``_``.
+The baselines name the columns they use in their parameters (the feature table's names by
+default, so they can be given the whole table; positions work too, on any 2-d array) and
+pass scikit-learn's estimator checks (``tests/test_estimator_checks.py``).
 """
 
 from __future__ import annotations
 
 import itertools
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -30,7 +34,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from riskstrat.modelling.treeshap import tree_shap
 
@@ -447,79 +457,260 @@ QADMISSIONS_FEATURES = (
 )
 
 
+def _selected(estimator, X, columns, *, reset: bool) -> pd.DataFrame:
+    """The columns of the table ``X`` that ``estimator`` uses, each labelled by its name or
+    position (values not yet checked).
+
+    ``columns`` holds column names, or positions, or is None for every column. By name, ``X``
+    must be a DataFrame; its other columns are ignored and may differ between fit and predict
+    (only the named ones must be there, in any order). By position, ``X`` is any 2-d table and
+    scikit-learn's rules apply: predict must be given the columns fit saw, in the same order.
+    Either way fit records ``n_features_in_``, and ``feature_names_in_`` for a DataFrame with
+    string column names (checked cheaply: only the used columns are converted).
+    """
+    name = type(estimator).__name__
+    by_name = columns is not None and any(isinstance(c, str) for c in columns)
+    if by_name:
+        if not all(isinstance(c, str) for c in columns):
+            raise ValueError(f"{name}: give the columns all by name or all by position, not both")
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError(
+                f"{name} uses columns by name ({', '.join(list(columns)[:3])}, ...): X must be a DataFrame "
+                "(or give the columns by position)"
+            )
+        if reset:
+            validate_data(estimator, X, reset=True, skip_check_array=True)
+        missing = [c for c in columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"{name}: columns missing from X: {missing}")
+        return X[list(columns)]
+    if isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        table = X
+    else:
+        table = pd.DataFrame(validate_data(estimator, X, reset=reset))
+    positions = list(range(table.shape[1])) if columns is None else [int(c) for c in columns]
+    outside = [c for c in positions if not 0 <= c < table.shape[1]]
+    if outside:
+        raise ValueError(f"{name}: column positions {outside} are outside X, which has {table.shape[1]} columns")
+    return table.iloc[:, positions].set_axis(positions, axis=1)
+
+
+def _numbers(table: pd.DataFrame) -> np.ndarray:
+    """The columns as a new float array: at least one row, no missing or infinite values."""
+    return check_array(table, dtype=np.float64, copy=True, input_name="X")
+
+
+def _binary_target(estimator, y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes_, y coded 0/1)`` for a target with two outcomes; ``classes_[1]`` is the one
+    whose probability is predicted (1 for the 0/1 labels of the feature table)."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+    y = column_or_1d(y, warn=True)
+    if y.shape[0] != n_samples:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n_samples}, {y.shape[0]}]")
+    check_classification_targets(y)
+    y_type = type_of_target(y, input_name="y", raise_unknown=True)
+    if y_type != "binary":
+        raise ValueError(f"Only binary classification is supported. The type of the target is {y_type}.")
+    classes, coded = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise ValueError(f"{type(estimator).__name__} needs both outcomes in y: found 1 class")
+    return classes, coded
+
+
 class QAdmissionsLikeLogistic(ClassifierMixin, BaseEstimator):
     """Logistic regression on a QAdmissions-like set (age as a spline, sex, deprivation,
-    conditions, prior emergency admissions, key drug classes). A strong, transparent baseline."""
+    conditions, prior emergency admissions, key drug classes). A strong, transparent baseline.
 
-    def __init__(self, features=QADMISSIONS_FEATURES, C=1.0, max_iter=2000):
+    ``age_column`` is a cubic spline; the ``categorical`` columns, and any column holding
+    text, are one-hot coded (a category not seen in fit counts as none); every other column is
+    standardised, on a log scale (``log1p``, values below 0 read as 0) when it was never
+    negative in fit (counts, flags, deciles).
+
+    Parameters
+    ----------
+    features : sequence of str or int, or None, default QADMISSIONS_FEATURES
+        The columns used, by name (``X`` is a DataFrame, e.g. the whole feature table; its
+        other columns are ignored) or by position; None for every column of ``X``.
+    age_column : str or int or None, default "age_years"
+        One of ``features``, modelled as a spline; None for no spline.
+    categorical : sequence of str or int, default ("sex",)
+        Columns among ``features`` to one-hot code.
+    C : float, default 1.0
+        Inverse strength of the L2 penalty.
+    max_iter : int, default 2000
+        Iterations of the solver.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The outcomes; the probability of ``classes_[1]`` is the risk.
+    columns_ : tuple of (list, list, list)
+        The spline, one-hot and numeric columns.
+    log_scale_ : ndarray of shape (n_numeric,)
+        Whether each numeric column is put on a log scale.
+    pipeline_ : Pipeline
+        The encoding and the fitted logistic regression.
+    n_iter_ : ndarray of shape (1,)
+        Iterations the solver took.
+    n_features_in_ : int
+        Columns of the ``X`` given to fit (all of them, used or not).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Their names, when ``X`` had string column names.
+    """
+
+    def __init__(
+        self, features=QADMISSIONS_FEATURES, age_column="age_years", categorical=("sex",), C=1.0, max_iter=2000
+    ):
         self.features = features
+        self.age_column = age_column
+        self.categorical = categorical
         self.C = C
         self.max_iter = max_iter
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # an outcome happens or it does not
+        return tags
+
     def fit(self, X, y):
-        X = _frame(X)
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.unique(y)
-        cols = [c for c in self.features if c in X.columns]
-        categorical = [c for c in cols if X[c].dtype == object or str(X[c].dtype).startswith("str") or c == "sex"]
-        numeric = [c for c in cols if c not in categorical and c != "age_years"]
+        """Fit on people ``X`` (one row each) with outcomes ``y`` (two values)."""
+        table = _selected(self, X, self.features, reset=True)
+        if table.shape[0] == 0:
+            raise ValueError(f"Found array with 0 sample(s) (shape={table.shape}) while a minimum of 1 is required.")
+        self.classes_, y = _binary_target(self, y, table.shape[0])
+        labels = list(table.columns)
+        named = [*self.categorical, *([] if self.age_column is None else [self.age_column])]
+        unknown = [c for c in named if c not in labels]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: {unknown} (age_column, categorical) are not among the features")
+        categorical = [c for c in labels if c in self.categorical or not pd.api.types.is_numeric_dtype(table[c])]
+        if self.age_column is not None and self.age_column in categorical:
+            raise ValueError(f"{type(self).__name__}: the age column {self.age_column!r} must hold numbers")
+        age = [] if self.age_column is None else [self.age_column]
+        numeric = [c for c in labels if c not in categorical and c not in age]
+        values = _numbers(table[numeric]) if numeric else np.empty((table.shape[0], 0))
+        self.log_scale_ = (values >= 0).all(axis=0)
+        self.columns_ = (age, categorical, numeric)
         transform = ColumnTransformer(
             [
-                ("age", SplineTransformer(n_knots=6, degree=3), ["age_years"]),
-                ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-                ("num", StandardScaler(), numeric),
+                ("age", SplineTransformer(n_knots=6, degree=3), [str(c) for c in age]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), [str(c) for c in categorical]),
+                ("num", StandardScaler(), [str(c) for c in numeric]),
             ]
         )
         self.pipeline_ = make_pipeline(transform, LogisticRegression(C=self.C, max_iter=self.max_iter))
-        frame = X[cols].copy()
-        for c in categorical:
-            frame[c] = frame[c].astype(str)
-        frame[numeric] = np.log1p(frame[numeric].clip(lower=0).astype(float))
-        self.columns_ = (cols, categorical, numeric)
-        self.pipeline_.fit(frame, y)
+        self.pipeline_.fit(self._design(table), y)
+        self.n_iter_ = self.pipeline_[-1].n_iter_
         return self
 
-    def _frame(self, X) -> pd.DataFrame:
-        cols, categorical, numeric = self.columns_
-        frame = _frame(X)[cols].copy()
+    def _design(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The encoder's input: ages and numbers as floats (the log scale applied), categories as text."""
+        age, categorical, numeric = self.columns_
+        design = pd.DataFrame(index=range(table.shape[0]))
+        for c in age:
+            design[str(c)] = _numbers(table[[c]])[:, 0]
         for c in categorical:
-            frame[c] = frame[c].astype(str)
-        frame[numeric] = np.log1p(frame[numeric].clip(lower=0).astype(float))
-        return frame
+            design[str(c)] = table[c].astype(str).to_numpy(dtype=object)
+        if numeric:
+            values = _numbers(table[numeric])
+            values[:, self.log_scale_] = np.log1p(np.clip(values[:, self.log_scale_], 0.0, None))
+            for i, c in enumerate(numeric):
+                design[str(c)] = values[:, i]
+        return design
 
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "pipeline_")
-        return self.pipeline_.predict_proba(self._frame(X))
+        """Shape (n_people, 2): the probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        check_is_fitted(self)
+        return self.pipeline_.predict_proba(self._design(_selected(self, X, self.features, reset=False)))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        """Shape (n_people,): the more probable outcome."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 class PriorAdmissionsRule(ClassifierMixin, BaseEstimator):
     """Rank by emergency admissions in the last year; the score is the observed rate of the
-    outcome among training people with the same count (counts above ``cap`` pooled)."""
+    outcome among training people with the same count (counts above ``cap`` pooled).
+
+    Each count's rate is pooled towards the overall rate by one pseudo-person (so a count no
+    one had still has a sensible value) and never falls as the count rises. A count is a
+    whole number: fractions are rounded down; a negative count is refused.
+
+    Parameters
+    ----------
+    column : str or int, default "emergency_admissions_365d"
+        The count: a column name (``X`` is a DataFrame, e.g. the whole feature table; its
+        other columns are ignored) or a position.
+    cap : int, default 5
+        Counts above ``cap`` share its rate.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The outcomes; the rate is that of ``classes_[1]``.
+    rates_ : ndarray of shape (cap + 1,)
+        The probability of ``classes_[1]`` for a count of 0, 1, ..., ``cap``.
+    n_features_in_ : int
+        Columns of the ``X`` given to fit (all of them, used or not).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Their names, when ``X`` had string column names.
+    """
 
     def __init__(self, column="emergency_admissions_365d", cap=5):
         self.column = column
         self.cap = cap
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # a count of admissions
+        tags.classifier_tags.multi_class = False  # an outcome happens or it does not
+        tags.classifier_tags.poor_score = True  # one count ranks people; it is not meant to classify well
+        return tags
+
+    def _expected_failed_checks(self) -> dict[str, str]:
+        """scikit-learn's estimator checks this estimator fails, each with the reason (for
+        ``parametrize_with_checks(expected_failed_checks=...)``: scikit-learn 1.6 took them out
+        of the tags)."""
+        return {
+            "check_positive_only_tag_during_fit": (
+                "only the count column must not be negative (others are ignored); the check makes X negative "
+                "on average, which leaves some columns, the first included, positive"
+            )
+        }
+
+    def _counts(self, X, reset: bool, y=None) -> np.ndarray:
+        """The capped counts of ``X``'s people (at fit, with ``y`` checked before the counts)."""
+        if not isinstance(self.column, str | numbers.Integral):
+            raise ValueError(f"column must be a column name or position, not {self.column!r}")
+        x = _numbers(_selected(self, X, [self.column], reset=reset))[:, 0]
+        if reset:
+            self.classes_, y = _binary_target(self, y, x.size)
+        if (x < 0).any():
+            raise ValueError(f"Negative values in data passed to {type(self).__name__}: {self.column!r} is a count")
+        return np.minimum(x, self.cap).astype(int), y
+
     def fit(self, X, y):
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.unique(y)
-        k = np.minimum(_frame(X)[self.column].to_numpy(dtype=float), self.cap).astype(int)
+        """Fit on people ``X`` (one row each) with outcomes ``y`` (two values)."""
+        if not isinstance(self.cap, numbers.Integral) or self.cap < 0:
+            raise ValueError(f"cap must be a whole number of admissions (0 or more), not {self.cap!r}")
+        k, y = self._counts(X, reset=True, y=y)
         rates = np.zeros(self.cap + 1)
         for i in range(self.cap + 1):
             sel = k == i
-            # pooled towards the overall rate so an empty count still has a sensible value
             rates[i] = (y[sel].sum() + y.mean()) / (sel.sum() + 1)
         self.rates_ = np.maximum.accumulate(rates)  # more admissions never lowers the risk
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "rates_")
-        k = np.minimum(_frame(X)[self.column].to_numpy(dtype=float), self.cap).astype(int)
-        p = self.rates_[k]
+        """Shape (n_people, 2): the probabilities of ``classes_[0]`` and ``classes_[1]``."""
+        check_is_fitted(self)
+        p = self.rates_[self._counts(X, reset=False)[0]]
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        """Shape (n_people,): the more probable outcome."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

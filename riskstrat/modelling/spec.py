@@ -19,7 +19,11 @@ from riskstrat.labels import Outcome
 
 __all__ = ["DEFAULT_SPEC", "MODELS_DIR", "ModelSpec", "RiskBand", "SearchSpec", "load_spec"]
 
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+# The shipped specifications live inside the package (riskstrat/defaults/models/, package data in
+# pyproject.toml) so that an installed riskstrat finds them. This is the one copy of each: users
+# copy one into the repository's models/ to make their own (models/README.md). At the repository
+# root they would be missing from the wheel, and a root-level symlink breaks on Windows checkouts.
+MODELS_DIR = Path(__file__).resolve().parent.parent / "defaults" / "models"
 DEFAULT_SPEC = MODELS_DIR / "emergency_admission_12m.yaml"
 _LEARNERS = {"lightgbm", "logistic"}
 _LOGISTIC_PARAMS = {"C", "max_iter"}

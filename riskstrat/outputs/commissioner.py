@@ -24,6 +24,7 @@ from riskstrat.privacy.disclosure import (
     protect_table,
     rate_midpoint6,
 )
+from riskstrat.schema import SEX_LABELS
 
 __all__ = ["AT_RISK_SHARE", "COHORTS", "COHORT_INPUTS", "Band", "aggregates", "at_risk_bands", "cohort_table"]
 
@@ -102,7 +103,7 @@ def cohort_table(scored: pd.DataFrame, bands: list[Band]) -> pd.DataFrame:
             "practice_code": s["practice_code"],
             "pcn_code": s["pcn_code"],
             "age_band": pd.cut(s["age_years"], AGE_BANDS, labels=AGE_LABELS).astype(str),
-            "sex": s["sex"].map({"1": "male", "2": "female", "9": "indeterminate"}).fillna("not known"),
+            "sex": s["sex"].map(SEX_LABELS).fillna("not known"),
             "imd_quintile": np.where(s["imd_decile"] == 0, "unknown", ((s["imd_decile"] + 1) // 2).astype(str)),
             "risk_score": s["risk_score"],
             "risk_band": s["risk_band"],

@@ -1,33 +1,24 @@
 """Self-contained HTML: the printable practice list and the commissioner report.
 
 No scripts from elsewhere, no external fonts or images: each file opens offline in any
-browser and prints. Every value is HTML-escaped.
+browser and prints. The markup is in jinja2 templates (``riskstrat/outputs/templates``:
+``base.html.j2``, ``practice_list.html.j2``, ``activity.html.j2``,
+``commissioner_report.html.j2``) rendered with autoescaping on, so every value from the data
+is HTML-escaped; the only HTML passed into a template is what another template rendered.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import io
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 __all__ = ["activity_details", "format_nhs_number", "practice_html", "report_html"]
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Arial,sans-serif;margin:1.5rem;color:#1d1d1d}
-h1{font-size:1.4rem;margin:0 0 .2rem} .meta{color:#555;margin-bottom:1rem}
-table{border-collapse:collapse;width:100%;font-size:.9rem} th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;
-text-align:left;vertical-align:top} th{background:#f2f4f7;position:sticky;top:0}
-.band-very-high{background:#fde2e1}.band-high{background:#fff1d6}.band-moderate{background:#fffbe6}
-details summary{cursor:pointer;color:#005eb8}
-.activity td,.activity th{font-size:.82rem;border:none;padding:.15rem .4rem}
-.num{text-align:right} .nhs,.activity td:first-child{white-space:nowrap} button{margin:.5rem 0}
-@media print{button{display:none} details{display:block} details>summary{list-style:none}
-details:not([open]) .activity{display:block} th{position:static}}
-"""
 
 
 def format_nhs_number(n: str) -> str:
@@ -35,21 +26,27 @@ def format_nhs_number(n: str) -> str:
     return f"{n[:3]} {n[3:6]} {n[6:]}" if len(n) == 10 else n
 
 
-def _e(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    return html.escape(str(value))
+_TEMPLATES = Environment(
+    loader=PackageLoader("riskstrat.outputs", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_TEMPLATES.filters["css_name"] = lambda name: name.replace(" ", "-")
+_TEMPLATES.filters["nhs_number"] = format_nhs_number
+_TEMPLATES.filters["percent"] = lambda p: f"{p * 100:.1f}%"
+_TEMPLATES.filters["thousands"] = lambda n: f"{n:,}"
 
 
-def _escaped(values: pd.Series) -> np.ndarray:
-    """Each value as escaped text ("" for missing), escaping each distinct value once."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    escaped = np.array([_e(u) for u in uniques] + [""], dtype=object)
-    return escaped[codes]  # the sentinel -1 picks the trailing ""
+def _cells(values: pd.Series) -> list:
+    """The values as a page shows them, before escaping: a missing value as ""."""
+    return np.where(values.isna().to_numpy(), "", values.to_numpy(dtype=object)).tolist()
 
 
-_NO_ACTIVITY = "<p>No hospital activity in the last 12 months.</p>"
-_ACTIVITY_HEAD = '<table class="activity"><tr><th>date</th><th>setting</th><th>details</th><th>provider</th></tr>'
+def _shown(value):
+    """One value as a page shows it, before escaping: a missing value as ""."""
+    return "" if pd.isna(value) else value
 
 
 def activity_details(activity: pd.DataFrame) -> pd.DataFrame:
@@ -66,13 +63,13 @@ def activity_details(activity: pd.DataFrame) -> pd.DataFrame:
     DataFrame indexed by pseudonym: ``events`` (count) and ``table`` (HTML).
     """
     activity = activity.sort_values("pseudonym", kind="stable")  # keeps each person's order
-    dates = activity["date"].astype(str).str.slice(0, 10)
-    cells = [_escaped(col) for col in (dates, activity["setting"], activity["detail"], activity["provider"])]
-    rows = [f"<tr><td>{d}</td><td>{s}</td><td>{x}</td><td>{p}</td></tr>" for d, s, x, p in zip(*cells, strict=True)]
+    dates = activity["date"].astype(str).str.slice(0, 10).tolist()
+    events = list(zip(dates, *(_cells(activity[c]) for c in ("setting", "detail", "provider")), strict=True))
     people = activity["pseudonym"].to_numpy()
     starts = np.flatnonzero(np.r_[True, people[1:] != people[:-1]]) if len(people) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(people)]
-    tables = [f"{_ACTIVITY_HEAD}{''.join(rows[a:b])}</table>" for a, b in zip(starts, ends, strict=True)]
+    table = _TEMPLATES.get_template("activity.html.j2").module.activity_table
+    tables = [table(events[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
     return pd.DataFrame({"events": ends - starts, "table": tables}, index=pd.Index(people[starts], name="pseudonym"))
 
 
@@ -94,46 +91,32 @@ def practice_html(
         The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first.
     activity : DataFrame
         ``events`` and ``table`` for each row of ``lst``, in the same order
-        (:func:`activity_details`); people with no activity have missing values.
+        (:func:`activity_details`: ``table`` is HTML and is inserted as it is); people with
+        no activity have missing values.
     notes : the practice's registered people who are not on the list, and why, in words.
     """
-    reasons = [_escaped(lst[c]) for c in ("reason_1", "reason_2", "reason_3")]
-    joined = ["; ".join(x for x in r if x) for r in zip(*reasons, strict=True)]
-    sex = lst["sex"].astype(str).map({"1": "M", "2": "F"}).fillna("-")
-    events = activity["events"].fillna(0).astype(int).to_numpy()
-    tables = activity["table"].fillna(_NO_ACTIVITY).to_numpy()
-    rows = [
-        f'<tr class="band-{band.replace(" ", "-")}" data-nhs="{nhs}"><td class="num">{rank}</td>'
-        f'<td class="nhs">{format_nhs_number(nhs)}</td><td class="num">{risk * 100:.1f}%</td>'
-        f"<td>{band}</td><td>{age}</td>"
-        f"<td>{sx}</td><td>{why}</td><td><details><summary>{n} event{'s' if n != 1 else ''}</summary>"
-        f"{table}</details></td></tr>"
-        for rank, nhs, risk, band, age, sx, why, n, table in zip(
-            lst["rank_in_practice"].astype(int),
-            _escaped(lst["nhs_number"]),
-            lst["risk_score"].to_numpy(dtype=float),
-            _escaped(lst["risk_band"]),
-            lst["age"].astype(int),
-            sex,
-            joined,
-            events,
-            tables,
-            strict=True,
-        )
-    ]
-    code, name = _e(practice["practice_code"]), _e(practice["practice_name"])
-    pcn = f"{_e(practice['pcn_name'])} ({_e(practice['pcn_code'])})"
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Risk list {code} at {as_of}</title><style>{_CSS}</style></head><body>
-<h1>Patients at risk of emergency admission: {name} ({code})</h1>
-<div class="meta">Primary care network: {pcn}. As of {as_of}. Model {_e(model)}. For direct care by clinicians with a
-legitimate relationship with the patient. Risk = probability of an emergency admission in the next 12 months.
-{len(lst):,} registered patients, highest risk first.</div>
-{"".join(f'<p class="note">{_e(n)}</p>' for n in notes)}
-<button onclick="document.querySelectorAll('details').forEach(d=>d.open=true)">Show all activity</button>
-<table id="risk-list"><thead><tr><th>#</th><th>NHS number</th><th>risk</th><th>band</th><th>age</th><th>sex</th>
-<th>main reasons</th><th>hospital activity, last 12 months</th></tr></thead><tbody>
-{"".join(rows)}</tbody></table></body></html>"""
+    reasons = zip(*(_cells(lst[c]) for c in ("reason_1", "reason_2", "reason_3")), strict=True)
+    tables = activity["table"]
+    rows = zip(
+        lst["rank_in_practice"].astype(int).tolist(),
+        _cells(lst["nhs_number"]),
+        lst["risk_score"].to_numpy(dtype=float).tolist(),
+        _cells(lst["risk_band"]),
+        lst["age"].astype(int).tolist(),
+        lst["sex"].astype(str).map({"1": "M", "2": "F"}).fillna("-").tolist(),
+        ["; ".join(str(x) for x in r if x != "") for r in reasons],
+        activity["events"].fillna(0).astype(int).tolist(),
+        [None if none else Markup(t) for t, none in zip(tables.tolist(), tables.isna().tolist(), strict=True)],
+        strict=True,
+    )
+    return _TEMPLATES.get_template("practice_list.html.j2").render(
+        practice={k: _shown(practice[k]) for k in ("practice_code", "practice_name", "pcn_code", "pcn_name")},
+        as_of=as_of,
+        model=model,
+        patients=len(lst),
+        notes=notes,
+        rows=rows,
+    )
 
 
 def _png(fig) -> str:
@@ -202,34 +185,34 @@ def rules_sentence(rules) -> str:
     )
 
 
-def report_html(as_of: dt.date, aggregates: pd.DataFrame, cohort_sizes: pd.DataFrame, model: str, bands, rules) -> str:
+def report_html(
+    as_of: dt.date,
+    aggregates: pd.DataFrame,
+    cohort_sizes: pd.DataFrame,
+    model: str,
+    bands,
+    rules,
+    fairness: pd.DataFrame | None = None,
+) -> str:
     """The commissioner report from *published* (protected) aggregates only; ``bands`` are the
     model's :class:`~riskstrat.outputs.commissioner.Band` list, highest risk first, and
-    ``rules`` the :class:`~riskstrat.privacy.disclosure.DisclosureRules` applied."""
+    ``rules`` the :class:`~riskstrat.privacy.disclosure.DisclosureRules` applied; ``fairness``
+    the scoring model's fairness summary from its validation
+    (:func:`riskstrat.modelling.fairness.commissioner_summary`: counts already protected)."""
     from riskstrat.outputs.commissioner import AT_RISK_SHARE, DIMENSIONS, at_risk_bands, measure_name
 
-    at_risk = f"the {' and '.join(at_risk_bands(bands))} band(s), the top {AT_RISK_SHARE:.0%} of the population"
+    risky = at_risk_bands(bands)
     bands = [b.name for b in bands]
 
     def published(dim: str, measure: str) -> pd.Series:
         rows = aggregates[(aggregates["dimension"] == dim) & (aggregates["measure"] == measure)]
         return pd.Series(rows["published"].to_numpy(), index=rows["value"].to_numpy())
 
-    sections = []
+    charts = []
 
     def add(title: str, chart: tuple[str | None, list[str]]) -> None:
         png, hidden = chart
-        note = f"Suppressed: {', '.join(hidden)}." if hidden else ""
-        if png is None:
-            sections.append(
-                f'<figure class="empty"><p>Nothing publishable: every value of this chart is redacted.</p>'
-                f"<figcaption>{_e(title)}. {_e(note)}</figcaption></figure>"
-            )
-        else:
-            sections.append(
-                f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{png}">'
-                f'<figcaption>{_e(title)}. <span class="suppressed">{_e(note)}</span></figcaption></figure>'
-            )
+        charts.append({"title": title, "png": png, "suppressed": hidden})
 
     pyramid = [published("age_band", measure_name(b)).get("Total") for b in bands]
     palette = ["#d7301f", "#fc8d59", "#fdd49e", "#9ecae1", "#c6dbef", "#deebf7"]
@@ -253,16 +236,27 @@ def report_html(as_of: dt.date, aggregates: pd.DataFrame, cohort_sizes: pd.DataF
     columns = [*(measure_name(b) for b in [*bands, "Total"]), "people_at_risk", pct_measure]
     for dim in DIMENSIONS:
         sub = aggregates[aggregates["dimension"] == dim].pivot(index="value", columns="measure", values="published")
-        tables.append(
-            f"<h2>By {_e(titles[dim])}</h2>"
-            + sub[[c for c in columns if c in sub.columns]].to_html(escape=True, border=0)
-        )
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Risk stratification report {as_of}</title>
-<style>{_CSS} figure{{display:inline-block;margin:.5rem;vertical-align:top}} img{{max-width:560px}}
-figure.empty p{{width:520px;padding:2rem 1rem;border:1px dashed #999;color:#444}}</style></head><body>
-<h1>Population risk stratification: commissioner report</h1>
-<div class="meta">As of {as_of}. Model {_e(model)}. At risk: {_e(at_risk)}.
-Aggregates only. {_e(rules_sentence(rules))}</div>
-{"".join(sections)}<h2>Cohort sizes</h2>{cohort_sizes.to_html(index=False, escape=True, border=0)}{"".join(tables)}
-</body></html>"""
+        sub = sub[[c for c in columns if c in sub.columns]]
+        rows = zip(sub.index.tolist(), *(_cells(sub[c]) for c in sub.columns), strict=True)
+        tables.append({"title": titles[dim], "header": ["value", *sub.columns], "rows": list(rows)})
+    sizes = [_cells(cohort_sizes[c]) for c in cohort_sizes.columns]
+    return _TEMPLATES.get_template("commissioner_report.html.j2").render(
+        as_of=as_of,
+        model=model,
+        at_risk_bands=risky,
+        at_risk_share=f"{AT_RISK_SHARE:.0%}",
+        rules=rules_sentence(rules),
+        charts=charts,
+        cohort_sizes={"header": list(cohort_sizes.columns), "rows": list(zip(*sizes, strict=True))},
+        tables=tables,
+        fairness=None
+        if fairness is None
+        else {
+            "header": list(fairness.columns),
+            "rows": [[_blank(v) for v in r] for r in fairness.itertuples(index=False)],
+        },
+    )
+
+
+def _blank(value) -> object:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else value

@@ -15,7 +15,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import KeyMissingError
 
 __all__ = ["MIN_KEY_LENGTH", "KeyError_", "KeyName", "fingerprint", "load_key", "throwaway_keys"]
 
@@ -27,7 +27,7 @@ class KeyName(StrEnum):
     VAULT = "RISKSTRAT_VAULT_KEY"
 
 
-class KeyError_(RiskstratError):
+class KeyError_(KeyMissingError):
     """A key is missing, unreadable or too short (the message never contains the key)."""
 
 

@@ -42,11 +42,21 @@ class PseudonymMap:
     """NHS number -> pseudonym for a known set of numbers, applied to whole Arrow columns."""
 
     def __init__(self, nhs_numbers: pa.Array, key: str):
-        self.numbers = pc.unique(nhs_numbers.cast(pa.string())).drop_null()
-        self.pseudonyms = pa.array(pseudonymise(self.numbers.to_pylist(), key), pa.string())
+        numbers = pc.unique(nhs_numbers.cast(pa.string())).drop_null()
+        self._index(numbers, pa.array(pseudonymise(numbers.to_pylist(), key), pa.string()))
+
+    @classmethod
+    def from_pairs(cls, numbers: pa.Array, pseudonyms: pa.Array) -> PseudonymMap:
+        """A map of pseudonyms computed elsewhere (e.g. on Spark's executors), pair by pair."""
+        out = cls.__new__(cls)
+        out._index(numbers, pseudonyms)
+        return out
+
+    def _index(self, numbers: pa.Array, pseudonyms: pa.Array) -> None:
+        self.numbers, self.pseudonyms = numbers, pseudonyms
         # NHS numbers are 10 digits: looked up as integers in a sorted array, once built, so a
         # column of a few million numbers is matched without hashing the map again
-        keys = np.asarray(pc.cast(self.numbers, pa.int64()), dtype=np.int64)
+        keys = np.asarray(pc.cast(numbers, pa.int64()), dtype=np.int64)
         self._order = np.argsort(keys, kind="stable")
         self._sorted = keys[self._order]
 

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import KeyMissingError
 from riskstrat.privacy.audit import AuditLog
 
 __all__ = ["MAGIC", "VAULT_COLUMNS", "VaultError", "reidentify_practice", "write_vault"]
@@ -35,7 +35,7 @@ MAGIC = b"RSVAULT1"
 VAULT_COLUMNS = ("pseudonym", "nhs_number", "practice_code", "registration_start", "registration_end")
 
 
-class VaultError(RiskstratError):
+class VaultError(KeyMissingError):
     """The vault is missing, was made with another key, or was altered."""
 
 

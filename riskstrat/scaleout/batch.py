@@ -15,6 +15,7 @@ from riskstrat.scaleout.pseudonymise import pseudonymise_on_spark
 from riskstrat.scaleout.score import score_on_spark
 from riskstrat.stages.export import ExportResult
 from riskstrat.stages.features import FeaturesResult
+from riskstrat.stages.lock import held
 from riskstrat.stages.pseudonymise import PseudonymiseReport
 from riskstrat.stages.score import ScoreResult
 from riskstrat.stages.train import TrainResult, dates_to_train, run_training_as_of, train
@@ -60,8 +61,9 @@ def run_batch(
     say(f"[2/5] features at {as_of} on Spark")
     feats = features_on_spark(spark, workdir, as_of)
     spec = load_spec()
-    tracking.configure(workdir, tracking_uri, spec.name)
+    tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=held(workdir))
     trained = None
+    tracking.complete_pending(spec.name)  # a version registered just before a kill becomes champion
     if tracking.champion_version(spec.name) is None:
         train_as_of = run_training_as_of(workdir, as_of, spec)
         dates = ", ".join(str(d) for d in dates_to_train(workdir, train_as_of, spec))

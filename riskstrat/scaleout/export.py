@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from riskstrat.config import Config
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import KeyMissingError, RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS
 from riskstrat.outputs.direct_care import KEY_COUNTS
 from riskstrat.privacy.audit import AuditLog
@@ -86,14 +86,16 @@ def export_by_practice(
     # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
     view = _without(spark, scored, wd, "commissioner")
     people = view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas()
-    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, people, config.disclosure)
+    cohort = write_commissioner_outputs(
+        wd, month.folder(wd.commissioner), as_of, people, config.disclosure, config.tracking_uri
+    )
     # Direct care: each practice's own patients, through the vault, one practice at a time.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
     listed, note, counts = 0, "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
-        raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
+        raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
         direct = _without(spark, scored, wd, "direct_care")
         by_practice = wd.pseudonymised / f".listed_{as_of.isoformat()}"

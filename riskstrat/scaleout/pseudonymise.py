@@ -71,14 +71,6 @@ def pseudonymise_on_spark(
     )
 
 
-class _CollectedMap(PseudonymMap):
-    """A pseudonym map from pairs computed on Spark (for the vault's registrations)."""
-
-    def __init__(self, numbers: pa.Array, pseudonyms: pa.Array):
-        self.numbers = numbers
-        self.pseudonyms = pseudonyms
-
-
 def _pseudonyms(key: str, batches):
     """mapInPandas: NHS numbers -> (nhs_number, pseudonym), on the executors."""
     for b in batches:
@@ -121,7 +113,7 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
     reg_map = None
     if "gp_registrations" in identifiable:
         pairs = frames["gp_registrations"].select("nhs_number").distinct().join(mapping, "nhs_number").toArrow()
-        reg_map = _CollectedMap(pairs["nhs_number"].combine_chunks(), pairs[PSEUDONYM].combine_chunks())
+        reg_map = PseudonymMap.from_pairs(pairs["nhs_number"].combine_chunks(), pairs[PSEUDONYM].combine_chunks())
     _fill_vault(staged.get("gp_registrations"), reg_map is not None, reg_map, flags, wd, vault_key, report)
     if mapping is not None:
         mapping.unpersist()

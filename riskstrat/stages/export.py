@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from riskstrat import tracking
 from riskstrat.config import Config
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import KeyMissingError, RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS, Band, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
@@ -34,6 +35,7 @@ from riskstrat.stages.features import features_path
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
+from riskstrat.stages.train import FAIRNESS_SUMMARY
 from riskstrat.workdir import WorkDir
 
 __all__ = [
@@ -141,12 +143,18 @@ def bands_of(wd: WorkDir, as_of: dt.date) -> list[Band]:
 
 
 def write_commissioner_outputs(
-    wd: WorkDir, folder: Path, as_of: dt.date, people: pd.DataFrame, rules: DisclosureRules = DEFAULT_RULES
+    wd: WorkDir,
+    folder: Path,
+    as_of: dt.date,
+    people: pd.DataFrame,
+    rules: DisclosureRules = DEFAULT_RULES,
+    tracking_uri: str | None = None,
 ) -> pd.DataFrame:
     """The commissioner folder from the scored people commissioners may see: the pseudonymised
     cohort table, the protected aggregates, the record of the rule applied to each of their
     cells (``disclosure_log.csv``) and the report, each naming its month and model. Bands come
-    from the model that scored them. Returns the cohort table."""
+    from the model that scored them, and the report's fairness summary from its training run
+    (in the MLflow store at ``tracking_uri``). Returns the cohort table."""
     model = model_of(wd, as_of)
     bands = bands_of(wd, as_of)
     cohort = cohort_table(people, bands)
@@ -158,7 +166,9 @@ def write_commissioner_outputs(
     sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
         columns={"value": "cohort", "published": "people"}
     )
-    write_atomically(report_html(as_of, agg, sizes, model, bands, rules), folder / "report.html")
+    run_id = json.loads((wd.reports / f"score_{as_of}.json").read_text())["run_id"]
+    fairness = tracking.run_table(wd.root, tracking_uri, run_id, FAIRNESS_SUMMARY)
+    write_atomically(report_html(as_of, agg, sizes, model, bands, rules, fairness), folder / "report.html")
     return cohort
 
 
@@ -305,14 +315,16 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
     commissioner_view = scored
     if flags is not None and len(flags):
         commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
-    cohort = write_commissioner_outputs(wd, month.folder(wd.commissioner), as_of, commissioner_view, config.disclosure)
+    cohort = write_commissioner_outputs(
+        wd, month.folder(wd.commissioner), as_of, commissioner_view, config.disclosure, config.tracking_uri
+    )
     # Direct care: each practice's own patients, through the vault.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
     listed, note, counts = 0, "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
-        raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
+        raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
         direct = scored
         if flags is not None and len(flags):

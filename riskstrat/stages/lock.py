@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import BusyError
 
 __all__ = ["LOCK_FILE", "WorkDirBusy", "held", "work_lock"]
 
@@ -27,7 +27,7 @@ LOCK_FILE = ".lock"
 _held: dict[Path, int] = {}  # resolved W -> depth of nesting in this process
 
 
-class WorkDirBusy(RiskstratError):
+class WorkDirBusy(BusyError):
     """Another process holds the work directory."""
 
 
@@ -44,7 +44,7 @@ def work_lock(workdir: Path, command: str) -> Iterator[str | None]:
     ------
     WorkDirBusy
         Another live process holds it.
-    RiskstratError
+    riskstrat.errors.RiskstratError
         ``W`` cannot be created or is not a directory.
     """
     from riskstrat.stages.resources import usable_directory

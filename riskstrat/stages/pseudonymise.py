@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from riskstrat import __version__
 from riskstrat.config import Config
 from riskstrat.duck import connect
-from riskstrat.errors import RiskstratError
+from riskstrat.errors import KeyMissingError, RiskstratError
 from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
 from riskstrat.privacy.audit import AuditLog, file_checksum
@@ -121,7 +121,7 @@ def _check_region(wd: WorkDir, key: str, region: str) -> None:
     if wd.region_file.exists():
         held = json.loads(wd.region_file.read_text())
         if held.get("key_fingerprint") != tag:
-            raise RiskstratError(
+            raise KeyMissingError(
                 f"{wd.root}: this work directory holds pseudonyms made with another region key "
                 f"(region {held.get('region')!r}); data of two regions are never mixed: use a new work directory"
             )
@@ -229,7 +229,7 @@ def pseudonymise(
         _check_region(wd, pseudonym_key, config.region)
         registrations_identifiable = sources["gp_registrations"].table.identifiable
         if registrations_identifiable and vault_key is None:
-            raise RiskstratError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to fill the vault")
+            raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to fill the vault")
         shutil.rmtree(wd.staging, ignore_errors=True)
         for old in wd.quarantine.glob("*.csv") if wd.quarantine.is_dir() else ():
             old.unlink()  # an earlier extract's quarantine would be read as this one's

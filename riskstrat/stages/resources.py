@@ -115,11 +115,11 @@ def usable_directory(path: Path, option: str) -> None:
     except NotADirectoryError:
         raise RiskstratError(f"{path}: a part of the path is a file, not a folder: give {option} a folder") from None
     except PermissionError:
-        raise RiskstratError(f"{path}: cannot create the folder (permission denied): choose another {option}") from None
+        raise ResourceError(f"{path}: cannot create the folder (permission denied): choose another {option}") from None
     except OSError as exc:
         raise RiskstratError(f"{path}: cannot create the folder ({exc.strerror}): choose another {option}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise RiskstratError(f"{path}: cannot write there (permission denied): choose another {option}")
+        raise ResourceError(f"{path}: cannot write there (permission denied): choose another {option}")
 
 
 def _total_memory() -> str:

@@ -33,18 +33,28 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
-from riskstrat import tracking
+from riskstrat import __version__, tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
-from riskstrat.modelling.plots import bar_plot, calibration_plot, decile_plot, roc_plot
+from riskstrat.modelling.fairness import audit, commissioner_summary
+from riskstrat.modelling.plots import (
+    bar_plot,
+    calibration_plot,
+    decile_plot,
+    fairness_calibration_plot,
+    fairness_rates_plot,
+    roc_plot,
+)
 from riskstrat.modelling.selection import compete, person_unit, selection_split
 from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.pseudonym import pseudonymise
+from riskstrat.schema import SEX_LABELS
 from riskstrat.stages.features import build_features, features_path
+from riskstrat.stages.lock import held as lock_held
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
@@ -61,6 +71,8 @@ __all__ = [
 ]
 
 IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time validation is impossible
+#: the run's table (``tables/<name>.csv``) that commissioners see on their report
+FAIRNESS_SUMMARY = "fairness_commissioner"
 
 
 @dataclass
@@ -117,7 +129,7 @@ def _groups(frame: pd.DataFrame) -> pd.DataFrame:
     imd = np.where(frame["imd_decile"] == 0, "unknown", ((frame["imd_decile"] + 1) // 2).astype(str))
     return pd.DataFrame(
         {
-            "sex": frame["sex"].astype(str),
+            "sex": frame["sex"].astype(str).map(SEX_LABELS).fillna("not known"),
             "age_band": age.astype(str),
             "imd_quintile": imd,
             "ethnicity_group": frame["ethnicity_group"].astype(str),
@@ -305,6 +317,10 @@ def train(
         if 0 < yv[sel].sum() < sel.sum():
             flat["held_out_practices_auroc"] = float(roc_auc_score(yv[sel], rank_by["model"][sel]))
     figures, tables = _report(model, Xv, yv, scores, rank_by, metrics, evals, spec.seed)
+    fair_figures, fair_tables, fair_metrics = _fairness(yv, scores["model"], rank_by["model"], _groups(rep_df), spec)
+    figures.update(fair_figures)
+    tables.update(fair_tables)
+    flat.update(fair_metrics)
     tables["selection"] = selection.table()
     if not selection.trials.empty:
         tables["search_trials"] = selection.trials
@@ -325,7 +341,7 @@ def train(
         "learner": selection.chosen.learner,
         "search_trials": len(selection.trials),
     }
-    uri = tracking.configure(workdir, tracking_uri, spec.name)
+    uri = tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=lock_held(workdir))
     with tracking.start_run(f"{spec.name} at {as_of}", workdir) as run:
         tracking.log_run(
             params={
@@ -346,7 +362,22 @@ def train(
         )
         if not selection.trials.empty:
             tracking.log_metric_history("search_trial_selection_auroc", selection.trials["selection_auroc"].tolist())
-        version = tracking.log_model(model, Xv, spec.name)
+        metadata = {
+            "risk_bands": spec.to_dict()["risk_bands"],
+            "features": features,
+            "outcome": str(spec.outcome),
+            "horizon_days": spec.horizon_days,
+            "train_as_of": str(as_of),
+        }
+        version = tracking.log_model(model, Xv, spec.name, metadata)
+        tracking.describe_registered(
+            spec.name,
+            version,
+            " ".join(spec.description.split()),
+            {"outcome": str(spec.outcome), "horizon_days": str(spec.horizon_days), "riskstrat": __version__},
+            f"{selection.chosen.learner} trained at {as_of} ({validation}); "
+            f"validation AUROC {metrics['model']['auroc']:.4f}",
+        )
         promoted, reason = _decide(spec.name, version, rep_df, yv, metrics["model"]["auroc"])
         tracking.record_decision(spec.name, version, "promoted" if promoted else "kept")
         tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
@@ -394,6 +425,17 @@ def _report(model, Xv, yv, scores, rank_by, metrics, evals, seed) -> tuple[dict,
         [{"model": k, **{m: v[m] for m in _BASELINE_METRICS}} for k, v in metrics.items()]
     )
     return figures, tables
+
+
+def _fairness(yv, p, rank, groups: pd.DataFrame, spec: ModelSpec) -> tuple[dict, dict[str, pd.DataFrame], dict]:
+    """The fairness audit of the model on the report half (``docs/modelling.md``): its plots,
+    tables and headline metrics."""
+    result = audit(yv, p, rank, groups, spec.risk_bands, seed=spec.seed)
+    bands = {b.name: b.top_share for b in spec.risk_bands if b.top_share < 1}
+    figures = {f"fairness_fpr_fnr_{var}": fairness_rates_plot(result.curves, var, bands) for var in result.variables}
+    figures["fairness_calibration"] = fairness_calibration_plot(result.calibration)
+    tables = {**result.tables(), FAIRNESS_SUMMARY: commissioner_summary(result)}
+    return figures, tables, result.headline_metrics()
 
 
 def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
