@@ -90,7 +90,7 @@ def export_by_practice(
         wd, month.folder(wd.commissioner), as_of, people, config.disclosure, config.tracking_uri
     )
     # Direct care: each practice's own patients, through the vault, one practice at a time.
-    practices = pq.read_metadata(wd.table("ref_practices")).num_rows
+    practices = pq.read_table(wd.table("ref_practices"), columns=["practice_code"]).num_rows  # a file or Spark's folder
     listed, note, counts = 0, "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"

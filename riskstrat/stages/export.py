@@ -278,7 +278,10 @@ def _registered_outside_ref(wd: WorkDir, as_of: dt.date) -> dict[str, int]:
     """People registered on ``as_of`` (open registrations) at practices not in ``ref_practices``."""
     from riskstrat.duck import connect
 
-    reg, ref = wd.table("gp_registrations"), wd.table("ref_practices")
+    reg, ref = (
+        wd.table(n) / "*.parquet" if wd.table(n).is_dir() else wd.table(n)
+        for n in ("gp_registrations", "ref_practices")
+    )  # Spark writes folders
     con = connect()
     d = f"DATE '{as_of.isoformat()}'"
     rows = con.execute(
