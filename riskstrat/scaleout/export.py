@@ -31,7 +31,7 @@ from riskstrat.scaleout.session import spark_path
 from riskstrat.stages.export import (
     ExportResult,
     Month,
-    unannounced_losses,
+    publish_month,
     write_commissioner_outputs,
     write_practice_lists,
 )
@@ -91,7 +91,7 @@ def export_by_practice(
     )
     # Direct care: each practice's own patients, through the vault, one practice at a time.
     practices = pq.read_table(wd.table("ref_practices"), columns=["practice_code"]).num_rows  # a file or Spark's folder
-    listed, note, counts = 0, "", {}
+    note, counts = "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
@@ -111,25 +111,7 @@ def export_by_practice(
                 lambda code: _practice_rows(by_practice, code, empty),
                 audit,
             )
-            listed = sum(c["listed"] for c in counts.values())
         finally:
             shutil.rmtree(by_practice, ignore_errors=True)
-    warnings = unannounced_losses(wd, as_of, counts, config.practice_drop_warning_share)
-    month.publish()
-    audit.record_stage(
-        f"riskstrat export --as-of {as_of} --engine spark",
-        {},
-        {"practices": practices, "patients_listed": listed, "cohort_rows": len(cohort), "warnings": len(warnings)},
-        "succeeded",
-    )
-    direct_dir = wd.month(wd.direct_care, as_of) if counts else None
-    return ExportResult(
-        practices,
-        listed,
-        len(cohort),
-        direct_dir,
-        wd.month(wd.commissioner, as_of),
-        note,
-        time.perf_counter() - started,
-        warnings,
-    )
+    command = f"riskstrat export --as-of {as_of} --engine spark"
+    return publish_month(wd, month, as_of, command, practices, len(cohort), counts, note, started, config)

@@ -302,6 +302,42 @@ def _previous_export(wd: WorkDir, as_of: dt.date) -> tuple[str, dict] | None:
     return record["as_of"], record["practices"]
 
 
+def publish_month(
+    wd: WorkDir,
+    month: Month,
+    as_of: dt.date,
+    command: str,
+    practices: int,
+    cohort_rows: int,
+    counts: dict[str, dict[str, int]],
+    note: str,
+    started: float,
+    config: Config,
+) -> ExportResult:
+    """The end of an export on either engine: warnings for people who would vanish, the month
+    published, the stage audited, and its result."""
+    warnings = unannounced_losses(wd, as_of, counts, config.practice_drop_warning_share)
+    month.publish()
+    listed = sum(c["listed"] for c in counts.values())
+    AuditLog(wd.audit).record_stage(
+        command,
+        {},
+        {"practices": practices, "patients_listed": listed, "cohort_rows": cohort_rows, "warnings": len(warnings)},
+        "succeeded",
+    )
+    direct_dir = wd.month(wd.direct_care, as_of) if counts else None
+    return ExportResult(
+        practices,
+        listed,
+        cohort_rows,
+        direct_dir,
+        wd.month(wd.commissioner, as_of),
+        note,
+        time.perf_counter() - started,
+        warnings,
+    )
+
+
 @named_stage("export")
 def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config | None = None) -> ExportResult:
     """The month's outputs at ``as_of`` (:class:`Month`): commissioner files from the people
@@ -323,7 +359,7 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
     )
     # Direct care: each practice's own patients, through the vault.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
-    listed, note, counts = 0, "", {}
+    note, counts = "", {}
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
@@ -337,23 +373,6 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
         counts = write_practice_lists(
             wd, month.folder(wd.direct_care), as_of, vault_key, lambda code: by_practice.get(code, empty), audit
         )
-        listed = sum(c["listed"] for c in counts.values())
-    warnings = unannounced_losses(wd, as_of, counts, config.practice_drop_warning_share)
-    month.publish()
-    audit.record_stage(
-        f"riskstrat export --as-of {as_of}",
-        {},
-        {"practices": practices, "patients_listed": listed, "cohort_rows": len(cohort), "warnings": len(warnings)},
-        "succeeded",
-    )
-    direct_dir = wd.month(wd.direct_care, as_of) if counts else None
-    return ExportResult(
-        practices,
-        listed,
-        len(cohort),
-        direct_dir,
-        wd.month(wd.commissioner, as_of),
-        note,
-        time.perf_counter() - started,
-        warnings,
+    return publish_month(
+        wd, month, as_of, f"riskstrat export --as-of {as_of}", practices, len(cohort), counts, note, started, config
     )
