@@ -23,6 +23,7 @@ from riskstrat.codes import CodeType
 __all__ = [
     "CONTRACT_VERSION",
     "EARLIEST_DATE",
+    "PERSON_KEY",
     "TABLES",
     "Column",
     "ColumnType",
@@ -36,6 +37,11 @@ __all__ = [
 
 CONTRACT_VERSION = "1"
 PSEUDONYM = "pseudonym"
+#: A dense integer for each pseudonym of one pseudonymisation: the pseudonym's rank among that
+#: run's pseudonyms sorted as text. Written beside ``pseudonym`` in the linked tables so that the
+#: features stage can group and join people by a 32-bit integer instead of a 64-character string;
+#: valid only within one set of linked tables (it changes when people arrive), never an output.
+PERSON_KEY = "person_key"
 #: No date in an extract may be earlier than this (dates of birth included).
 EARLIEST_DATE = dt.date(1900, 1, 1)
 

@@ -48,6 +48,18 @@ def test_pseudonym_map_applies_to_columns():
     assert out == [pseudonym("9990000026", KEY_A), pseudonym("9990000018", KEY_A)]
 
 
+def test_person_keys_rank_the_pseudonyms_not_the_nhs_numbers():
+    numbers = [f"999{i:06d}" for i in range(200)]  # check digits do not matter to the map
+    pmap = PseudonymMap(pa.array(numbers), KEY_A)
+    keys = pmap.person_keys
+    assert sorted(keys.tolist()) == list(range(200))  # dense: 0 .. n-1, each once
+    pseudonyms = pmap.pseudonyms.to_pylist()
+    by_key = [p for _, p in sorted(zip(keys.tolist(), pseudonyms, strict=True))]
+    assert by_key == sorted(pseudonyms)  # the key sorts as the pseudonym does...
+    ranks_by_number = [int(keys[i]) for i in sorted(range(200), key=lambda i: pmap.numbers[i].as_py())]
+    assert ranks_by_number != list(range(200))  # ...and not as the NHS number does
+
+
 def test_keys_come_from_the_environment_or_a_file(monkeypatch, tmp_path):
     monkeypatch.delenv("RISKSTRAT_PSEUDONYM_KEY", raising=False)
     monkeypatch.delenv("RISKSTRAT_PSEUDONYM_KEY_FILE", raising=False)

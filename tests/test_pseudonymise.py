@@ -22,6 +22,8 @@ from riskstrat.privacy.audit import AuditLog, verify_chain
 from riskstrat.privacy.pseudonym import pseudonym, pseudonymise
 from riskstrat.privacy.scan import scan_directory, scan_text
 from riskstrat.privacy.vault import reidentify_practice
+from riskstrat.schema import PERSON_KEY
+from riskstrat.stages.features import build_features
 from riskstrat.stages.pseudonymise import pseudonymise as run_stage
 
 KEY = "test-region-key-0123-4567-89abcdefghijklmnop"
@@ -183,8 +185,18 @@ def test_extracts_pseudonymised_at_source_link_with_ours(clean_population, tmp_p
     for name in PATIENT_TABLES:
         a = pq.read_table(tmp_path / "ours" / "pseudonymised" / f"{name}.parquet")
         b = pq.read_table(tmp_path / "theirs" / "pseudonymised" / f"{name}.parquet")
+        # every table we pseudonymised carries the person key; a provider's tables cannot
+        assert PERSON_KEY in a.column_names
+        assert (PERSON_KEY in b.column_names) is (name not in ("sus_apc", "sus_op", "sus_ecds")), name
+        a = a.select([c for c in b.column_names if c != PERSON_KEY])
+        b = b.select(a.column_names)
         assert a.cast(b.schema).equals(b), name  # same rows and values (nullability aside)
     assert ours.opted_out == theirs.opted_out
+    # features by person key (ours) and by pseudonym (theirs: not every table has the key) agree
+    as_of = dt.date(2026, 6, 1)
+    keyed = pq.read_table(build_features(tmp_path / "ours", as_of).path)
+    by_pseudonym = pq.read_table(build_features(tmp_path / "theirs", as_of).path)
+    assert keyed.num_rows > 1000 and keyed.equals(by_pseudonym)
 
 
 def test_registrations_pseudonymised_at_source_mean_no_reidentification(clean_population, tmp_path):

@@ -13,11 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 
 import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from riskstrat import duck
 from riskstrat.errors import RiskstratError
 from riskstrat.features.asof import SOURCE_TABLES, Sources
-from riskstrat.schema import TABLES, pseudonymised_schema
+from riskstrat.schema import PERSON_KEY, PSEUDONYM, TABLES, pseudonymised_schema
 
 __all__ = ["Engine", "connect", "load_sources", "spark_session"]
 
@@ -62,15 +64,35 @@ def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None):
     return ibis.pyspark.connect(spark or spark_session())
 
 
-def load_sources(con, directory: Path) -> Sources:
-    """The pseudonymised tables of ``directory`` as ibis tables; absent optional tables empty."""
+def load_sources(con, directory: Path, person_key: bool = False) -> Sources:
+    """The pseudonymised tables of ``directory`` as ibis tables; absent optional tables empty.
+
+    ``person_key=True``: when every linked table carries :data:`~riskstrat.schema.PERSON_KEY`
+    (written by the DuckDB pseudonymisation), people are keyed by that 32-bit integer, under
+    the column name ``pseudonym`` that the builders group and join by, so that they hash an
+    integer instead of a 64-character string. The key sorts as the pseudonyms do. Otherwise
+    (tables pseudonymised at source or on Spark) the pseudonyms themselves.
+    """
+    paths = {name: directory / f"{name}.parquet" for name in SOURCE_TABLES}
+    keyed = person_key and _keyed(paths.values())
     tables = {}
-    for name in SOURCE_TABLES:
-        path = directory / f"{name}.parquet"
+    for name, path in paths.items():
         if path.exists():
-            tables[name] = con.read_parquet(str(path))
+            table = con.read_parquet(str(path))
+            if keyed and PSEUDONYM in table.columns:
+                table = table.drop(PSEUDONYM).rename({PSEUDONYM: PERSON_KEY})
+            tables[name] = table
         elif TABLES[name].required:
             raise RiskstratError(f"{directory}: {name}.parquet is missing: run 'riskstrat pseudonymise' first")
         else:
-            tables[name] = ibis.memtable(pseudonymised_schema(name).empty_table())
+            empty = pseudonymised_schema(name).empty_table()
+            if keyed and PSEUDONYM in empty.column_names:
+                empty = empty.drop_columns([PSEUDONYM]).append_column(PSEUDONYM, pa.array([], pa.int32()))
+            tables[name] = ibis.memtable(empty)
     return Sources(**tables)
+
+
+def _keyed(paths) -> bool:
+    """True when every existing table that has pseudonyms also has their person keys."""
+    names = [pq.read_schema(p).names for p in paths if p.exists()]
+    return all(PERSON_KEY in n for n in names if PSEUDONYM in n)

@@ -9,6 +9,7 @@ hash them all and reverse it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -62,6 +63,16 @@ class PseudonymMap:
 
     def __len__(self) -> int:
         return len(self.numbers)
+
+    @functools.cached_property
+    def person_keys(self) -> np.ndarray:
+        """Each map position's :data:`~riskstrat.schema.PERSON_KEY`: the rank of its pseudonym
+        among the map's pseudonyms sorted as text (0, 1, …). A function of the pseudonyms alone,
+        so it says nothing about NHS numbers; and it sorts as the pseudonyms do."""
+        order = np.asarray(pc.sort_indices(self.pseudonyms), dtype=np.int64)
+        keys = np.empty(len(order), dtype=np.int32)
+        keys[order] = np.arange(len(order), dtype=np.int32)
+        return keys
 
     def indices(self, nhs_numbers: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Position in the map of each NHS number of a column (every number must be in the map)."""

@@ -18,6 +18,7 @@ from riskstrat.features import BUILDERS, data_dictionary, feature_table, finishe
 from riskstrat.features.asof import SOURCE_TABLES, cut, population
 from riskstrat.features.engine import Engine, connect, load_sources
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.schema import PERSON_KEY, PSEUDONYM
 from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
@@ -56,30 +57,46 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
 
     One query over every builder at once holds every builder's aggregation (and a join of
     them all) in memory together. Here each builder's features for the whole population
-    (:func:`riskstrat.features.finished`: defaults filled, sorted by pseudonym) are computed
+    (:func:`riskstrat.features.finished`: defaults filled, sorted by person) are computed
     alone and written to Parquet, so memory holds one builder's work and DuckDB spills inside
-    the pseudonymised zone past its limit. The parts have the same people in the same order,
-    so they are then read side by side in batches and written as one table: the whole table
-    is never in memory.
+    the pseudonymised zone past its limit. People are keyed by their integer
+    :data:`~riskstrat.schema.PERSON_KEY` where the linked tables carry it (grouping by a 32-bit
+    integer rather than a 64-character pseudonym is most of the builders' time); the key sorts
+    as the pseudonyms do. The parts have the same people in the same order, so they are then
+    read side by side in batches, with each person's pseudonym, and written as one table: the
+    whole table is never in memory.
     """
     parts_dir = wd.pseudonymised / f".features_{as_of.isoformat()}.parts"
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir(parents=True)
     try:
         con = connect(Engine.DUCKDB, spill_dir=wd.pseudonymised / ".spill")
-        cut_src = cut(load_sources(con, wd.pseudonymised), as_of)
+        cut_src = cut(load_sources(con, wd.pseudonymised, person_key=True), as_of)
         people_path = parts_dir / "population.parquet"
-        _write(con, population(cut_src, as_of).select("pseudonym"), people_path)
+        _write(con, population(cut_src, as_of).select(PSEUDONYM), people_path)
         people = con.read_parquet(str(people_path))
+        names_path = parts_dir / "pseudonyms.parquet"
+        _write(con, _pseudonyms(con, wd, people), names_path)
         paths = []
         for b in BUILDERS:
             paths.append(parts_dir / f"{b.name}.parquet")
             _write(con, finished(people, part(cut_src, as_of, b), b), paths[-1])
         con.disconnect()
-        _side_by_side(paths, target)
+        _side_by_side(names_path, paths, target)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
         shutil.rmtree(wd.pseudonymised / ".spill", ignore_errors=True)
+
+
+def _pseudonyms(con, wd: WorkDir, people):
+    """``_key`` (how the parts know each person: person key or pseudonym) and ``pseudonym`` of
+    everyone in ``people``, in the parts' order."""
+    if people.schema()[PSEUDONYM].is_string():
+        return people.select(_key=people[PSEUDONYM], pseudonym=people[PSEUDONYM]).order_by("_key")
+    reg = con.read_parquet(str(wd.table("gp_registrations")))
+    pairs = reg.select(_key=reg[PERSON_KEY], _name=reg[PSEUDONYM]).distinct()
+    named = people.join(pairs, people[PSEUDONYM] == pairs._key)
+    return named.select(_key=named._key, pseudonym=named._name).order_by("_key")
 
 
 def _write(con, expr, path: Path) -> None:
@@ -93,24 +110,27 @@ def _write(con, expr, path: Path) -> None:
 _ROWS = 100_000
 
 
-def _side_by_side(paths: list[Path], target: Path, rows: int = _ROWS) -> None:
-    """Write the columns of Parquet files holding the same people in the same order as one file
-    (one ``pseudonym`` column), ``rows`` at a time; stops if the files ever disagree on a person."""
+def _side_by_side(names: Path, paths: list[Path], target: Path, rows: int = _ROWS) -> None:
+    """Write the columns of Parquet files holding the same people in the same order (by the
+    ``_key`` of ``names`` in their ``pseudonym`` column) as one file with each person's
+    pseudonym, ``rows`` at a time; stops if the files ever disagree on a person."""
+    key_reader = _Rechunk(pq.ParquetFile(names))
     readers = [_Rechunk(pq.ParquetFile(p)) for p in paths]
     schema = pa.schema(
-        [readers[0].schema.field("pseudonym")] + [f for r in readers for f in r.schema if f.name != "pseudonym"]
+        [key_reader.schema.field(PSEUDONYM)] + [f for r in readers for f in r.schema if f.name != PSEUDONYM]
     )
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
         while True:
+            named = key_reader.take(rows)
             tables = [r.take(rows) for r in readers]
-            if tables[0].num_rows == 0:
+            if named.num_rows == 0:
                 if any(t.num_rows for t in tables):
                     raise RiskstratError(f"{target.name}: feature parts of different lengths (a bug: please report)")
                 break
-            key = tables[0]["pseudonym"]
-            if any(not t["pseudonym"].equals(key) for t in tables[1:]):
+            key = named["_key"]
+            if any(not t[PSEUDONYM].equals(key) for t in tables):
                 raise RiskstratError(f"{target.name}: feature parts out of step (a bug: please report)")
-            columns = [key] + [t[c] for t in tables for c in t.column_names if c != "pseudonym"]
+            columns = [named[PSEUDONYM]] + [t[c] for t in tables for c in t.column_names if c != PSEUDONYM]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=rows)
 
 

@@ -37,7 +37,7 @@ from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.privacy.optout import UNREADABLE, Use, exclusions
 from riskstrat.privacy.pseudonym import PseudonymMap
 from riskstrat.privacy.vault import write_vault
-from riskstrat.schema import PSEUDONYM, TABLES, pseudonymised_schema
+from riskstrat.schema import PERSON_KEY, PSEUDONYM, TABLES, pseudonymised_schema
 from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir, private_files
@@ -379,12 +379,15 @@ def _write_table(
 ) -> None:
     """One accepted table to the pseudonymised zone, streamed in batches in its source order:
     NHS numbers replaced by pseudonyms through ``pmap`` (looked up, never hashed again), people
-    ``removed`` by their objections dropped, dates of birth cut to the month. No sort: the
+    ``removed`` by their objections dropped, dates of birth cut to the month, each person's
+    :data:`~riskstrat.schema.PERSON_KEY` beside the pseudonym (for the features stage). No sort: the
     output depends only on the input, never on thread timing, so a rerun writes the same file;
     and extracts come in an order worth keeping (by person, or by date, which lets a reader
     filtering by date skip row groups)."""
     tbl = TABLES[name]
     schema = pseudonymised_schema(name)
+    if pmap is not None:
+        schema = schema.append(pa.field(PERSON_KEY, pa.int32()))
     out = wd.table(name)
     partial = out.with_name(f".{out.name}.partial")
     # objections by position in the map: the look-up gives both the pseudonym and the decision
@@ -396,6 +399,7 @@ def _write_table(
                 idx = pmap.indices(batch["nhs_number"])
                 keep = ~removed_at[idx]
                 ids = pmap.pseudonyms.take(pa.array(idx[keep]))
+                person_keys = pa.array(pmap.person_keys[idx[keep]])
                 batch = batch.filter(pa.array(keep))
             elif tbl.identifiable:
                 ids = batch[PSEUDONYM]
@@ -405,6 +409,8 @@ def _write_table(
             for f in schema:
                 if f.name == PSEUDONYM:
                     columns.append(ids)
+                elif f.name == PERSON_KEY:
+                    columns.append(person_keys)
                 elif f.name == "month_of_birth":
                     columns.append(pc.floor_temporal(batch["date_of_birth"], unit="month"))
                 else:
