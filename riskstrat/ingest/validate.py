@@ -104,6 +104,10 @@ class TableReport:
     def reconciles(self) -> bool:
         return self.rows_read == self.accepted + self.quarantined_rows
 
+    def quarantined_by_rule(self) -> list[tuple[RuleKey, int]]:
+        """Quarantined rows per ``column:rule``, in the order of the keys' text."""
+        return sorted(self.quarantined.items(), key=lambda kv: str(kv[0]))
+
     def to_dict(self) -> dict:
         return {
             "table": self.table,
@@ -113,7 +117,7 @@ class TableReport:
             "quarantined_rows": self.quarantined_rows,
             "duplicates": self.duplicates,
             "reconciles": self.reconciles,
-            "quarantined": {str(k): n for k, n in sorted(self.quarantined.items(), key=lambda kv: str(kv[0]))},
+            "quarantined": {str(k): n for k, n in self.quarantined_by_rule()},
             **{key: dict(sorted(counts.items())) for key, counts in self.counted.items()},
         }
 
