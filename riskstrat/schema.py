@@ -122,7 +122,7 @@ WHOLE_ROW = "*"
 #: Whole-row rules, applied by the reader and by de-duplication (not by a column).
 WHOLE_ROW_RULES: dict[str, str] = {
     "csv_field_count": "a CSV line splits into the header's number of fields",
-    "duplicate_row": "the row does not repeat an earlier row exactly (the first copy is kept)",
+    "duplicate_row": "the row is not an exact repeat of an earlier row (the first copy is kept)",
 }
 
 
@@ -348,7 +348,7 @@ class CodeShape(Rule):
 
     @property
     def description(self) -> str:
-        return f"the code has the shape of a {CODE_TYPES[self.code].description}"
+        return f"the code has the shape of its type: {CODE_TYPES[self.code].description}"
 
     def passes(self, values: ColumnValues) -> np.ndarray:
         return is_well_shaped(values.typed, self.code)
@@ -957,7 +957,7 @@ def contract_markdown() -> str:
         if tbl.checks:
             lines += ["", "Row checks: " + "; ".join(f"`{k.name}` ({k.message})" for k in tbl.checks)]
             for k in tbl.checks:
-                rules.setdefault(k.name, (k.severity, f"row check: not the case that {k.message}"))
+                rules.setdefault(k.name, (k.severity, f"row check, against `{k.column}`: a row breaks it when {k.message}"))
         lines.append("")
     for name, description in WHOLE_ROW_RULES.items():
         rules.setdefault(name, (Severity.ERROR, f"whole row (column `{WHOLE_ROW}`): {description}"))
@@ -967,9 +967,11 @@ def contract_markdown() -> str:
         "`error`: the row is quarantined, against the first error rule it breaks; `warning`: the row is kept "
         "and the report counts and shows it; `note`: the row is kept and the report's JSON counts it.",
         "",
-        "| rule | severity | a value passes when |",
+        "| rule | severity | checks |",
         "|---|---|---|",
     ]
-    lines += [f"| `{name}` | {sev} | {description} |" for name, (sev, description) in rules.items()]
+    rank = list(Severity)
+    ordered = sorted(rules.items(), key=lambda item: rank.index(item[1][0]))
+    lines += [f"| `{name}` | {sev} | {description} |" for name, (sev, description) in ordered]
     lines.append("")
     return "\n".join(lines)
