@@ -957,7 +957,8 @@ def contract_markdown() -> str:
         if tbl.checks:
             lines += ["", "Row checks: " + "; ".join(f"`{k.name}` ({k.message})" for k in tbl.checks)]
             for k in tbl.checks:
-                rules.setdefault(k.name, (k.severity, f"row check, against `{k.column}`: a row breaks it when {k.message}"))
+                about = f"row check, against `{k.column}`: a row breaks it when {k.message}"
+                rules.setdefault(k.name, (k.severity, about))
         lines.append("")
     for name, description in WHOLE_ROW_RULES.items():
         rules.setdefault(name, (Severity.ERROR, f"whole row (column `{WHOLE_ROW}`): {description}"))
