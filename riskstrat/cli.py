@@ -30,6 +30,7 @@ from riskstrat import __version__
 from riskstrat.config import load_config
 from riskstrat.errors import ExitCode, RiskstratError
 from riskstrat.ingest.validate import ValidationReport, validate_extracts
+from riskstrat.schema import Severity, counted_rules
 
 __all__ = ["main"]
 
@@ -390,6 +391,7 @@ def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_si
 def print_report(report: ValidationReport, out: Console | None = None) -> None:
     """The validation report as tables, on ``out`` (standard output by default)."""
     out = out or console
+    warnings = counted_rules(Severity.WARNING)  # report key -> the rule (rows kept, shown)
     table = RichTable(title=f"validation of {report.extracts} (data contract v1)")
     for col, just in (
         ("table", "left"),
@@ -398,7 +400,7 @@ def print_report(report: ValidationReport, out: Console | None = None) -> None:
         ("accepted", "right"),
         ("quarantined", "right"),
         ("of which duplicates", "right"),
-        ("unknown codes", "right"),
+        *((key.replace("_", " "), "right") for key in warnings),
         ("reconciles", "center"),
     ):
         table.add_column(col, justify=just)
@@ -410,22 +412,23 @@ def print_report(report: ValidationReport, out: Console | None = None) -> None:
             f"{t.accepted:,}",
             f"{t.quarantined_rows:,}",
             f"{t.duplicates:,}",
-            f"{sum(t.unknown_codes.values()):,}",
+            *(f"{sum(t.counted[key].values()):,}" for key in warnings),
             "yes" if t.reconciles else "NO",
         )
     out.print(table)
-    rules = [(t.table, k, v) for t in report.tables.values() for k, v in sorted(t.quarantined.items())]
+    rules = [(t.table, key, n) for t in report.tables.values() for key, n in t.quarantined_by_rule()]
     if rules:
         detail = RichTable(title="quarantined rows by rule")
         for col in ("table", "column", "rule", "rows"):
             detail.add_column(col, justify="right" if col == "rows" else "left")
         for tbl, key, n in rules:
-            column, rule = key.split(":", 1)
-            detail.add_row(tbl, column, rule, f"{n:,}")
+            detail.add_row(tbl, key.column, key.rule, f"{n:,}")
         out.print(detail)
-    unknown = [(t.table, c, n) for t in report.tables.values() for c, n in sorted(t.unknown_codes.items()) if n]
-    for tbl, col, n in unknown:
-        out.print(f"unknown codes: {tbl}.{col}: {n:,} rows kept (well-shaped, but not a real code)")
+    for t in report.tables.values():
+        for key, rule in warnings.items():
+            for col, n in sorted(t.counted[key].items()):
+                if n:
+                    out.print(f"{key.replace('_', ' ')}: {t.table}.{col}: {n:,} rows kept ({rule.reason})")
     if report.absent_optional:
         out.print(f"optional tables absent: {', '.join(report.absent_optional)}")
     out.print(

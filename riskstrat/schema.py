@@ -1,36 +1,63 @@
 """The input data contract, version 1, as code.
 
 One :class:`Table` declaration per table of ``shared/spec/data-contract.md``. Each
-declaration (typed columns, whether a value is required, the rule a value must meet, a
+declaration (typed columns, whether a value is required, the rules a value must meet, a
 description) drives reading and validation (:mod:`riskstrat.ingest`), the generated
 contract documentation (:func:`contract_markdown`) and the synthetic generator
 (:mod:`riskstrat.synth`), so the contract is stated once.
+
+A validation rule is one :class:`Rule` object: its name, description, check, severity and
+how to break a value for it (fault injection). Rules implied by a column's type, code
+type and ``required`` come from :attr:`Column.all_rules`; others are declared on the
+column (``Column(..., rules=(ValueRange(0, 1e6),))``). Validation, the report, the
+generated document and :mod:`riskstrat.synth.faults` read them from there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from riskstrat.codes import CodeType
+from riskstrat.codes import CODE_TYPES, CodeType, is_known, is_well_shaped
+from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
+from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
 
 __all__ = [
     "CONTRACT_VERSION",
     "EARLIEST_DATE",
     "PERSON_KEY",
     "TABLES",
+    "WHOLE_ROW",
+    "WHOLE_ROW_RULES",
+    "AllowedValues",
+    "CodeShape",
     "Column",
     "ColumnType",
+    "ColumnValues",
+    "DatePlausible",
+    "KnownCode",
+    "Missing",
+    "NhsNumberMod11",
+    "Parses",
+    "PseudonymShape",
+    "Required",
     "RowCheck",
+    "Rule",
+    "RuleKey",
+    "Severity",
     "Table",
+    "ValueRange",
     "arrow_schema",
     "contract_markdown",
+    "counted_rules",
     "pseudonymised_schema",
     "table",
 ]
@@ -65,6 +92,378 @@ ARROW_TYPES: dict[ColumnType, pa.DataType] = {
 }
 
 
+class Severity(StrEnum):
+    """What validation does with a row that breaks a rule."""
+
+    #: the row is quarantined, against the first error rule it breaks
+    ERROR = "error"
+    #: the row is kept; the report counts the rows per column and shows them
+    WARNING = "warning"
+    #: the row is kept; the report counts the rows per column, every column the rule
+    #: applies to (0 included), in its JSON form only
+    NOTE = "note"
+
+
+class RuleKey(str):
+    """A key of the quarantine counts: ``column:rule``, with both parts kept.
+
+    Equal to (and hashed as) its text, so reports and their JSON read as before; readers
+    take :attr:`column` and :attr:`rule` instead of splitting the text.
+    """
+
+    column: str
+    rule: str
+
+    def __new__(cls, column: str, rule: str) -> RuleKey:
+        key = super().__new__(cls, f"{column}:{rule}")
+        key.column, key.rule = column, rule
+        return key
+
+    def __getnewargs__(self) -> tuple[str, str]:
+        return self.column, self.rule
+
+
+#: The column that whole-row rules are reported against.
+WHOLE_ROW = "*"
+#: Whole-row rules, applied by the reader and by de-duplication (not by a column).
+WHOLE_ROW_RULES: dict[str, str] = {
+    "csv_field_count": "a CSV line splits into the header's number of fields",
+    "duplicate_row": "the row is not an exact repeat of an earlier row (the first copy is kept)",
+}
+
+
+@dataclass(frozen=True)
+class ColumnValues:
+    """One batch of one column, as a :class:`Rule` sees it.
+
+    Attributes
+    ----------
+    typed : values parsed to the column's type; null where absent or not parsed.
+    present : numpy bool array, shape (n,): a value is there (not null, not blank text).
+    parsed : numpy bool array, shape (n,): present and parsed to the column's type.
+    today : the latest plausible date (the day the check runs, unless told).
+    """
+
+    typed: pa.Array | pa.ChunkedArray
+    present: np.ndarray
+    parsed: np.ndarray
+    today: dt.date
+
+
+class Rule(ABC):
+    """A rule a column's values must meet: its name, description, check, severity and the
+    way to break a value for it (fault injection), in one object.
+
+    Validation (:mod:`riskstrat.ingest.validate`), the generated contract document
+    (:func:`contract_markdown`), the validation report and fault injection
+    (:mod:`riskstrat.synth.faults`) all read rules from the columns (:attr:`Column.all_rules`),
+    so a new rule is a subclass here and its place on a column.
+
+    Attributes
+    ----------
+    name : as written in the quarantine's ``rule`` column and in the report (``column:rule``).
+    description : what a value must be to pass, for the generated documentation.
+    severity : what happens to a row that breaks it (:class:`Severity`).
+    parsed_only : only values that parsed are checked (missing values and values of the wrong
+        type are the business of ``required`` and ``type_*``); False: every row.
+    breaks_type : :meth:`broken` gives text that is not of the column's type, so a faulted
+        file carries the column as text.
+    counted_as : warnings and notes: the report's key for the kept rows (``unknown_codes``);
+        shown with ``_`` as spaces.
+    reason : warnings: why the rows were kept, for the report's line.
+    """
+
+    name: str
+    description: str
+    severity: Severity = Severity.ERROR
+    parsed_only: bool = True
+    breaks_type: bool = False
+    counted_as: str = ""
+    reason: str = ""
+
+    @abstractmethod
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        """Boolean mask, shape (n,): True where the value meets the rule."""
+
+    def detail(self, column: str, values: ColumnValues) -> str | np.ndarray:
+        """Error rules: the quarantine's ``detail``, one text or one per row of ``values``."""
+        return f"{column} breaks {self.name}"
+
+    @abstractmethod
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        """Fault injection: values that break the rule, one for each of ``values`` (an
+        object array of the column's values; dates as ``YYYY-MM-DD`` text)."""
+
+    def breakable(self, values: np.ndarray) -> np.ndarray:
+        """Fault injection: True where :meth:`broken` changes the outcome of the row."""
+        return np.ones(len(values), dtype=bool)
+
+    @property
+    def label(self) -> str:
+        """How the generated contract table names the rule on a column."""
+        return self.name
+
+
+def _mask(arr: pa.Array | pa.ChunkedArray, null: bool) -> np.ndarray:
+    """Arrow booleans as a numpy mask, ``null`` where null."""
+    return np.asarray(pc.fill_null(arr, null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Required(Rule):
+    """A value is present in every row (the column is required)."""
+
+    name = "required"
+    description = "a required column has a value in the row"
+    parsed_only = False
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return values.present
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is required"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), None, dtype=object)
+
+
+@dataclass(frozen=True)
+class Missing(Rule):
+    """An optional value is empty: kept, and counted per column."""
+
+    name = "missing"
+    description = "an optional value is empty: the row is kept and counted (`missing_optional`)"
+    severity = Severity.NOTE
+    parsed_only = False
+    counted_as = "missing_optional"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return values.present
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), None, dtype=object)
+
+    def breakable(self, values: np.ndarray) -> np.ndarray:
+        return np.array([v is not None and v == v for v in values], dtype=bool)  # not None, not NaN
+
+
+_TYPE_RULES = {
+    ColumnType.DATE: "CSV text is a real date written exactly `YYYY-MM-DD` (no 30 February)",
+    ColumnType.INTEGER: "CSV text is a whole number in plain notation",
+    ColumnType.FLOAT: "CSV text is a decimal number in plain or exponent notation",
+    ColumnType.BOOLEAN: "CSV text is one of `true/false/1/0/t/f/y/n/yes/no` (any case)",
+}
+
+
+@dataclass(frozen=True)
+class Parses(Rule):
+    """A present value parses to the column's type (every text is a string: no rule)."""
+
+    type: ColumnType
+    parsed_only = False
+    breaks_type = True
+
+    @property
+    def name(self) -> str:
+        return f"type_{self.type}"
+
+    @property
+    def description(self) -> str:
+        return _TYPE_RULES[self.type]
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return ~values.present | values.parsed
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is not a valid {self.type}"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        if self.type is ColumnType.DATE:  # the same year, 30 February
+            return np.char.add(np.array([str(v)[:4] for v in values]), "-02-30").astype(object)
+        return np.full(len(values), "maybe" if self.type is ColumnType.BOOLEAN else "n/a", dtype=object)
+
+
+@dataclass(frozen=True)
+class DatePlausible(Rule):
+    """A date on or after :data:`EARLIEST_DATE` and not after the day the check runs."""
+
+    name = "date_plausible"
+    description = f"a date on or after {EARLIEST_DATE} and not after the day the check runs"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        earliest, latest = pa.scalar(EARLIEST_DATE, pa.date32()), pa.scalar(values.today, pa.date32())
+        return ~_mask(pc.or_(pc.less(values.typed, earliest), pc.greater(values.typed, latest)), False)
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is before {EARLIEST_DATE} or after {values.today}"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), f"{EARLIEST_DATE.year - 50}-01-01", dtype=object)
+
+
+@dataclass(frozen=True)
+class NhsNumberMod11(Rule):
+    """An NHS number: ten digits with a valid Modulus 11 check digit."""
+
+    name = "nhs_number_mod11"
+    description = "ten digits with a valid Modulus 11 check digit"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return nhs_number_is_valid(values.typed)
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is not 10 digits with a valid check digit"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        numbers = values.astype("U10")
+        last = numbers.view("U1").reshape(-1, 10)[:, 9].astype(int)
+        new_last = (last + 1 + np.arange(numbers.size) % 9) % 10  # any other digit breaks Modulus 11
+        return np.array([n[:9] + str(d) for n, d in zip(numbers, new_last, strict=True)], dtype=object)
+
+
+@dataclass(frozen=True)
+class PseudonymShape(Rule):
+    """A region pseudonym: 64 lower-case hexadecimal characters."""
+
+    name = "pseudonym_shape"
+    description = "64 lower-case hexadecimal characters (an HMAC-SHA256 region pseudonym)"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return _mask(pc.match_substring_regex(values.typed, PSEUDONYM_PATTERN), True)
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is not 64 lower-case hex characters"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), "not-a-pseudonym", dtype=object)
+
+
+#: A malformed value per code type, as seen in real extracts; ``?`` for the others.
+_MALFORMED = {CodeType.SNOMED: "12AB34", CodeType.BNF: "BNF123", CodeType.ICD10: "J4"}
+
+
+@dataclass(frozen=True)
+class CodeShape(Rule):
+    """The value has the shape of its code type (:mod:`riskstrat.codes`)."""
+
+    code: CodeType
+
+    @property
+    def name(self) -> str:
+        return f"code_shape_{self.code}"
+
+    @property
+    def description(self) -> str:
+        return f"the code has the shape of its type: {CODE_TYPES[self.code].description}"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return is_well_shaped(values.typed, self.code)
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is not a {CODE_TYPES[self.code].description}"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), _MALFORMED.get(self.code, "?"), dtype=object)
+
+
+def _unknown_code(code: CodeType, value: str) -> str:
+    """A well-shaped ``code`` that cannot be real, made from the real ``value``."""
+    if code is CodeType.SNOMED:  # one changed digit always breaks the Verhoeff check
+        return value[:-1] + str((int(value[-1]) + 3) % 10)
+    if code is CodeType.BNF:
+        return "17" + value[2:]  # BNF chapter 17 does not exist
+    if code in (CodeType.ICD10, CodeType.ICD10_LIST):
+        return "E95X"  # beyond chapter IV (E00-E90)
+    if code is CodeType.OPCS4:
+        return "O" + value[1:]  # no OPCS-4 chapter O
+    raise KeyError(f"no unknown {code} code to make")
+
+
+@dataclass(frozen=True)
+class KnownCode(Rule):
+    """A well-shaped code that cannot be real is kept and counted (code types with a 'known'
+    check only: ICD-10, OPCS-4, SNOMED CT, BNF)."""
+
+    code: CodeType
+    name = "unknown_code"
+    severity = Severity.WARNING
+    counted_as = "unknown_codes"
+    reason = "well-shaped, but not a real code"
+
+    @property
+    def description(self) -> str:
+        return (
+            "a well-shaped code that cannot be real (ICD-10 category outside every chapter; BNF chapter 16, "
+            "17 or above 23; SNOMED CT id failing its Verhoeff check digit or not a concept; OPCS-4 chapter "
+            "I or O): the row is kept and counted (`unknown_codes`)"
+        )
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        if not values.parsed.any():
+            return np.ones(len(values.parsed), dtype=bool)
+        return is_known(values.typed, self.code) | ~values.parsed
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.array([_unknown_code(self.code, str(v)) for v in values], dtype=object)
+
+
+@dataclass(frozen=True)
+class AllowedValues(Rule):
+    """An enumerated value: one of the contract's values."""
+
+    values: tuple[str, ...]
+    name = "allowed_values"
+    description = "an enumerated field holds one of the contract's values"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (" + " ".join(f"`{v}`" for v in self.values) + ")"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        return _mask(pc.is_in(values.typed, pa.array(self.values)), True)
+
+    def detail(self, column: str, values: ColumnValues) -> str:
+        return f"{column} is not one of {', '.join(self.values)}"
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), "?", dtype=object)
+
+
+@dataclass(frozen=True)
+class ValueRange(Rule):
+    """A number within inclusive bounds; NaN and the infinities break it too (so CSV text
+    ``nan``, ``inf``, ``Infinity`` is read as a number, for this rule to name)."""
+
+    low: float
+    high: float
+    name = "value_range"
+
+    @property
+    def description(self) -> str:
+        return "a number within the column's bounds; NaN and the infinities (`nan`, `inf`, `Infinity`) break it"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.low:g} to {self.high:g})"
+
+    def passes(self, values: ColumnValues) -> np.ndarray:
+        outside = pc.or_(pc.less(values.typed, self.low), pc.greater(values.typed, self.high))
+        ok = ~_mask(outside, False)
+        if pa.types.is_floating(values.typed.type):
+            ok &= _mask(pc.is_finite(values.typed), True)
+        return ok
+
+    def detail(self, column: str, values: ColumnValues) -> str | np.ndarray:
+        outside = f"{column} is outside {self.low:g} to {self.high:g}"
+        if not pa.types.is_floating(values.typed.type):
+            return outside
+        non_finite = f"{column} is NaN or infinite, not a number from {self.low:g} to {self.high:g}"
+        return np.where(_mask(pc.is_finite(values.typed), True), outside, non_finite).astype(object)
+
+    def broken(self, values: np.ndarray) -> np.ndarray:
+        return np.full(len(values), self.high + 1, dtype=object)
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a contract table.
@@ -77,10 +476,8 @@ class Column:
     required : a value must be present in every row (an optional column may be absent
         from the file, or empty in any row).
     code : the code type the value must be (shape checked; unknown codes reported).
-    allowed : the enumerated values allowed (for string columns).
-    nhs_number : the value must be a valid NHS number (Modulus 11).
-    pseudonym : the value must be a region pseudonym (64 lower-case hex characters).
-    value_range : inclusive bounds for numeric columns.
+    rules : the rules declared on the column (:class:`Rule`), beyond those its type,
+        code type and ``required`` imply (see :attr:`all_rules`).
     """
 
     name: str
@@ -88,29 +485,56 @@ class Column:
     description: str
     required: bool = True
     code: CodeType | None = None
-    allowed: tuple[str, ...] | None = None
-    nhs_number: bool = False
-    pseudonym: bool = False
-    value_range: tuple[float, float] | None = None
+    rules: tuple[Rule, ...] = ()
 
     @property
-    def rules(self) -> list[str]:
-        """Names of the rules this column's values are checked against, in order."""
-        out = ["required"] if self.required else []
-        out.append(f"type_{self.type}")
+    def all_rules(self) -> tuple[Rule, ...]:
+        """Every rule of the column, in the order validation applies them: ``required``, the
+        type, date plausibility, the code's shape and knownness, the declared rules, and
+        ``missing`` for an optional column."""
+        out: list[Rule] = [Required()] if self.required else []
+        if self.type is not ColumnType.STRING:
+            out.append(Parses(self.type))
         if self.type is ColumnType.DATE:
-            out.append("date_plausible")
-        if self.nhs_number:
-            out.append("nhs_number_mod11")
-        if self.pseudonym:
-            out.append("pseudonym_shape")
+            out.append(DatePlausible())
         if self.code is not None:
-            out.append(f"code_shape_{self.code}")
-        if self.allowed is not None:
-            out.append("allowed_values")
-        if self.value_range is not None:
-            out.append("value_range")
-        return out
+            out.append(CodeShape(self.code))
+            if CODE_TYPES[self.code].known is not None:
+                out.append(KnownCode(self.code))
+        out += self.rules
+        if not self.required:
+            out.append(Missing())
+        return tuple(out)
+
+    def rule(self, name: str) -> Rule:
+        """The rule called ``name`` on this column."""
+        for r in self.all_rules:
+            if r.name == name:
+                return r
+        raise KeyError(f"column {self.name} has no rule {name}")
+
+    def _declared(self, kind: type[R]) -> R | None:
+        return next((r for r in self.rules if isinstance(r, kind)), None)
+
+    @property
+    def nhs_number(self) -> bool:
+        """The value must be a valid NHS number."""
+        return self._declared(NhsNumberMod11) is not None
+
+    @property
+    def allowed(self) -> tuple[str, ...] | None:
+        """The enumerated values allowed, if any."""
+        rule = self._declared(AllowedValues)
+        return rule.values if rule else None
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """Inclusive bounds for a numeric column, if any."""
+        rule = self._declared(ValueRange)
+        return (rule.low, rule.high) if rule else None
+
+
+R = TypeVar("R", bound=Rule)
 
 
 @dataclass(frozen=True)
@@ -118,13 +542,30 @@ class RowCheck:
     """A rule across columns of one row, e.g. a discharge not before its admission.
 
     ``passes`` takes the typed batch and returns a boolean mask; rows where any input is
-    missing pass (missing values are the business of the column rules).
+    missing pass (missing values are the business of the column rules). Its severity is
+    always :attr:`Severity.ERROR`.
     """
 
     name: str
     column: str  # the column the failure is reported against
     message: str
     passes: Callable[[pa.Table], np.ndarray]
+    severity: Severity = Severity.ERROR
+
+
+def counted_rules(severity: Severity | None = None) -> dict[str, Rule]:
+    """The rules whose rows are kept and counted, by report key (``counted_as``), over every
+    table: warnings first, then notes, each in declaration order; one severity if given."""
+    found: dict[str, Rule] = {}
+    for sev in (Severity.WARNING, Severity.NOTE):
+        if severity not in (None, sev):
+            continue
+        for tbl in TABLES.values():
+            for col in tbl.columns:
+                for rule in col.all_rules:
+                    if rule.severity is sev:
+                        found.setdefault(rule.counted_as, rule)
+    return found
 
 
 def _not_before(later: str, earlier: str) -> Callable[[pa.Table], np.ndarray]:
@@ -165,7 +606,12 @@ class Table:
         if not self.identifiable:
             return self
         cols = tuple(
-            Column(PSEUDONYM, ColumnType.STRING, "region pseudonym of the patient (HMAC-SHA256)", pseudonym=True)
+            Column(
+                PSEUDONYM,
+                ColumnType.STRING,
+                "region pseudonym of the patient (HMAC-SHA256)",
+                rules=(PseudonymShape(),),
+            )
             if c.name == "nhs_number"
             else c
             for c in self.columns
@@ -183,7 +629,7 @@ S, D, I, F, B = (
 
 
 def _nhs(description: str = "NHS number of the patient") -> Column:
-    return Column("nhs_number", S, description, nhs_number=True)
+    return Column("nhs_number", S, description, rules=(NhsNumberMod11(),))
 
 
 SEX_CODES = ("1", "2", "9", "0")
@@ -226,14 +672,14 @@ TABLES: dict[str, Table] = {
                     "sex",
                     S,
                     "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known",
-                    allowed=SEX_CODES,
+                    rules=(AllowedValues(SEX_CODES),),
                 ),
                 Column(
                     "ethnic_category",
                     S,
                     "NHS ethnic category code",
                     required=False,
-                    allowed=ETHNIC_CATEGORIES,
+                    rules=(AllowedValues(ETHNIC_CATEGORIES),),
                 ),
                 Column("lsoa_code", S, "LSOA 2021 of residence", required=False, code=CodeType.LSOA),
             ),
@@ -280,8 +726,8 @@ TABLES: dict[str, Table] = {
                     code=CodeType.BNF,
                 ),
                 Column("dmd_code", S, "dm+d concept id", required=False, code=CodeType.DMD),
-                Column("quantity", F, "quantity issued", required=False, value_range=(0, 1e6)),
-                Column("actual_cost", F, "actual cost in pounds", required=False, value_range=(0, 1e6)),
+                Column("quantity", F, "quantity issued", required=False, rules=(ValueRange(0, 1e6),)),
+                Column("actual_cost", F, "actual cost in pounds", required=False, rules=(ValueRange(0, 1e6),)),
             ),
         ),
         Table(
@@ -290,7 +736,7 @@ TABLES: dict[str, Table] = {
             (
                 _nhs(),
                 Column("spell_id", S, "hospital provider spell number; episodes of one spell share it"),
-                Column("episode_number", I, "1, 2, … within the spell", value_range=(1, 99)),
+                Column("episode_number", I, "1, 2, … within the spell", rules=(ValueRange(1, 99),)),
                 Column("provider_code", S, "ODS code of the trust", code=CodeType.ODS_PROVIDER),
                 Column("admission_date", D, "start of the spell"),
                 Column("discharge_date", D, "end of the spell; empty = still in hospital", required=False),
@@ -300,13 +746,13 @@ TABLES: dict[str, Table] = {
                     "admission_method",
                     S,
                     "11-13 elective; 21-25, 2A-2D, 28 emergency; 31-32 maternity; 81-83 other",
-                    allowed=ADMISSION_METHODS,
+                    rules=(AllowedValues(ADMISSION_METHODS),),
                 ),
                 Column(
                     "patient_classification",
                     S,
                     "1 ordinary, 2 day case, 3 regular day, 4 regular night, 5 mother and baby",
-                    allowed=PATIENT_CLASSIFICATIONS,
+                    rules=(AllowedValues(PATIENT_CLASSIFICATIONS),),
                 ),
                 Column(
                     "treatment_function_code",
@@ -341,7 +787,7 @@ TABLES: dict[str, Table] = {
                     F,
                     "pounds, tariff attributed to the episode",
                     required=False,
-                    value_range=(0, 1e7),
+                    rules=(ValueRange(0, 1e7),),
                 ),
                 Column(
                     "gp_practice_code",
@@ -389,17 +835,17 @@ TABLES: dict[str, Table] = {
                     "first_attendance",
                     S,
                     "1 first, 2 follow-up, 3 first by telephone/video, 4 follow-up by telephone/video",
-                    allowed=FIRST_ATTENDANCE,
+                    rules=(AllowedValues(FIRST_ATTENDANCE),),
                 ),
                 Column(
                     "attendance_status",
                     S,
                     "5/6 attended; 7 arrived late, not seen; 2 patient cancelled; 3 did not attend; "
                     "4 provider cancelled",
-                    allowed=ATTENDANCE_STATUS,
+                    rules=(AllowedValues(ATTENDANCE_STATUS),),
                 ),
                 Column("referral_source", S, "source of referral", required=False),
-                Column("cost", F, "pounds", required=False, value_range=(0, 1e7)),
+                Column("cost", F, "pounds", required=False, rules=(ValueRange(0, 1e7),)),
             ),
         ),
         Table(
@@ -413,13 +859,13 @@ TABLES: dict[str, Table] = {
                     "department_type",
                     S,
                     "01 major A&E, 02 single specialty, 03 UTC/minor injuries, 04 walk-in",
-                    allowed=DEPARTMENT_TYPES,
+                    rules=(AllowedValues(DEPARTMENT_TYPES),),
                 ),
                 Column("ambulance_arrival", B, "arrived by ambulance"),
                 Column("chief_complaint", S, "SNOMED CT chief complaint", required=False, code=CodeType.SNOMED),
                 Column("diagnosis", S, "SNOMED CT diagnosis", required=False, code=CodeType.SNOMED),
                 Column("admitted", B, "the attendance ended in admission"),
-                Column("cost", F, "pounds", required=False, value_range=(0, 1e7)),
+                Column("cost", F, "pounds", required=False, rules=(ValueRange(0, 1e7),)),
             ),
         ),
         Table(
@@ -441,7 +887,7 @@ TABLES: dict[str, Table] = {
                     "opt_out_type",
                     S,
                     "type1 (objection recorded at the GP practice) or ndoo (national data opt-out)",
-                    allowed=OPT_OUT_TYPES,
+                    rules=(AllowedValues(OPT_OUT_TYPES),),
                 ),
                 Column("recorded_date", D, "date the objection was recorded", required=False),
             ),
@@ -464,7 +910,7 @@ TABLES: dict[str, Table] = {
             "Deprivation by LSOA (Index of Multiple Deprivation deciles).",
             (
                 Column("lsoa_code", S, "LSOA 2021 code", code=CodeType.LSOA),
-                Column("imd_decile", I, "1 = most deprived … 10 = least deprived", value_range=(1, 10)),
+                Column("imd_decile", I, "1 = most deprived … 10 = least deprived", rules=(ValueRange(1, 10),)),
             ),
             required=False,
             identifiable=False,
@@ -501,18 +947,38 @@ def pseudonymised_schema(name: str) -> pa.Schema:
 
 
 def contract_markdown() -> str:
-    """The contract rendered as Markdown, from the declarations (docs/data-contract.md)."""
+    """The contract rendered as Markdown, from the declarations (docs/contract-v1-tables.md):
+    a table per contract table, then every rule with its severity and description."""
     lines = [f"# riskstrat input data contract v{CONTRACT_VERSION} (generated from `riskstrat/schema.py`)", ""]
+    rules: dict[str, tuple[Severity, str]] = {}
     for tbl in TABLES.values():
         status = "required" if tbl.required else "optional"
         lines += [f"## {tbl.name} ({status})", "", tbl.description, ""]
         lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
         for c in tbl.columns:
-            rules = ", ".join(c.rules)
-            if c.allowed:
-                rules += " (" + " ".join(f"`{v}`" for v in c.allowed) + ")"
-            lines.append(f"| {c.name} | {c.type} | {'yes' if c.required else 'no'} | {rules} | {c.description} |")
+            cell = ", ".join(r.label for r in c.all_rules)
+            lines.append(f"| {c.name} | {c.type} | {'yes' if c.required else 'no'} | {cell} | {c.description} |")
+            for r in c.all_rules:
+                rules.setdefault(r.name, (r.severity, r.description))
         if tbl.checks:
             lines += ["", "Row checks: " + "; ".join(f"`{k.name}` ({k.message})" for k in tbl.checks)]
+            for k in tbl.checks:
+                about = f"row check, against `{k.column}`: a row breaks it when {k.message}"
+                rules.setdefault(k.name, (k.severity, about))
         lines.append("")
+    for name, description in WHOLE_ROW_RULES.items():
+        rules.setdefault(name, (Severity.ERROR, f"whole row (column `{WHOLE_ROW}`): {description}"))
+    lines += [
+        "## Rules",
+        "",
+        "`error`: the row is quarantined, against the first error rule it breaks; `warning`: the row is kept "
+        "and the report counts and shows it; `note`: the row is kept and the report's JSON counts it.",
+        "",
+        "| rule | severity | checks |",
+        "|---|---|---|",
+    ]
+    rank = list(Severity)
+    ordered = sorted(rules.items(), key=lambda item: rank.index(item[1][0]))
+    lines += [f"| `{name}` | {sev} | {description} |" for name, (sev, description) in ordered]
+    lines.append("")
     return "\n".join(lines)

@@ -33,13 +33,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from riskstrat.codes import CODE_TYPES, is_known, is_well_shaped
 from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
-from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
-from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
-from riskstrat.schema import EARLIEST_DATE, TABLES, Column, ColumnType, Table, arrow_schema
+from riskstrat.schema import (
+    TABLES,
+    WHOLE_ROW,
+    Column,
+    ColumnType,
+    ColumnValues,
+    RuleKey,
+    Severity,
+    Table,
+    arrow_schema,
+    counted_rules,
+)
 
 __all__ = ["ROW_COLUMN", "TableReport", "ValidationReport", "validate_batch", "validate_extracts"]
 
@@ -50,17 +58,39 @@ _FALSE = ("false", "f", "0", "n", "no")
 _NON_FINITE = r"^[+-]?(nan|inf|infinity)$"  # CSV spellings of NaN and the infinities
 
 
+DUPLICATE_ROW = RuleKey(WHOLE_ROW, "duplicate_row")
+CSV_FIELD_COUNT = RuleKey(WHOLE_ROW, "csv_field_count")
+
+
+def _counted() -> dict[str, Counter]:
+    return {key: Counter() for key in counted_rules()}
+
+
 @dataclass
 class TableReport:
-    """Counts for one table. ``quarantined`` is keyed by ``"column:rule"``."""
+    """Counts for one table.
+
+    ``quarantined`` is keyed by :class:`~riskstrat.schema.RuleKey` (``column:rule``);
+    ``counted`` holds the rows kept but counted by warning and note rules, by the rule's
+    ``counted_as`` (``unknown_codes``, ``missing_optional``), then by column.
+    """
 
     table: str
     file: str
     rows_read: int = 0
     accepted: int = 0
     quarantined: Counter = field(default_factory=Counter)
-    unknown_codes: Counter = field(default_factory=Counter)
-    missing_optional: Counter = field(default_factory=Counter)
+    counted: dict[str, Counter] = field(default_factory=_counted)
+
+    @property
+    def unknown_codes(self) -> Counter:
+        """Rows kept with a well-shaped code that cannot be real, per column."""
+        return self.counted["unknown_codes"]
+
+    @property
+    def missing_optional(self) -> Counter:
+        """Rows kept with an empty optional value, per column."""
+        return self.counted["missing_optional"]
 
     @property
     def quarantined_rows(self) -> int:
@@ -68,11 +98,15 @@ class TableReport:
 
     @property
     def duplicates(self) -> int:
-        return self.quarantined.get("*:duplicate_row", 0)
+        return self.quarantined.get(DUPLICATE_ROW, 0)
 
     @property
     def reconciles(self) -> bool:
         return self.rows_read == self.accepted + self.quarantined_rows
+
+    def quarantined_by_rule(self) -> list[tuple[RuleKey, int]]:
+        """Quarantined rows per ``column:rule``, in the order of the keys' text."""
+        return sorted(self.quarantined.items(), key=lambda kv: str(kv[0]))
 
     def to_dict(self) -> dict:
         return {
@@ -83,9 +117,8 @@ class TableReport:
             "quarantined_rows": self.quarantined_rows,
             "duplicates": self.duplicates,
             "reconciles": self.reconciles,
-            "quarantined": dict(sorted(self.quarantined.items())),
-            "unknown_codes": dict(sorted(self.unknown_codes.items())),
-            "missing_optional": dict(sorted(self.missing_optional.items())),
+            "quarantined": {str(k): n for k, n in self.quarantined_by_rule()},
+            **{key: dict(sorted(counts.items())) for key, counts in self.counted.items()},
         }
 
 
@@ -198,35 +231,32 @@ _ARROW = {
 class BatchResult:
     accepted: pa.Table  # typed, contract columns + _row
     quarantine: pa.Table  # QUARANTINE_META + contract columns as text
-    unknown_codes: Counter
-    missing_optional: Counter
-    quarantined: Counter
+    counted: dict[str, Counter]  # counted_as -> column -> rows kept
+    quarantined: Counter  # RuleKey -> rows
 
 
 def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> BatchResult:
     """Check one batch of a table against its declaration.
 
-    Each failing row is reported once, against the first rule it breaks (columns in
-    contract order, then the table's row checks).
+    Each failing row is reported once, against the first error rule it breaks (columns in
+    contract order, each column's rules in :attr:`~riskstrat.schema.Column.all_rules` order,
+    then the table's row checks). Warning and note rules count the rows that stay.
     """
     n = batch.data.num_rows
     failed = np.zeros(n, dtype=bool)
     fail_column = np.full(n, "", dtype=object)
     fail_rule = np.full(n, "", dtype=object)
     fail_detail = np.full(n, "", dtype=object)
-    unknown_masks: dict[str, np.ndarray] = {}
-    missing_masks: dict[str, np.ndarray] = {}
+    counted_masks: list[tuple[str, str, np.ndarray]] = []  # (counted_as, column, mask)
     typed: dict[str, pa.Array] = {}
-    latest = pa.scalar(today, pa.date32())
-    earliest = pa.scalar(EARLIEST_DATE, pa.date32())
 
-    def fail(mask: np.ndarray, column: str, rule: str, detail: str) -> None:
+    def fail(mask: np.ndarray, column: str, rule: str, detail: str | np.ndarray) -> None:
         new = mask & ~failed
         if new.any():
             failed[new] = True
             fail_column[new] = column
             fail_rule[new] = rule
-            fail_detail[new] = detail
+            fail_detail[new] = detail if isinstance(detail, str) else detail[new]
 
     for col in tbl.columns:
         raw = batch.data[col.name]
@@ -234,45 +264,16 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
         text_present = ~_np(pc.is_null(raw))
         if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
             text_present &= ~_np(pc.equal(pc.utf8_trim_whitespace(_as_text(raw)), ""))
-        values, parsed = _parse(col, raw)
-        typed[col.name] = values
-        if col.required:
-            fail(~text_present, col.name, "required", f"{col.name} is required")
-        else:
-            missing_masks[col.name] = ~text_present
-        fail(text_present & ~parsed, col.name, f"type_{col.type}", f"{col.name} is not a valid {col.type}")
-        ok = parsed & ~failed
-        if col.type is ColumnType.DATE:
-            bad = _np(pc.or_(pc.less(values, earliest), pc.greater(values, latest)))
-            fail(ok & bad, col.name, "date_plausible", f"{col.name} is before {EARLIEST_DATE} or after {today}")
-        if col.nhs_number:
-            valid = nhs_number_is_valid(values)
-            fail(ok & ~valid, col.name, "nhs_number_mod11", f"{col.name} is not 10 digits with a valid check digit")
-        if col.pseudonym:
-            shaped = _np(pc.match_substring_regex(values, PSEUDONYM_PATTERN))
-            fail(ok & ~shaped, col.name, "pseudonym_shape", f"{col.name} is not 64 lower-case hex characters")
-        if col.code is not None:
-            shaped = is_well_shaped(values, col.code)
-            fail(
-                ok & ~shaped,
-                col.name,
-                f"code_shape_{col.code}",
-                f"{col.name} is not a {CODE_TYPES[col.code].description}",
-            )
-            check = ok & shaped & ~failed
-            if check.any():
-                unknown_masks[col.name] = check & ~is_known(values, col.code)
-        if col.allowed is not None:
-            allowed = _np(pc.is_in(values, pa.array(col.allowed)))
-            fail(ok & ~allowed, col.name, "allowed_values", f"{col.name} is not one of {', '.join(col.allowed)}")
-        if col.value_range is not None:
-            low, high = col.value_range
-            if col.type is ColumnType.FLOAT:
-                non_finite = ok & ~_np(pc.is_finite(values))
-                detail = f"{col.name} is NaN or infinite, not a number from {low:g} to {high:g}"
-                fail(non_finite, col.name, "value_range", detail)
-            outside = _np(pc.or_(pc.less(values, low), pc.greater(values, high)))
-            fail(ok & outside, col.name, "value_range", f"{col.name} is outside {low:g} to {high:g}")
+        typed[col.name], parsed = _parse(col, raw)
+        values = ColumnValues(typed[col.name], text_present, parsed, today)
+        for rule in col.all_rules:
+            broken = ~rule.passes(values)
+            if rule.parsed_only:
+                broken &= parsed
+            if rule.severity is not Severity.ERROR:
+                counted_masks.append((rule.counted_as, col.name, broken))
+            elif (broken & ~failed).any():
+                fail(broken, col.name, rule.name, rule.detail(col.name, values))
     typed_table = (
         pa.Table.from_arrays([typed[c.name] for c in tbl.columns], schema=arrow_schema(tbl).remove_metadata())
         if n
@@ -282,10 +283,11 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
         fail(~check.passes(typed_table), check.column, check.name, check.message)
 
     keep = ~failed
-    unknown = Counter({k: int((m & keep).sum()) for k, m in unknown_masks.items()})
-    missing = Counter({k: int((m & keep).sum()) for k, m in missing_masks.items()})
+    counted = _counted()
+    for key, column, mask in counted_masks:
+        counted[key][column] += int((mask & keep).sum())
     accepted = typed_table.filter(pa.array(keep)).append_column(ROW_COLUMN, pa.array(batch.rows[keep], pa.int64()))
-    quarantined = Counter(f"{c}:{r}" for c, r in zip(fail_column[failed], fail_rule[failed], strict=True))
+    quarantined = Counter(RuleKey(c, r) for c, r in zip(fail_column[failed], fail_rule[failed], strict=True))
     quarantine = _quarantine_rows(
         tbl,
         batch.data.filter(pa.array(failed)),
@@ -296,9 +298,9 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
         fail_detail[failed],
     )
     if batch.invalid:
-        quarantined["*:csv_field_count"] += len(batch.invalid)
+        quarantined[CSV_FIELD_COUNT] += len(batch.invalid)
         quarantine = pa.concat_tables([quarantine, _invalid_lines(tbl, batch, file_name)])
-    return BatchResult(accepted, quarantine, unknown, missing, quarantined)
+    return BatchResult(accepted, quarantine, counted, quarantined)
 
 
 def _quarantine_schema(tbl: Table) -> pa.Schema:
@@ -340,8 +342,8 @@ def _invalid_lines(tbl: Table, batch: Batch, file_name: str) -> pa.Table:
     arrays = [
         pa.array([file_name] * m, pa.string()),
         pa.array([x.row for x in batch.invalid], pa.int64()),
-        pa.array(["*"] * m, pa.string()),
-        pa.array(["csv_field_count"] * m, pa.string()),
+        pa.array([CSV_FIELD_COUNT.column] * m, pa.string()),
+        pa.array([CSV_FIELD_COUNT.rule] * m, pa.string()),
         pa.array([x.detail for x in batch.invalid], pa.string()),
         pa.array([x.text for x in batch.invalid], pa.string()),
     ]
@@ -469,15 +471,15 @@ def _validate_table(
             writer.write_table(result.accepted.cast(writer.schema))
             qfile.write(result.quarantine)
             report.quarantined.update(result.quarantined)
-            report.unknown_codes.update(result.unknown_codes)
-            report.missing_optional.update(result.missing_optional)
+            for key, counts in result.counted.items():
+                report.counted[key].update(counts)
             if progress is not None:
                 progress(tbl.name, report.rows_read)
     finally:
         writer.close()
     dups = _deduplicate(staging, work / f"{tbl.name}.parquet", tbl, work)
     if dups.num_rows:
-        report.quarantined["*:duplicate_row"] += dups.num_rows
+        report.quarantined[DUPLICATE_ROW] += dups.num_rows
         m = dups.num_rows
         qfile.write(
             _quarantine_rows(
@@ -485,25 +487,26 @@ def _validate_table(
                 dups,
                 source.name,
                 dups[ROW_COLUMN].to_numpy(),
-                np.full(m, "*", dtype=object),
-                np.full(m, "duplicate_row", dtype=object),
+                np.full(m, DUPLICATE_ROW.column, dtype=object),
+                np.full(m, DUPLICATE_ROW.rule, dtype=object),
                 np.full(m, "exact duplicate of an earlier row", dtype=object),
             )
         )
-        # Duplicates were counted with their batch; count unknown codes and missing values
-        # over the rows that stay.
+        # Duplicates were counted with their batch; count warnings and notes over the rows
+        # that stay (a duplicate was accepted, so its values are typed: present = parsed).
         for col in tbl.columns:
-            values = dups[col.name]
-            if not col.required:
-                report.missing_optional[col.name] -= int(_np(pc.is_null(values)).sum())
-            if col.code is not None and report.unknown_codes.get(col.name):
-                present = ~_np(pc.is_null(values))
-                report.unknown_codes[col.name] -= int((present & ~is_known(values, col.code)).sum())
+            present = ~_np(pc.is_null(dups[col.name]))
+            values = ColumnValues(dups[col.name], present, present, today)
+            for rule in col.all_rules:
+                if rule.severity is not Severity.ERROR:
+                    broken = ~rule.passes(values) & (present if rule.parsed_only else True)
+                    report.counted[rule.counted_as][col.name] -= int(broken.sum())
     qfile.close()
     report.accepted = pq.ParquetFile(work / f"{tbl.name}.parquet").metadata.num_rows
-    for key in list(report.unknown_codes):
-        if report.unknown_codes[key] == 0:
-            del report.unknown_codes[key]
+    for key in counted_rules(Severity.WARNING):  # warnings list only the columns with rows
+        counts = report.counted[key]
+        for column in [c for c, k in counts.items() if k == 0]:
+            del counts[column]
     if not report.reconciles:  # an internal error, never the user's: fail loudly
         raise AssertionError(f"{tbl.name}: rows do not reconcile ({report.to_dict()})")
     return report

@@ -73,12 +73,11 @@ def _file_schema(name: str, faulted: bool) -> pa.Schema:
     schema = arrow_schema(TABLES[name]).remove_metadata()
     if not faulted:
         return schema
-    from riskstrat.synth.faults import FAULT_PLAN
+    from riskstrat.synth.faults import FAULT_PLAN, faulted_text_columns
 
-    text = {c.name for c in TABLES[name].columns if c.type == "date"}
-    text |= {col for kind, col in FAULT_PLAN.get(name, []) if kind in ("bad_number", "bad_boolean")}
     if name not in FAULT_PLAN:
         return schema
+    text = faulted_text_columns(name)
     return pa.schema([pa.field(f.name, pa.string() if f.name in text else f.type) for f in schema])
 
 

@@ -1,8 +1,10 @@
 """Inject realistic data faults at a low rate, and count them, so validation can be judged.
 
-Each fault kind touches its own rows (no row carries two faults), and the counts are
-written as the quarantine rule, unknown-code column or missing column that validation is
-expected to report, so ``riskstrat validate`` can be checked fault for fault.
+Each fault breaks one rule of one column (or repeats a row), and each rule says how to break a
+value for it (:meth:`riskstrat.schema.Rule.broken`): the plan below only chooses which. Each
+fault touches its own rows (no row carries two faults), and the counts are written as the
+quarantine key, or the column a warning or note counts, that validation is expected to
+report, so ``riskstrat validate`` can be checked fault for fault.
 """
 
 from __future__ import annotations
@@ -14,98 +16,113 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from riskstrat.codes import verhoeff_valid
-from riskstrat.schema import TABLES, ColumnType
+from riskstrat.schema import TABLES, WHOLE_ROW, ColumnType, RuleKey, Severity, counted_rules
 
-__all__ = ["FAULT_PLAN", "FaultCounts", "inject_faults"]
+__all__ = ["FAULT_PLAN", "Fault", "FaultCounts", "faulted_text_columns", "inject_faults"]
+
+
+def _empty_counted() -> dict[str, dict[str, Counter]]:
+    return {key: {} for key in counted_rules()}
 
 
 @dataclass
 class FaultCounts:
     """Expected validation outcome of the injected faults, per table."""
 
-    quarantined: dict[str, Counter] = field(default_factory=dict)  # table -> "column:rule" -> rows
-    unknown_codes: dict[str, Counter] = field(default_factory=dict)  # table -> column -> rows
-    missing_optional: dict[str, Counter] = field(default_factory=dict)  # table -> column -> rows
+    quarantined: dict[str, Counter] = field(default_factory=dict)  # table -> RuleKey -> rows
+    counted: dict[str, dict[str, Counter]] = field(default_factory=_empty_counted)  # counted_as -> table -> column
 
     def add(self, other: FaultCounts) -> None:
-        for mine, theirs in (
-            (self.quarantined, other.quarantined),
-            (self.unknown_codes, other.unknown_codes),
-            (self.missing_optional, other.missing_optional),
-        ):
+        pairs = [(self.quarantined, other.quarantined)]
+        pairs += [(self.counted.setdefault(k, {}), v) for k, v in other.counted.items()]
+        for mine, theirs in pairs:
             for table, counts in theirs.items():
                 mine.setdefault(table, Counter()).update(counts)
 
     def to_dict(self) -> dict:
+        kinds = {"quarantined": self.quarantined, **self.counted}
         return {
-            kind: {t: dict(sorted(c.items())) for t, c in getattr(self, kind).items() if c}
-            for kind in ("quarantined", "unknown_codes", "missing_optional")
+            kind: {t: {str(k): n for k, n in sorted(c.items(), key=lambda kv: str(kv[0]))} for t, c in by.items() if c}
+            for kind, by in kinds.items()
         }
 
 
-# table -> list of (fault kind, column)
-FAULT_PLAN: dict[str, list[tuple[str, str]]] = {
+@dataclass(frozen=True)
+class Fault:
+    """Break ``rule`` of ``column`` (``*``, ``duplicate_row``: repeat a row); ``value``, if
+    given, is the value written instead of the rule's own breaking value."""
+
+    column: str
+    rule: str
+    value: object = None
+
+    @property
+    def key(self) -> RuleKey:
+        return RuleKey(self.column, self.rule)
+
+
+_DUPLICATE = Fault(WHOLE_ROW, "duplicate_row")
+
+# table -> the faults injected, in this order (the order draws the random numbers)
+FAULT_PLAN: dict[str, list[Fault]] = {
     "gp_registrations": [
-        ("bad_check_digit", "nhs_number"),
-        ("bad_date", "date_of_birth"),
-        ("bad_enum", "sex"),
-        ("duplicate", "*"),
-        ("missing", "ethnic_category"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("date_of_birth", "type_date"),
+        Fault("sex", "allowed_values", "7"),
+        _DUPLICATE,
+        Fault("ethnic_category", "missing"),
     ],
     "gp_events": [
-        ("bad_check_digit", "nhs_number"),
-        ("bad_date", "event_date"),
-        ("implausible_date", "event_date"),
-        ("bad_shape", "snomed_code"),
-        ("unknown_code", "snomed_code"),
-        ("duplicate", "*"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("event_date", "type_date"),
+        Fault("event_date", "date_plausible"),
+        Fault("snomed_code", "code_shape_snomed"),
+        Fault("snomed_code", "unknown_code"),
+        _DUPLICATE,
     ],
     "gp_medications": [
-        ("bad_check_digit", "nhs_number"),
-        ("bad_date", "issue_date"),
-        ("bad_shape", "bnf_code"),
-        ("unknown_code", "bnf_code"),
-        ("bad_number", "quantity"),
-        ("duplicate", "*"),
-        ("missing", "actual_cost"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("issue_date", "type_date"),
+        Fault("bnf_code", "code_shape_bnf"),
+        Fault("bnf_code", "unknown_code"),
+        Fault("quantity", "type_float"),
+        _DUPLICATE,
+        Fault("actual_cost", "missing"),
     ],
     "sus_apc": [
-        ("bad_check_digit", "nhs_number"),
-        ("implausible_date", "admission_date"),
-        ("bad_enum", "admission_method"),
-        ("bad_shape", "primary_diagnosis"),
-        ("unknown_code", "primary_diagnosis"),
-        ("duplicate", "*"),
-        ("missing", "cost"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("admission_date", "date_plausible"),
+        Fault("admission_method", "allowed_values", "99"),
+        Fault("primary_diagnosis", "code_shape_icd10"),
+        Fault("primary_diagnosis", "unknown_code"),
+        _DUPLICATE,
+        Fault("cost", "missing"),
     ],
     "sus_op": [
-        ("bad_check_digit", "nhs_number"),
-        ("bad_date", "appointment_date"),
-        ("bad_enum", "attendance_status"),
-        ("duplicate", "*"),
-        ("missing", "cost"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("appointment_date", "type_date"),
+        Fault("attendance_status", "allowed_values", "8"),
+        _DUPLICATE,
+        Fault("cost", "missing"),
     ],
     "sus_ecds": [
-        ("bad_check_digit", "nhs_number"),
-        ("bad_date", "arrival_date"),
-        ("bad_enum", "department_type"),
-        ("bad_boolean", "ambulance_arrival"),
-        ("duplicate", "*"),
-        ("missing", "cost"),
+        Fault("nhs_number", "nhs_number_mod11"),
+        Fault("arrival_date", "type_date"),
+        Fault("department_type", "allowed_values", "09"),
+        Fault("ambulance_arrival", "type_boolean"),
+        _DUPLICATE,
+        Fault("cost", "missing"),
     ],
 }
 
-_BAD_ENUM = {"sex": "7", "admission_method": "99", "attendance_status": "8", "department_type": "09"}
-_BAD_SHAPE = {"snomed_code": "12AB34", "bnf_code": "BNF123", "primary_diagnosis": "J4"}
-_RULE = {
-    "bad_check_digit": "nhs_number_mod11",
-    "bad_date": "type_date",
-    "implausible_date": "date_plausible",
-    "bad_enum": "allowed_values",
-    "bad_number": "type_float",
-    "bad_boolean": "type_boolean",
-}
+
+def faulted_text_columns(name: str) -> set[str]:
+    """Columns of table ``name`` that a faulted file carries as text: its dates, and the
+    columns given a value that is not of their type."""
+    decl = TABLES[name]
+    text = {c.name for c in decl.columns if c.type is ColumnType.DATE}
+    plan = [f for f in FAULT_PLAN.get(name, []) if f != _DUPLICATE]
+    return text | {f.column for f in plan if decl.column(f.column).rule(f.rule).breaks_type}
 
 
 def _text(arr: pa.ChunkedArray, typ: ColumnType) -> pa.Array:
@@ -113,24 +130,6 @@ def _text(arr: pa.ChunkedArray, typ: ColumnType) -> pa.Array:
     if typ is ColumnType.DATE:
         return pc.strftime(arr, format="%Y-%m-%d")
     return pc.cast(arr, pa.string())
-
-
-def _break_check_digit(numbers: np.ndarray) -> np.ndarray:
-    last = numbers.astype("U10").view("U1").reshape(-1, 10)[:, 9].astype(int)
-    new_last = (last + 1 + np.arange(numbers.size) % 9) % 10  # any other digit breaks Modulus 11
-    return np.array([n[:9] + str(d) for n, d in zip(numbers, new_last, strict=True)])
-
-
-def _unknown(column: str, values: np.ndarray) -> np.ndarray:
-    if column == "snomed_code":  # one changed digit always breaks the Verhoeff check
-        out = np.array([v[:-1] + str((int(v[-1]) + 3) % 10) for v in values])
-        assert not verhoeff_valid(out).any()
-        return out
-    if column == "bnf_code":
-        return np.array(["17" + v[2:] for v in values])  # BNF chapter 17 does not exist
-    if column == "primary_diagnosis":
-        return np.full(values.size, "E95X")  # beyond chapter IV (E00-E90)
-    raise KeyError(column)
 
 
 def inject_faults(
@@ -150,10 +149,10 @@ def inject_faults(
         n = tbl.num_rows
         k = rng.binomial(n, rate, size=len(plan))
         order = rng.permutation(n)
-        q, unk, miss = Counter(), Counter(), Counter()
+        q: Counter = Counter()
+        counted: dict[str, Counter] = {key: Counter() for key in counts.counted}
         cols: dict[str, np.ndarray] = {}
-        text_cols = {c.name for c in decl.columns if c.type is ColumnType.DATE}
-        text_cols |= {col for kind, col in plan if kind in ("bad_number", "bad_boolean")}
+        text_cols = faulted_text_columns(name)
         for c in decl.columns:
             arr = tbl[c.name]
             cols[c.name] = np.asarray(
@@ -162,53 +161,30 @@ def inject_faults(
             )
         pos = 0
         duplicate_rows = np.zeros(0, dtype=np.int64)
-        for (kind, column), kk in zip(plan, k, strict=True):
-            if kind == "missing":  # only rows where the value is present
-                candidates = order[pos:]
-                present = np.array(
-                    [cols[column][i] is not None and cols[column][i] == cols[column][i] for i in candidates], dtype=bool
-                )
-                rows = candidates[present][:kk]
-                keep_order = np.setdiff1d(order[pos:], rows, assume_unique=True)
-                order = np.concatenate([order[:pos], rows, keep_order])
-            else:
+        for fault, kk in zip(plan, k, strict=True):
+            if fault == _DUPLICATE:
                 rows = order[pos : pos + kk]
+                pos += rows.size
+                duplicate_rows = rows
+                q[fault.key] += rows.size
+                continue
+            rule = decl.column(fault.column).rule(fault.rule)
+            values = cols[fault.column]
+            breakable = rule.breakable(values[order[pos:]])
+            if breakable.all():
+                rows = order[pos : pos + kk]
+            else:  # only rows the fault changes, moved to the front of what is left
+                rows = order[pos:][breakable][:kk]
+                rest = np.setdiff1d(order[pos:], rows, assume_unique=True)
+                order = np.concatenate([order[:pos], rows, rest])
             pos += rows.size
             if rows.size == 0:
                 continue
-            if kind == "duplicate":
-                duplicate_rows = rows
-                q["*:duplicate_row"] += rows.size
-            elif kind == "bad_check_digit":
-                cols[column][rows] = _break_check_digit(cols[column][rows].astype(str))
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "bad_date":
-                years = np.array([str(v)[:4] for v in cols[column][rows]])
-                cols[column][rows] = np.char.add(years, "-02-30")
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "implausible_date":
-                cols[column][rows] = "1850-01-01"
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "bad_enum":
-                cols[column][rows] = _BAD_ENUM[column]
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "bad_shape":
-                cols[column][rows] = _BAD_SHAPE[column]
-                q[f"{column}:code_shape_{decl.column(column).code}"] += rows.size
-            elif kind == "unknown_code":
-                cols[column][rows] = _unknown(column, cols[column][rows].astype(str))
-                unk[column] += rows.size
-            elif kind == "bad_number":
-                cols[column][rows] = "n/a"
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "bad_boolean":
-                cols[column][rows] = "maybe"
-                q[f"{column}:{_RULE[kind]}"] += rows.size
-            elif kind == "missing":
-                cols[column][rows] = None
-                miss[column] += rows.size
+            values[rows] = fault.value if fault.value is not None else rule.broken(values[rows])
+            if rule.severity is Severity.ERROR:
+                q[fault.key] += rows.size
             else:
-                raise AssertionError(kind)
+                counted[rule.counted_as][fault.column] += rows.size
         arrays, fields = [], []
         for c in decl.columns:
             typ = pa.string() if c.name in text_cols else tbl.schema.field(c.name).type
@@ -220,6 +196,6 @@ def inject_faults(
             faulted = faulted.take(pa.array(idx))
         out[name] = faulted
         counts.quarantined[name] = q
-        counts.unknown_codes[name] = unk
-        counts.missing_optional[name] = miss
+        for key, c in counted.items():
+            counts.counted[key][name] = c
     return out, counts
