@@ -77,7 +77,7 @@ S = TypeVar("S", bound="Settings")
 def invalid(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
     """A validation error at ``loc`` (relative to the value being validated) for a check that a
     type cannot express; raised inside a validator, pydantic prefixes the field's own path."""
-    error = PydanticCustomError("riskstrat", message)
+    error = PydanticCustomError("riskstrat", "{message}", {"message": message})  # braces in it stay as written
     return ValidationError.from_exception_data("riskstrat", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
@@ -309,10 +309,10 @@ def load_settings(model: type[S], path: Path, what: str, empty_is_default: bool 
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe(exc)}") from None
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
 
 
-def describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError) -> str:
     """The first problem of a validation error as ``key.path[i].key: what is wrong (got value)``."""
     errors = exc.errors(include_url=False)
     first = errors[0]
