@@ -12,22 +12,56 @@ Example (``configs/examples/udal-style.yaml``)::
         columns:              # contract name: name in the user's extract
           nhs_number: Der_NHS_Number
           admission_date: Admission_Date
+
+The configuration is a tree of pydantic models (:class:`Settings`): each key of the file is a
+field, typed, with its constraint and its default. The defaults live in one place, the field
+defaults below; ``riskstrat/defaults/configs/default.yaml`` writes them out for users to copy,
+and ``tests/test_config.py`` checks that it says the same as ``Config()``. A file that breaks
+the rules stops the run with one line naming the file and the key (:func:`load_settings`).
+The model specifications (:mod:`riskstrat.modelling.spec`) are read the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from riskstrat.errors import ConfigError
-from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
+from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules, RateRounding
 from riskstrat.privacy.optout import DEFAULT_POLICY, OptOutPolicy, OptOutType, Use
 from riskstrat.schema import TABLES
 
-__all__ = ["DEFAULT_CONFIG", "DROP_WARNING_SHARE", "Config", "TableMapping", "load_config"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DROP_WARNING_SHARE",
+    "Config",
+    "MlflowSettings",
+    "OptOutsSettings",
+    "Settings",
+    "TableMapping",
+    "ValidationSettings",
+    "invalid",
+    "load_config",
+    "load_settings",
+]
 
 #: a practice list shorter than last month's by more than this share raises a warning
 DROP_WARNING_SHARE = 0.2
@@ -36,149 +70,313 @@ DROP_WARNING_SHARE = 0.2
 #: data in pyproject.toml) as the one copy, which users copy into the repository's configs/ to edit
 #: (the same choice as the model specifications, riskstrat/modelling/spec.py)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "defaults" / "configs" / "default.yaml"
-_KNOWN_KEYS = {"tables", "region", "validation", "opt_out_policy", "opt_outs", "mlflow", "disclosure"}
+
+S = TypeVar("S", bound="Settings")
 
 
-@dataclass(frozen=True)
-class TableMapping:
+def invalid(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """A validation error at ``loc`` (relative to the value being validated) for a check that a
+    type cannot express; raised inside a validator, pydantic prefixes the field's own path."""
+    error = PydanticCustomError("riskstrat", "{message}", {"message": message})  # braces in it stay as written
+    return ValidationError.from_exception_data("riskstrat", [InitErrorDetails(type=error, loc=loc, input=value)])
+
+
+class Settings(BaseModel):
+    """Base of every section of a configuration or model specification: unknown keys are
+    errors (naming the known ones), values cannot change once loaded, and a key written with
+    nothing after it (``validation:`` with its lines commented out) means its default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if data is None:  # a section written with nothing in it: every key at its default
+            return {}
+        if isinstance(data, dict):
+            known = [field.alias or name for name, field in cls.model_fields.items()]
+            unknown = [key for key in data if key not in known]
+            if unknown:
+                details = [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "unknown_key", "unknown key; known keys: {known}", {"known": ", ".join(known)}
+                        ),
+                        loc=(str(key),),
+                        input=data[key],
+                    )
+                    for key in unknown
+                ]
+                raise ValidationError.from_exception_data(cls.__name__, details)
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _nothing_means_default(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields[info.field_name]  # type: ignore[index]
+        if value is None and not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            return value if default is None else default
+        return value
+
+
+def _contract_table(name: str) -> str:
+    if name not in TABLES:
+        raise PydanticCustomError(
+            "table", "no such table in the data contract (tables: {tables})", {"tables": ", ".join(TABLES)}
+        )
+    return name
+
+
+#: the name of a table of data contract v1 (:data:`riskstrat.schema.TABLES`)
+ContractTable = Annotated[str, AfterValidator(_contract_table)]
+
+
+class TableMapping(Settings):
     """How one contract table appears in a user's extracts directory."""
 
-    file: str | None = None  # file name; default <table>.parquet or <table>.csv
-    columns: dict[str, str] = field(default_factory=dict)  # contract name -> source name
+    model_config = ConfigDict(coerce_numbers_to_str=True)  # a column may be called 2021
+
+    #: file name; default <table>.parquet or <table>.csv
+    file: str | None = None
+    #: contract name -> the name of the column in the user's extract (unmapped: the contract name)
+    columns: dict[str, str] = Field(default_factory=dict)
 
     def source_name(self, contract_name: str) -> str:
         return self.columns.get(contract_name, contract_name)
 
 
-@dataclass(frozen=True)
-class Config:
-    """Parsed configuration. Build with :func:`load_config`."""
+class ValidationSettings(Settings):
+    """The ``validation`` section: how extracts are read and when a run stops or warns."""
 
-    tables: dict[str, TableMapping] = field(default_factory=dict)
-    region: str = "default"
-    batch_rows: int = 1_000_000
-    opt_out_policy: OptOutPolicy = DEFAULT_POLICY
-    tracking_uri: str | None = None  # None: the embedded store in the work directory
-    #: who applied patients' objections before the extracts arrived (e.g. "DSCRO"); without it
-    #: and without an opt_outs table a run refuses to start (objections are never assumed)
-    opt_outs_applied_upstream: str | None = None
+    #: rows validated at a time (bounds memory)
+    batch_rows: int = Field(1_000_000, gt=0)
     #: required tables that may arrive with no rows in this region (otherwise no rows stops the run)
-    expected_empty: frozenset[str] = frozenset()
-    practice_drop_warning_share: float = DROP_WARNING_SHARE
-    disclosure: DisclosureRules = DEFAULT_RULES
-    source: str = "embedded defaults"
+    expected_empty: frozenset[ContractTable] = frozenset()
+    #: warn when a practice list is shorter than last month's by more than this share
+    practice_drop_warning_share: float = Field(DROP_WARNING_SHARE, gt=0, le=1)
+
+
+class OptOutsSettings(Settings):
+    """The ``opt_outs`` section, for a region whose extracts arrive with objections applied."""
+
+    #: who applied patients' objections before the extracts arrived (e.g. "DSCRO")
+    applied_upstream: str = Field(min_length=1)
+
+
+class MlflowSettings(Settings):
+    """The ``mlflow`` section."""
+
+    #: a tracking server's URI; None: the embedded store in the work directory
+    tracking_uri: str | None = None
+
+
+class _DisclosureSettings(Settings):
+    """The ``disclosure`` section: only how rates are rounded can be chosen (counts are always
+    redacted 1-7 and rounded to 5: :data:`riskstrat.privacy.disclosure.DEFAULT_RULES`)."""
+
+    rates: RateRounding = RateRounding(DEFAULT_RULES.rates)
+
+
+def _disclosure(value: Any) -> DisclosureRules:
+    if isinstance(value, DisclosureRules):
+        return value
+    return DisclosureRules(rates=_DisclosureSettings.model_validate(value).rates)
+
+
+_POLICY_FILE = TypeAdapter(dict[OptOutType, frozenset[Use]])
+
+
+def _policy(value: Any) -> OptOutPolicy:
+    """``opt_out_policy``: each objection type to the uses it excludes; a type the file leaves
+    out keeps the default (every use)."""
+    if isinstance(value, OptOutPolicy):
+        return value
+    named = _POLICY_FILE.validate_python(value)
+    return OptOutPolicy({kind: named.get(kind, DEFAULT_POLICY.excludes[kind]) for kind in OptOutType})
+
+
+class Config(Settings):
+    """A deployment configuration: the file's keys as fields. Build with :func:`load_config`;
+    ``Config()`` is the embedded defaults."""
+
+    region: str = "default"
+    #: contract table -> how it appears in the extracts directory (tables left out: as in the contract)
+    tables: dict[ContractTable, TableMapping] = Field(default_factory=dict)
+    validation: ValidationSettings = ValidationSettings()
+    #: without it and without an opt_outs table a run refuses to start (objections are never assumed)
+    opt_outs: OptOutsSettings | None = None
+    #: read and written as in the file: each objection type to the list of uses it excludes
+    opt_out_policy: Annotated[
+        OptOutPolicy, PlainValidator(_policy), PlainSerializer(lambda policy: policy.to_dict())
+    ] = DEFAULT_POLICY
+    #: read and written as in the file: ``{rates: round5}`` or ``{rates: midpoint6}``
+    disclosure: Annotated[
+        DisclosureRules, PlainValidator(_disclosure), PlainSerializer(lambda rules: {"rates": str(rules.rates)})
+    ] = DEFAULT_RULES
+    mlflow: MlflowSettings = MlflowSettings()
+
+    _source: str = PrivateAttr(default="embedded defaults")
+
+    @field_validator("tables")
+    @classmethod
+    def _mapped_columns_are_in_the_contract(cls, tables: dict[str, TableMapping]) -> dict[str, TableMapping]:
+        for name, mapping in tables.items():
+            for contract_name in mapping.columns:
+                if contract_name not in TABLES[name].column_names:
+                    raise invalid(
+                        (name, "columns", contract_name),
+                        f"no such column in the contract for {name} (columns: {', '.join(TABLES[name].column_names)})",
+                        mapping.columns[contract_name],
+                    )
+            seen: dict[str, str] = {}
+            for contract_name, source in mapping.columns.items():
+                if source in seen:
+                    raise invalid(
+                        (name, "columns", contract_name),
+                        f"the source column is already mapped to {seen[source]}",
+                        source,
+                    )
+                seen[source] = contract_name
+        return tables
+
+    @property
+    def source(self) -> str:
+        """The file this configuration was read from, or ``"embedded defaults"``."""
+        return self._source
+
+    @property
+    def batch_rows(self) -> int:
+        return self.validation.batch_rows
+
+    @property
+    def expected_empty(self) -> frozenset[str]:
+        return self.validation.expected_empty
+
+    @property
+    def practice_drop_warning_share(self) -> float:
+        return self.validation.practice_drop_warning_share
+
+    @property
+    def opt_outs_applied_upstream(self) -> str | None:
+        return self.opt_outs.applied_upstream if self.opt_outs else None
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return self.mlflow.tracking_uri
 
     def mapping(self, table_name: str) -> TableMapping:
         return self.tables.get(table_name, TableMapping())
 
 
-def _fail(path: Path | str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {message}")
-
-
 def load_config(path: Path | str | None = None) -> Config:
-    """Read a YAML configuration; ``None`` gives the embedded defaults.
+    """Read a YAML configuration; ``None`` gives the embedded defaults (an empty file too).
 
     Raises
     ------
     ConfigError
-        When the file is missing or malformed, or maps a table or column the contract
-        does not have.
+        One line naming the file and the key, when the file is missing, unreadable or not
+        YAML, or a key is unknown, of the wrong type, out of range, or maps a table or column
+        the contract does not have.
     """
     if path is None:
         return Config()
-    path = Path(path)
+    config = load_settings(Config, Path(path), "configuration", empty_is_default=True)
+    config._source = str(path)
+    return config
+
+
+def load_settings(model: type[S], path: Path, what: str, empty_is_default: bool = False) -> S:
+    """Read the YAML file ``path`` as ``model``; ``what`` names the kind of file in messages.
+
+    Raises
+    ------
+    ConfigError
+        ``<path>: <key path>: <what is wrong> (got <value>)``, one line, for the first problem
+        (with how many more there are).
+    """
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise _fail(path, "configuration file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _fail(path, f"cannot read configuration ({first})") from None
+        raise ConfigError(f"{path}: cannot read the {what} ({first})") from None
+    if raw is None and empty_is_default:
+        raw = {}
     if not isinstance(raw, dict):
-        raise _fail(path, "configuration must be a mapping of keys to values")
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise _fail(path, f"unknown key(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
-    tables: dict[str, TableMapping] = {}
-    for name, spec in (raw.get("tables") or {}).items():
-        if name not in TABLES:
-            raise _fail(path, f"tables.{name}: no such table in the data contract")
-        spec = spec or {}
-        if not isinstance(spec, dict) or set(spec) - {"file", "columns"}:
-            raise _fail(path, f"tables.{name}: expected keys 'file' and/or 'columns'")
-        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
-        bad = [c for c in columns if c not in TABLES[name].column_names]
-        if bad:
-            raise _fail(path, f"tables.{name}.columns: {bad} not in the contract for {name}")
-        sources = list(columns.values())
-        if len(set(sources)) != len(sources):
-            raise _fail(path, f"tables.{name}.columns: a source column is mapped twice")
-        tables[name] = TableMapping(file=spec.get("file"), columns=columns)
-    validation = raw.get("validation") or {}
-    batch_rows = int(validation.get("batch_rows", 1_000_000))
-    if batch_rows < 1:
-        raise _fail(path, "validation.batch_rows must be a positive integer")
-    expected_empty = validation.get("expected_empty") or []
-    if not isinstance(expected_empty, list) or set(map(str, expected_empty)) - set(TABLES):
-        raise _fail(path, f"validation.expected_empty must list contract tables ({', '.join(TABLES)})")
-    drop_share = validation.get("practice_drop_warning_share", DROP_WARNING_SHARE)
-    if not isinstance(drop_share, int | float) or not 0 < drop_share <= 1:
-        raise _fail(path, "validation.practice_drop_warning_share must be a share between 0 and 1 (e.g. 0.2)")
-    upstream = (raw.get("opt_outs") or {}).get("applied_upstream") if isinstance(raw.get("opt_outs"), dict) else None
-    if raw.get("opt_outs") is not None and (not isinstance(raw.get("opt_outs"), dict) or not upstream):
-        raise _fail(path, "opt_outs: expected 'applied_upstream: <who applied the objections>' (e.g. DSCRO)")
-    return Config(
-        tables=tables,
-        region=str(raw.get("region", "default")),
-        batch_rows=batch_rows,
-        opt_out_policy=_policy(path, raw.get("opt_out_policy")),
-        tracking_uri=_tracking_uri(path, raw.get("mlflow")),
-        opt_outs_applied_upstream=str(upstream) if upstream else None,
-        expected_empty=frozenset(map(str, expected_empty)),
-        practice_drop_warning_share=float(drop_share),
-        disclosure=_disclosure(path, raw.get("disclosure")),
-        source=str(path),
-    )
+        raise ConfigError(f"{path}: a {what} must be a mapping of keys to values (got {_kind(raw)})")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
 
 
-def _tracking_uri(path: Path, raw: Any) -> str | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or set(raw) - {"tracking_uri"}:
-        raise _fail(path, "mlflow: expected the key 'tracking_uri'")
-    uri = raw.get("tracking_uri")
-    if uri is not None and not isinstance(uri, str):
-        raise _fail(path, "mlflow.tracking_uri must be a URI such as http://mlflow.internal:5000")
-    return uri
+def _describe(exc: ValidationError) -> str:
+    """The first problem of a validation error as ``key.path[i].key: what is wrong (got value)``."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = _key_path(first["loc"])
+    line = f"{where}: {_message(first)}" if where else _message(first)
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return line
 
 
-def _disclosure(path: Path, raw: Any) -> DisclosureRules:
-    """The disclosure section: how rates are rounded (counts are always redacted 1-7 and rounded to 5)."""
-    if raw is None:
-        return DEFAULT_RULES
-    if not isinstance(raw, dict) or set(raw) - {"rates"} or raw.get("rates") not in ("round5", "midpoint6"):
-        raise _fail(path, "disclosure: expected 'rates: round5' or 'rates: midpoint6'")
-    return DisclosureRules(rates=raw["rates"])
+def _key_path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":  # the problem is a mapping's key, already named by the part before
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
 
 
-def _policy(path: Path, raw: Any) -> OptOutPolicy:
-    """The opt-out policy section: each objection type maps to the uses it excludes."""
-    if raw is None:
-        return DEFAULT_POLICY
-    if not isinstance(raw, dict):
-        raise _fail(path, "opt_out_policy must map type1/ndoo to a list of uses")
-    unknown = set(raw) - {k.value for k in OptOutType}
-    if unknown:
-        raise _fail(path, f"opt_out_policy: unknown opt-out type(s) {sorted(unknown)}")
-    known_uses = [u.value for u in Use]
-    excludes = {}
-    for kind in OptOutType:
-        uses = raw.get(kind.value, known_uses)
-        if not isinstance(uses, list):
-            raise _fail(path, f"opt_out_policy.{kind.value} must be a list of uses")
-        bad = [u for u in uses if u not in known_uses]
-        if bad:
-            raise _fail(path, f"opt_out_policy.{kind.value}: unknown use(s) {bad}; uses are {known_uses}")
-        excludes[kind] = frozenset(Use(u) for u in uses)
-    return OptOutPolicy(excludes)
+_MUST_BE = {
+    "missing": "required key is missing",
+    "model_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "set_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be text",
+}
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return _MUST_BE[kind]
+    if kind in ("enum", "literal_error"):
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        message = f"must be one of {', '.join(choices)}"
+    elif kind in _MUST_BE:
+        message = _MUST_BE[kind]
+    else:
+        message = re.sub(r"^\w+ should ", "must ", error["msg"].removeprefix("Value error, "))
+    if kind == "unknown_key":
+        return message
+    return f"{message} (got {_kind(error['input'])})"
+
+
+def _kind(value: Any) -> str:
+    """A value as a message shows it: scalars as written, containers by kind."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool | int | float | str):
+        return repr(value)
+    if isinstance(value, list) and len(value) <= 10 and all(isinstance(v, bool | int | float | str) for v in value):
+        return f"[{', '.join(map(repr, value))}]"
+    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)

@@ -57,13 +57,48 @@ def test_missing_required_table_is_one_line_and_exit_3(tmp_path):
     assert "required table sus_ecds is missing" in lines[0]
 
 
-def test_bad_config_is_one_line(tmp_path):
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "tables:\n  sus_apc:\n    columns:\n      not_a_column: X\n",
+            "tables.sus_apc.columns.not_a_column: no such column",
+        ),
+        ("disclosure:\n  rates: round3\n", "disclosure.rates: must be one of round5, midpoint6 (got 'round3')"),
+        ("validation:\n  batch_rowz: 5\n", "validation.batch_rowz: unknown key; known keys: batch_rows,"),
+        ("[1, 2]\n", "a configuration must be a mapping of keys to values (got [1, 2])"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path, text, message):
     extracts = write_extracts(tmp_path / "x")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("tables:\n  sus_apc:\n    columns:\n      not_a_column: X\n")
+    cfg.write_text(text)
     result = riskstrat("validate", str(extracts), "--config", str(cfg))
-    assert result.returncode == ExitCode.CONFIG == 4 and "Traceback" not in result.stderr
-    assert "not_a_column" in result.stderr and "c.yaml" in result.stderr
+    assert result.returncode == ExitCode.CONFIG == 4
+    assert f"{cfg}: {message}" in _one_line(result)
+
+
+def test_bad_model_specification_is_one_line(tmp_path):
+    from riskstrat.modelling.spec import DEFAULT_SPEC
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(DEFAULT_SPEC.read_text().replace("{name: high, top_share: 0.05}", "{name: high, top_share: 0.001}"))
+    work = tmp_path / "W"
+    result = riskstrat("train", "--workdir", str(work), "--as-of", "2024-04-01", "--model-spec", str(spec))
+    assert result.returncode == ExitCode.CONFIG == 4
+    assert f"{spec}: risk_bands[1].top_share: must be above the band before's (0.005) (got 0.001)" in _one_line(result)
+    missing = riskstrat(
+        "train", "--workdir", str(work), "--as-of", "2024-04-01", "--model-spec", str(tmp_path / "no.yaml")
+    )
+    assert missing.returncode == ExitCode.CONFIG
+    assert f"{tmp_path / 'no.yaml'}: model specification not found" in _one_line(missing)
 
 
 def test_missing_extracts_directory(tmp_path):

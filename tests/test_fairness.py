@@ -15,7 +15,12 @@ from riskstrat.modelling.fairness import EVERYONE, audit, commissioner_summary
 from riskstrat.modelling.spec import RiskBand
 from riskstrat.privacy.disclosure import SUPPRESSED
 
-BANDS = (RiskBand("very high", 0.005), RiskBand("high", 0.05), RiskBand("moderate", 0.20), RiskBand("low", 1.0))
+BANDS = (
+    RiskBand(name="very high", top_share=0.005),
+    RiskBand(name="high", top_share=0.05),
+    RiskBand(name="moderate", top_share=0.20),
+    RiskBand(name="low", top_share=1.0),
+)
 
 
 def _population(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +55,7 @@ def test_rates_at_a_band_threshold_match_a_hand_count():
     y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
     score = np.arange(10, 0, -1) / 10
     groups = pd.DataFrame({"g": ["a", "b"] * 5})
-    bands = (RiskBand("top 30%", 0.3), RiskBand("top half", 0.5))
+    bands = (RiskBand(name="top 30%", top_share=0.3), RiskBand(name="top half", top_share=0.5))
     result = audit(y, score, score, groups, bands, n_boot=0, min_people=1, min_events=1)
     t = result.by_threshold.set_index(["variable", "group", "band"])
     # top 30% = ranks 0-2: a flags 0 and 2 (both events), b flags 1 (no event)

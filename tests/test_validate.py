@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from riskstrat.config import Config, TableMapping
+from riskstrat.config import Config, TableMapping, ValidationSettings
 from riskstrat.errors import ContractError
 from riskstrat.ingest.read import locate_tables
 from riskstrat.ingest.validate import validate_extracts
@@ -290,7 +290,7 @@ def test_batches_do_not_change_the_outcome(tmp_path):
     changes = [{"value": str(i)} for i in range(25)] + [{"snomed_code": "x"}] + [{"value": "3"}]
     small = validate_extracts(
         write_extracts(tmp_path / "x", {"gp_events": changes}),
-        Config(batch_rows=4),
+        Config(validation=ValidationSettings(batch_rows=4)),
         tmp_path / "q1",
         tmp_path / "ok1",
         today=TODAY,

@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from riskstrat.workdir import WorkDir
 
 __all__ = ["canonical", "fingerprint", "is_current", "record", "record_path"]
@@ -27,7 +29,10 @@ __all__ = ["canonical", "fingerprint", "is_current", "record", "record_path"]
 
 def canonical(value: Any) -> Any:
     """A settings object as plain, ordered JSON values (sets sorted, enums by value, dataclasses
-    as dicts), so the same settings give the same record in every process."""
+    and pydantic models as dicts of their fields), so the same settings give the same record in
+    every process."""
+    if isinstance(value, BaseModel):
+        return {name: canonical(getattr(value, name)) for name in type(value).model_fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
