@@ -495,6 +495,7 @@ class _Chunk:
         hf, copd, ckd = (P.CONDITION_INDEX[k] for k in ("hf", "copd", "ckd"))
         cancer, dementia = P.CONDITION_INDEX["cancer"], P.CONDITION_INDEX["dementia"]
         beta = np.array([c.log_hazard for c in P.CONDITIONS])
+        H, R, AE, D, MOVES = P.ADMISSION, P.READMISSIONS, P.AE_ATTENDANCES, P.DEATH, P.MOVES
         bounds = o.boundaries()
         for k, t0 in enumerate(bounds):
             t1 = t0 + 365
@@ -517,27 +518,31 @@ class _Chunk:
             poly = self._polypharmacy(t0)
             smoker = self.smoke_first < start
             eta = (
-                np.where(age < 1, 1.3, 0)
-                + np.where((age >= 1) & (age < 16), -0.5, 0)
-                + 0.030 * np.clip(age - 40, 0, None)
-                + 0.005 * np.clip(age - 75, 0, None)
-                + 0.15 * (self.male & (age > 60))
-                + 0.5 * self.dep01
+                np.where(age < 1, H.infant, 0)
+                + np.where((age >= 1) & (age < H.child_to), H.child, 0)
+                + H.age_slope * np.clip(age - H.age_knee, 0, None)
+                + H.old_age_slope * np.clip(age - H.old_age_knee, 0, None)
+                + H.older_male * (self.male & (age > H.older_male_age))
+                + H.deprivation * self.dep01
                 + active @ beta
-                + 0.15 * np.clip(n_cond - 2, 0, 4) * (0.6 + 0.8 * self.dep01)  # multimorbidity x deprivation
-                + (0.04 + 0.10 * (age >= 75)) * np.minimum(n_def, 12)  # frailty matters most when old
-                + 0.35 * care
-                + (0.45 + 0.3 * (age < 65)) * np.log1p(np.minimum(prior1, 6))  # prior use matters more when younger
-                + 0.15 * np.log1p(np.minimum(prior2, 6))
-                + 0.15 * np.log1p(np.minimum(ae1, 8))
-                + 0.5 * (ae1 >= 4)  # frequent A&E attenders
-                + 0.02 * np.minimum(poly, 15)
-                + 0.5 * (poly >= 10)  # polypharmacy threshold
-                + 0.7 * recent
-                + 0.15 * smoker
-                + 0.5 * (active[:, hf] & active[:, ckd])  # cardio-renal interaction
+                + H.multimorbidity
+                * np.clip(n_cond - H.multimorbidity_free, 0, H.multimorbidity_cap)
+                * (H.multimorbidity_base + H.multimorbidity_deprivation * self.dep01)  # multimorbidity x deprivation
+                + (H.frailty + H.frailty_old * (age >= H.frailty_old_age))
+                * np.minimum(n_def, H.frailty_cap)  # frailty matters most when old
+                + H.care_home * care
+                + (H.prior_admissions + H.prior_admissions_young * (age < H.young_age))
+                * np.log1p(np.minimum(prior1, H.prior_cap))  # prior use matters more when younger
+                + H.earlier_admissions * np.log1p(np.minimum(prior2, H.prior_cap))
+                + H.ae * np.log1p(np.minimum(ae1, H.ae_cap))
+                + H.frequent_ae * (ae1 >= H.frequent_ae_from)  # frequent A&E attenders
+                + H.medicines * np.minimum(poly, H.medicines_cap)
+                + H.polypharmacy * (poly >= H.polypharmacy_from)  # polypharmacy threshold
+                + H.recent_admission * recent
+                + H.smoker * smoker
+                + H.cardio_renal * (active[:, hf] & active[:, ckd])  # cardio-renal interaction
             )
-            eta = _soft_ceiling(eta)
+            eta = _soft_ceiling(eta, H.ceiling_knee, H.ceiling_slope)
             alpha = _calibrate(eta[in_pop], P.EMERGENCY_PERSON_SHARE)
             hazard = np.exp(alpha + eta)
             p_year = -np.expm1(-hazard)
@@ -547,9 +552,9 @@ class _Chunk:
             frac = np.clip((t1 - start) / 365, 0, 1)
             p = np.where(at_risk, -np.expm1(-hazard * frac), 0)
             admitted = rng.random(m) < p
-            g = 1 + 1.0 * (active[:, hf] | active[:, copd]) + 0.15 * n_def + 0.5 * np.log1p(prior1)
+            g = 1 + R.chronic * (active[:, hf] | active[:, copd]) + R.per_deficit * n_def + R.prior * np.log1p(prior1)
             ratio = P.EMERGENCY_SPELLS_PER_PERSON / P.EMERGENCY_PERSON_SHARE - 1
-            c = 1.4 * ratio * p[in_pop].sum() / max((p * g)[in_pop].sum(), 1e-9)
+            c = R.spread * ratio * p[in_pop].sum() / max((p * g)[in_pop].sum(), 1e-9)
             extra = rng.poisson(c * g) * admitted
             # First admission uniform over the at-risk part of the year; later ones follow it.
             idx = np.flatnonzero(admitted)
@@ -566,14 +571,21 @@ class _Chunk:
                 more = extra[idx] >= rank
                 idx, dis = idx[more], dis[more]
                 gap = np.where(
-                    rng.random(idx.size) < 0.4, rng.exponential(20, idx.size), rng.exponential(120, idx.size)
+                    rng.random(idx.size) < R.soon_share,
+                    rng.exponential(R.soon_days, idx.size),
+                    rng.exponential(R.later_days, idx.size),
                 )
                 day = dis + 1 + gap.astype(np.int64)
                 ok = day < t1
                 idx, day = idx[ok], day[ok]
             # A&E attendances that did not end in admission.
-            base_age = np.interp(age, [0, 5, 18, 30, 60, 80, 100], [0.6, 0.35, 0.45, 0.35, 0.3, 0.55, 0.7])
-            lam = base_age * (0.8 + 0.45 * self.dep01) * (1 + 0.12 * n_cond) * (1 + 0.3 * (ae1 > 0))
+            base_age = np.interp(age, AE.ages, AE.rates)
+            lam = (
+                base_age
+                * (AE.deprivation_base + AE.deprivation * self.dep01)
+                * (1 + AE.per_condition * n_cond)
+                * (1 + AE.earlier_ae * (ae1 > 0))
+            )
             target = P.AE_PER_PERSON - P.VIA_AE_SHARE * P.EMERGENCY_SPELLS_PER_PERSON
             lam *= target / max(lam[in_pop].mean(), 1e-9)
             n_ae = rng.poisson(lam * frac) * at_risk
@@ -582,30 +594,30 @@ class _Chunk:
             ae.add(person=ae_p, day=ae_d, admitted=np.zeros(ae_p.size, bool))
             # Deaths, steeply age-graded; admitted people die more often, some in hospital.
             dz = (
-                0.09 * age
-                + 4.6 * (age < 1)
-                + 0.2 * n_cond
-                + 0.1 * n_def
-                + 0.6 * active[:, hf]
-                + 0.6 * active[:, cancer]
-                + 0.6 * active[:, dementia]
-                + 0.4 * active[:, copd]
-                + 1.2 * admitted
+                D.age_slope * age
+                + D.infant * (age < 1)
+                + D.per_condition * n_cond
+                + D.per_deficit * n_def
+                + D.heart_failure * active[:, hf]
+                + D.cancer * active[:, cancer]
+                + D.dementia * active[:, dementia]
+                + D.copd * active[:, copd]
+                + D.admitted * admitted
             )
             gamma = _calibrate(dz[in_pop], P.DEATH_RATE)
             q = np.where(at_risk, -np.expm1(-np.exp(gamma + dz) * frac), 0)
             dies = rng.random(m) < q
             death_day = start + (rng.random(m) * (t1 - start)).astype(np.int64)
             after_adm = dies & (last_adm >= 0)
-            in_hosp = after_adm & (rng.random(m) < 0.55) & (last_dis < o.end)
+            in_hosp = after_adm & (rng.random(m) < D.in_hospital_share) & (last_dis < o.end)
             death_day = np.where(after_adm, np.maximum(death_day, last_adm), death_day)
             death_day = np.where(in_hosp, last_dis, death_day)
             dies &= death_day < o.end
             self.death[dies] = death_day[dies]
-            lag = rng.integers(0, 31, m)
+            lag = rng.integers(0, D.registration_lag_days, m)
             self.exit[dies] = np.minimum(self.exit[dies], death_day[dies] + lag[dies] + 1)
             # Moving away, and changing practice within the region.
-            age_f = np.interp(age, [0, 18, 22, 35, 50, 65, 100], [0.8, 0.9, 2.2, 1.6, 0.8, 0.5, 0.4])
+            age_f = np.interp(age, MOVES.ages, MOVES.factors)
             moves = at_risk & ~dies & (rng.random(m) < P.OUT_MIGRATION_RATE * age_f * frac)
             move_day = start + 1 + (rng.random(m) * (t1 - start - 1)).astype(np.int64)
             self.exit[moves] = np.minimum(self.exit[moves], move_day[moves])
@@ -627,11 +639,13 @@ class _Chunk:
         )
 
     def _length_of_stay(self, age: np.ndarray, n_def: np.ndarray) -> np.ndarray:
-        rng = self.rng
-        zero = rng.random(age.size) < np.clip(0.45 - 0.004 * age, 0.12, 0.45)
-        mu = np.log(2.5) + 0.012 * np.clip(age - 50, 0, None) + 0.05 * n_def
-        los = np.ceil(np.exp(mu + 0.85 * rng.standard_normal(age.size)))
-        return np.where(zero, 0, np.minimum(los, 120)).astype(np.int64)
+        rng, L = self.rng, P.LENGTH_OF_STAY
+        zero = rng.random(age.size) < np.clip(
+            L.zero_share - L.zero_share_per_year * age, L.zero_share_min, L.zero_share
+        )
+        mu = np.log(L.median) + L.age_slope * np.clip(age - L.age_knee, 0, None) + L.per_deficit * n_def
+        los = np.ceil(np.exp(mu + L.sd * rng.standard_normal(age.size)))
+        return np.where(zero, 0, np.minimum(los, L.max_days)).astype(np.int64)
 
     # ------------------------------------------------------------------ tables
     def run(self) -> ChunkResult:
