@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from riskstrat.features import BUILDERS
+from riskstrat.features import BUILDERS, DAYS_SINCE_NONE
 
 __all__ = ["assign_bands", "bands_of_ranks", "describe", "top_reasons"]
 
@@ -76,8 +76,8 @@ def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3)
         numeric[:, j] = v
         if name in ("age_years", "imd_decile", "years_registered"):
             usable[:, j] = True
-        elif name.startswith("days_since_") and name in _DEFAULTS:
-            usable[:, j] = v < _DEFAULTS[name]  # the declared "none" value is never a reason
+        elif _DEFAULTS.get(name) == DAYS_SINCE_NONE:
+            usable[:, j] = v < DAYS_SINCE_NONE  # the declared "none" value is never a reason
         else:
             usable[:, j] = v > 0
     score = np.where(usable & (values >= MIN_CONTRIBUTION), values, -np.inf)

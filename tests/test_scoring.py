@@ -18,9 +18,8 @@ from scipy.special import logit
 
 from riskstrat import tracking
 from riskstrat.errors import RiskstratError
-from riskstrat.features import BUILDERS
+from riskstrat.features import BUILDERS, DAYS_SINCE_NONE
 from riskstrat.features.builders import history, medicine_history
-from riskstrat.features.builders.apc import NO_ADMISSION
 from riskstrat.scoring import assign_bands, describe, top_reasons
 from riskstrat.stages.score import DEFAULT_MODEL_URI, score
 from riskstrat.stages.train import train
@@ -94,7 +93,7 @@ def test_every_history_feature_has_its_own_words(builder):
 def test_a_days_since_feature_at_its_none_value_is_never_a_reason():
     names = ["days_since_ae_attendance", "days_since_emergency_admission", "op_dna_1826d"]
     contributions = pd.DataFrame([[0.9, 0.8, 0.1], [0.9, 0.8, 0.1]], columns=names)
-    features = pd.DataFrame([[NO_ADMISSION, NO_ADMISSION, 2], [30, 400, 0]], columns=names)
+    features = pd.DataFrame([[DAYS_SINCE_NONE, DAYS_SINCE_NONE, 2], [30, 400, 0]], columns=names)
     assert top_reasons(contributions, features) == [
         ["2 missed outpatient appointments in the last 5 years"],
         ["last A&E attendance 30 days ago", "last emergency admission 400 days ago"],

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 __all__ = [
     "BUILDERS",
+    "DAYS_SINCE_NONE",
     "Builder",
     "Dtype",
     "Feature",
@@ -28,6 +29,10 @@ __all__ = [
     "register",
     "trend_reason",
 ]
+
+#: "days since the last ..." for people with no such record before D (longer than any history
+#: held): the one "never" value of every days-since feature, never a reason in itself
+DAYS_SINCE_NONE = 9999
 
 #: A feature's value in plain words: a template, or a function of the value for the few
 #: reasons whose words depend on it. Template fields: ``{n}`` the value rounded to a whole

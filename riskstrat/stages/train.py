@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat import __version__, tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
+from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_in_words
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
@@ -51,11 +52,11 @@ from riskstrat.modelling.plots import (
 from riskstrat.modelling.selection import compete, person_unit, selection_split
 from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.privacy.optout import Use
 from riskstrat.privacy.pseudonym import pseudonymise
-from riskstrat.schema import SEX_LABELS
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.lock import held as lock_held
-from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
@@ -113,11 +114,7 @@ def load_dataset(
     src = src or load_sources(con, wd.pseudonymised)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
     data = feats.merge(lab, on="pseudonym", how="inner", validate="one_to_one")
-    uses = wd.table(OPT_OUT_USES_TABLE)
-    if uses.exists():
-        excluded = pq.read_table(uses)
-        excluded = excluded.filter(excluded["training"])["pseudonym"]
-        data = data[~data["pseudonym"].isin(excluded.to_pylist())]
+    data = without_objectors(data, wd, Use.TRAINING)
     data = data[data["age_years"] >= spec.min_age]
     if spec.max_age is not None:
         data = data[data["age_years"] <= spec.max_age]
@@ -125,13 +122,11 @@ def load_dataset(
 
 
 def _groups(frame: pd.DataFrame) -> pd.DataFrame:
-    age = pd.cut(frame["age_years"], [-1, 17, 39, 64, 79, 200], labels=["0-17", "18-39", "40-64", "65-79", "80+"])
-    imd = np.where(frame["imd_decile"] == 0, "unknown", ((frame["imd_decile"] + 1) // 2).astype(str))
     return pd.DataFrame(
         {
-            "sex": frame["sex"].astype(str).map(SEX_LABELS).fillna("not known"),
-            "age_band": age.astype(str),
-            "imd_quintile": imd,
+            "sex": sex_in_words(frame["sex"]),
+            "age_band": FAIRNESS_AGE_BANDS.of(frame["age_years"]),
+            "imd_quintile": imd_quintile(frame["imd_decile"]),
             "ethnicity_group": frame["ethnicity_group"].astype(str),
         }
     )

@@ -25,7 +25,6 @@ from riskstrat.features.registry import Dtype, Feature, count_reason, register
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 WINDOWS = (30, 90, 180, 365, 730)
-NO_ADMISSION = DAYS_SINCE_NONE  # days since the last emergency admission, for people with none
 COMORBIDITY_LOOKBACK = 730
 
 CHAPTERS = {
@@ -89,9 +88,9 @@ for _w in WINDOWS:
 _features += [
     Feature(
         "days_since_emergency_admission",
-        f"days since the last emergency admission ({NO_ADMISSION}: none)",
+        f"days since the last emergency admission ({DAYS_SINCE_NONE}: none)",
         "all history before D",
-        NO_ADMISSION,
+        DAYS_SINCE_NONE,
         reason="last emergency admission {n} days ago",
     ),
     Feature(
@@ -132,7 +131,7 @@ def apc_activity(src: Sources, as_of) -> ibis.Table:
         aggs[f"emergency_admissions_{win}d"] = count_if(inside & s.emergency)
         aggs[f"elective_admissions_{win}d"] = count_if(inside & s.elective)
         aggs[f"bed_days_{win}d"] = sum_if(inside, s.los).cast("int64")
-    aggs["days_since_emergency_admission"] = s.emergency.ifelse(s.days_ago, NO_ADMISSION).min().cast("int64")
+    aggs["days_since_emergency_admission"] = s.emergency.ifelse(s.days_ago, DAYS_SINCE_NONE).min().cast("int64")
     aggs["emergency_readmissions_365d"] = count_if(readmit)
     aggs["in_hospital_on_d"] = max_if(s.discharge_date.isnull())
     discharged = s.discharge_date.notnull() & (days_before(d, s.discharge_date.fill_null(d)) <= 30)
