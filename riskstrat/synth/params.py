@@ -505,3 +505,56 @@ LENGTH_OF_STAY = LengthOfStay()
 AE_ATTENDANCES = AeAttendances()
 DEATH = DeathHazard()
 MOVES = Moves()
+
+
+# ---------------------------------------------------------------------------------------------
+# People, frailty, care homes and smoking (riskstrat/synth/generator/population.py, conditions.py).
+
+
+@dataclass(frozen=True)
+class PeopleDetail:
+    """Who the people are, beyond age: sex not known, ethnicity, registration history."""
+
+    sex_not_known_share: float = 0.0005
+    # NHS ethnic category codes and England-like shares, percent (Z not stated, 99 not known)
+    ethnic_codes: tuple[str, ...] = (
+        "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99",
+    )  # fmt: skip
+    ethnic_percent: tuple[float, ...] = (
+        73.5, 0.9, 6.3, 0.8, 0.5, 0.9, 0.8, 3.1, 2.7, 1.1, 1.6, 1.0, 2.5, 0.5, 0.8, 1.6, 1.0, 0.4,
+    )  # fmt: skip
+    ethnic_missing_share: float = 0.03  # no ethnic category recorded at all
+    registered_years_before_mean: float = 12  # mean years registered before the period (exponential)
+    birth_registration_days: int = 43  # babies registered within this many days of birth
+
+
+@dataclass(frozen=True)
+class FrailtyOnset:
+    """eFI deficits and care home moves: onset from age curves, correlated with latent health."""
+
+    loading: float = 0.5  # correlation of each deficit with the latent health factor
+    deficit_min_age: int = 40
+    care_home_dementia: float = 0.3  # people with dementia: the uniform draw scaled by this (more likely)
+    care_home_cap: float = 0.3  # lifetime share reaching a care home (age curve below)
+    care_home_a50: float = 91
+    care_home_scale: float = 4.5
+    care_home_min_age: int = 60
+
+
+@dataclass(frozen=True)
+class Smoking:
+    """Smoking status of adults, fixed for the period (2 current, 1 ex)."""
+
+    adult_age: int = 16
+    current: float = 0.13  # x (current_base + current_deprivation x deprivation)
+    current_base: float = 0.55
+    current_deprivation: float = 0.9
+    ex: float = 0.25  # x clip(ex_base + age / ex_age_scale, 0, ex_cap)
+    ex_base: float = 0.4
+    ex_age_scale: float = 80
+    ex_cap: float = 1.4
+
+
+PEOPLE = PeopleDetail()
+FRAILTY_ONSET = FrailtyOnset()
+SMOKING = Smoking()

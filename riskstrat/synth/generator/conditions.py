@@ -108,15 +108,21 @@ class Conditions:
                 self.resolved[:, i] = np.where(res & (self.onset[:, i] < NEVER), self.onset[:, i] + gap, NEVER)
         n_d = len(P.EFI_DEFICITS)
         self.deficit = np.full((m, n_d), NEVER, dtype=np.int64)
+        F, S = P.FRAILTY_ONSET, P.SMOKING
+        noise = np.sqrt(1 - F.loading**2)
         for j, (_, a50, cap) in enumerate(P.EFI_DEFICITS):
-            score = 0.5 * self.latent + np.sqrt(0.75) * rng.standard_normal(m) + dep_shift
-            self.deficit[:, j] = _onset_days(ndtr(-score), cap, a50, P.EFI_SCALE, self.dob, 40)
+            score = F.loading * self.latent + noise * rng.standard_normal(m) + dep_shift
+            self.deficit[:, j] = _onset_days(ndtr(-score), cap, a50, P.EFI_SCALE, self.dob, F.deficit_min_age)
         dementia = self.onset[:, P.CONDITION_INDEX["dementia"]] < NEVER
-        u = ndtr(-(0.5 * self.latent + np.sqrt(0.75) * rng.standard_normal(m))) * np.where(dementia, 0.3, 1.0)
-        self.carehome = _onset_days(u, 0.3, 91, 4.5, self.dob, 60)
+        u = ndtr(-(F.loading * self.latent + noise * rng.standard_normal(m)))
+        u = u * np.where(dementia, F.care_home_dementia, 1.0)
+        self.carehome = _onset_days(
+            u, F.care_home_cap, F.care_home_a50, F.care_home_scale, self.dob, F.care_home_min_age
+        )
         # Smoking status (adults), fixed for the period; recorded 1-3 times while registered.
         age_now = (o.end - self.dob) / YEAR
-        p_cur = np.where(age_now >= 16, 0.13 * (0.55 + 0.9 * self.dep01), 0)
-        p_ex = np.where(age_now >= 16, 0.25 * np.clip(0.4 + age_now / 80, 0, 1.4), 0)
+        adult = age_now >= S.adult_age
+        p_cur = np.where(adult, S.current * (S.current_base + S.current_deprivation * self.dep01), 0)
+        p_ex = np.where(adult, S.ex * np.clip(S.ex_base + age_now / S.ex_age_scale, 0, S.ex_cap), 0)
         draw = rng.random(m)
         self.smoking = np.where(draw < p_cur, 2, np.where(draw < p_cur + p_ex, 1, 0))  # 2 current, 1 ex

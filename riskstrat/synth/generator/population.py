@@ -31,7 +31,11 @@ class People:
         age_entry = _sample_ages(rng, m, mover_w)
         self.dob = np.where(mover, mover_entry - (age_entry * YEAR).astype(np.int64), dob_resident)
         born_here = ~mover & (self.dob >= o.start)
-        entry = np.where(mover, mover_entry, np.where(born_here, self.dob + rng.integers(0, 43, m), o.start))
+        entry = np.where(
+            mover,
+            mover_entry,
+            np.where(born_here, self.dob + rng.integers(0, P.PEOPLE.birth_registration_days, m), o.start),
+        )
         entry = np.clip(entry, self.dob, o.end - 1)
         kind = np.where(mover, 2, np.where(born_here, 1, 0))
         age_years = (entry - self.dob) / YEAR
@@ -39,11 +43,11 @@ class People:
         band = np.minimum(age_years // 5, 19).astype(int)
         female = rng.random(m) < P.FEMALE_SHARE[band]
         self.sex = np.where(female, "2", "1").astype(object)
-        self.sex[rng.random(m) < 0.0005] = "0"
+        self.sex[rng.random(m) < P.PEOPLE.sex_not_known_share] = "0"
         self.male = self.sex == "1"
         self.entry = entry
         # Registration start: initial people registered some years before the period.
-        prior = np.minimum(rng.exponential(12 * YEAR, m).astype(np.int64), age_days)
+        prior = np.minimum(rng.exponential(P.PEOPLE.registered_years_before_mean * YEAR, m).astype(np.int64), age_days)
         self.reg_start = np.where(kind == 0, entry - prior, entry)
         self.practice = rng.choice(self.r.practice_codes.shape[0], size=m, p=self.r.practice_weights)
         lsoa = np.array([rng.choice(self.r.practice_lsoas[p]) for p in self.practice]) if m < 2000 else None
@@ -55,10 +59,8 @@ class People:
         self.lsoa = lsoa
         self.decile = self.r.lsoa_deciles[lsoa]
         self.dep01 = (10 - self.decile) / 9  # 1 = most deprived
-        eth_codes = np.array(
-            ["A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99"]
-        )
-        eth_p = np.array([73.5, 0.9, 6.3, 0.8, 0.5, 0.9, 0.8, 3.1, 2.7, 1.1, 1.6, 1.0, 2.5, 0.5, 0.8, 1.6, 1.0, 0.4])
+        eth_codes = np.array(P.PEOPLE.ethnic_codes)
+        eth_p = np.array(P.PEOPLE.ethnic_percent)
         self.ethnic = eth_codes[rng.choice(eth_codes.size, size=m, p=eth_p / eth_p.sum())].astype(object)
-        self.ethnic[rng.random(m) < 0.03] = None
+        self.ethnic[rng.random(m) < P.PEOPLE.ethnic_missing_share] = None
         self.latent = rng.standard_normal(m)
