@@ -176,4 +176,4 @@ def score_on_spark(
         model=loaded.name,
         version=loaded.version,
     )
-    return ScoreResult(out, manifest, time.perf_counter() - started)
+    return ScoreResult.of(out, manifest, time.perf_counter() - started)

@@ -53,11 +53,33 @@ _SCORE_SCHEMA = pa.schema(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreResult:
+    """What scoring at D did (either engine); ``manifest`` is the score report as written to
+    ``reports/score_<D>.json``."""
+
     path: Path
-    manifest: dict
+    model_name: str
+    model_version: str
+    people_scored: int
+    excluded_by_opt_out_policy: int
+    people_by_band: dict[str, int]  # in the order of the model's bands, highest risk first
     seconds: float
+    manifest: dict
+
+    @classmethod
+    def of(cls, path: Path, manifest: dict, seconds: float) -> ScoreResult:
+        """The result of scores written to ``path`` with their report ``manifest``."""
+        return cls(
+            path=path,
+            model_name=manifest["model_name"],
+            model_version=manifest["model_version"],
+            people_scored=manifest["people_scored"],
+            excluded_by_opt_out_policy=manifest["excluded_by_opt_out_policy"],
+            people_by_band=dict(manifest["people_by_band"]),
+            seconds=seconds,
+            manifest=manifest,
+        )
 
 
 def scores_path(workdir: Path, as_of: dt.date) -> Path:
@@ -165,4 +187,4 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     )
     model = f"{loaded.name} version {loaded.version}"
     stage_manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of, model), [out])
-    return ScoreResult(out, manifest, time.perf_counter() - started)
+    return ScoreResult.of(out, manifest, time.perf_counter() - started)
