@@ -558,3 +558,70 @@ class Smoking:
 PEOPLE = PeopleDetail()
 FRAILTY_ONSET = FrailtyOnset()
 SMOKING = Smoking()
+
+
+# ---------------------------------------------------------------------------------------------
+# Medicines (riskstrat/synth/generator/medicines.py): courses not started by a coded condition
+# (those are Condition.drugs), how repeats are issued, and acute items.
+
+
+@dataclass(frozen=True)
+class AgeCourse:
+    """A long-term course some people take from a given age: the share taking it by their
+    age at the extract date (the share of the highest ``from_ages`` reached; 0 below all of
+    them), started at ``start_age`` or up to ``start_spread_days`` after it."""
+
+    group: str  # drug group of bnf/bnf_presentations.csv
+    from_ages: tuple[int, ...]  # highest first
+    shares: tuple[float, ...]
+    start_age: int
+    start_spread_days: int = 0
+    without_cvd: bool = False  # only people without CHD, stroke, diabetes or hypertension (primary prevention)
+
+
+@dataclass(frozen=True)
+class DeficitCourse:
+    """A course started ``start_days`` after an eFI deficit is coded, for a share of those with it."""
+
+    deficit: str
+    group: str
+    share: float
+    start_days: int = 30
+
+
+@dataclass(frozen=True)
+class Prescribing:
+    """How courses become items, and the acute items everyone gets."""
+
+    first_issue_days: int = 28  # people registered before the period: first item within this many days of its start
+    condition_start_days: int = 90  # a condition's medicines start within this many days of its onset
+    long_interval_share: float = 0.1  # repeats every long_interval days, else every interval days
+    long_interval: int = 56
+    interval: int = 28
+    antiepileptic_share: float = 0.008  # uncoded epilepsy and other reasons
+    acute_per_year: float = 5.5  # acute items a year, plus per_condition per condition and older at older_age
+    acute_per_condition: float = 1.0
+    acute_older: float = 2.0
+    acute_older_age: int = 65
+    acute_groups: tuple[str, ...] = ("antibiotic", "analgesic_simple", "nsaid", "opioid", "oral_corticosteroid", "ppi")
+    acute_shares: tuple[float, ...] = (0.45, 0.15, 0.15, 0.1, 0.1, 0.05)
+    respiratory_steroid_share: float = 0.3  # of acute items of people with COPD or asthma: oral corticosteroid courses
+    acute_quantities: tuple[float, ...] = (7.0, 14.0, 21.0, 28.0)
+
+
+AGE_COURSES: tuple[AgeCourse, ...] = (
+    AgeCourse("ppi", (60, 40, 18), (0.45, 0.18, 0.05), 35, 9000),
+    AgeCourse("other", (70,), (0.35,), 65),
+    AgeCourse("analgesic_simple", (65,), (0.2,), 65),
+    AgeCourse("other", (40,), (0.08,), 40, 9000),
+    AgeCourse("antidepressant", (40,), (0.06,), 40, 9000),
+    AgeCourse("statin", (60, 45), (0.4, 0.12), 60, 3000, without_cvd=True),
+)
+DEFICIT_COURSES: tuple[DeficitCourse, ...] = (
+    DeficitCourse("thyroid-disorders", "thyroid", 0.9),
+    DeficitCourse("arthritis", "opioid", 0.2),
+    DeficitCourse("arthritis", "analgesic_simple", 0.35),
+    DeficitCourse("osteoporosis", "other", 0.5),
+    DeficitCourse("anaemia", "other", 0.2),
+)
+PRESCRIBING = Prescribing()

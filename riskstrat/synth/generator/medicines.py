@@ -48,57 +48,38 @@ class Medicines:
             starts.append(start[idx])
             stops.append(stop[idx])
 
-        first = np.maximum(self.entry, o.start - rng.integers(0, 28, m))
+        R = P.PRESCRIBING
+        first = np.maximum(self.entry, o.start - rng.integers(0, R.first_issue_days, m))
         for i, c in enumerate(P.CONDITIONS):
             onset = self.onset[:, i]
             has = onset < o.end
             for group, prob in c.drugs:
                 take = has & (rng.random(m) < prob)
-                start = np.maximum(onset + rng.integers(0, 90, m), first)
+                start = np.maximum(onset + rng.integers(0, R.condition_start_days, m), first)
                 course(take, group, start, np.minimum(self.resolved[:, i], o.end))
-        age_at = lambda years: self.dob + int(years * YEAR)  # noqa: E731
         end = np.full(m, o.end)
         old = (o.end - self.dob) / YEAR
-        course(
-            rng.random(m) < np.where(old >= 60, 0.45, np.where(old >= 40, 0.18, np.where(old >= 18, 0.05, 0))),
-            "ppi",
-            np.maximum(first, age_at(35) + rng.integers(0, 9000, m)),
-            end,
-        )
-        course(rng.random(m) < np.where(old >= 70, 0.35, 0), "other", np.maximum(first, age_at(65)), end)
-        course(rng.random(m) < np.where(old >= 65, 0.2, 0), "analgesic_simple", np.maximum(first, age_at(65)), end)
-        course(
-            rng.random(m) < np.where(old >= 40, 0.08, 0),
-            "other",
-            np.maximum(first, age_at(40) + rng.integers(0, 9000, m)),
-            end,
-        )
-        course(
-            rng.random(m) < np.where(old >= 40, 0.06, 0),
-            "antidepressant",
-            np.maximum(first, age_at(40) + rng.integers(0, 9000, m)),
-            end,
-        )
         cvd = (
             self.onset[:, [P.CONDITION_INDEX[k] for k in ("chd", "stroke", "diabetes", "hypertension")]] < o.end
         ).any(1)
-        course(
-            ~cvd & (rng.random(m) < np.where(old >= 60, 0.4, np.where(old >= 45, 0.12, 0))),
-            "statin",
-            np.maximum(first, age_at(60) + rng.integers(0, 3000, m)),
-            end,
-        )
+        for a in P.AGE_COURSES:
+            share = 0
+            for age, s in reversed(tuple(zip(a.from_ages, a.shares, strict=True))):
+                share = np.where(old >= age, s, share)
+            take = rng.random(m) < share
+            if a.without_cvd:
+                take = ~cvd & take
+            start = self.dob + int(a.start_age * YEAR)
+            if a.start_spread_days:
+                start = start + rng.integers(0, a.start_spread_days, m)
+            course(take, a.group, np.maximum(first, start), end)
         defi = {name: j for j, (name, _, _) in enumerate(P.EFI_DEFICITS)}
-        for deficit, group, prob in (
-            ("thyroid-disorders", "thyroid", 0.9),
-            ("arthritis", "opioid", 0.2),
-            ("arthritis", "analgesic_simple", 0.35),
-            ("osteoporosis", "other", 0.5),
-            ("anaemia", "other", 0.2),
-        ):
-            onset = self.deficit[:, defi[deficit]]
-            course((onset < o.end) & (rng.random(m) < prob), group, np.maximum(first, onset + 30), end)
-        course(rng.random(m) < 0.008, "antiepileptic", first, end)
+        for dc in P.DEFICIT_COURSES:
+            onset = self.deficit[:, defi[dc.deficit]]
+            course(
+                (onset < o.end) & (rng.random(m) < dc.share), dc.group, np.maximum(first, onset + dc.start_days), end
+            )
+        course(rng.random(m) < R.antiepileptic_share, "antiepileptic", first, end)
         person = np.concatenate(persons)
         group = np.concatenate(groups)
         start = np.concatenate(starts)
@@ -113,7 +94,7 @@ class Medicines:
         keep = np.ones(person.size, dtype=bool)
         keep[1:] = (person[1:] != person[:-1]) | (drug[1:] != drug[:-1])
         person, group, start, stop, drug = person[keep], group[keep], start[keep], stop[keep], drug[keep]
-        interval = np.where(rng.random(person.size) < 0.1, 56, 28)
+        interval = np.where(rng.random(person.size) < R.long_interval_share, R.long_interval, R.interval)
         n = np.maximum(0, -(-(stop - start) // interval))
         rep = np.repeat(np.arange(person.size), n)
         step = np.arange(rep.size) - np.repeat(np.cumsum(n) - n, n)
@@ -123,16 +104,19 @@ class Medicines:
         # Acute items: more with age and multimorbidity.
         n_cond = (self.onset < o.end).sum(1)
         years_reg = (o.end - np.maximum(self.entry, o.start)) / YEAR
-        lam = (5.5 + 1.0 * n_cond + 2.0 * (old >= 65)) * years_reg
+        lam = (
+            R.acute_per_year + R.acute_per_condition * n_cond + R.acute_older * (old >= R.acute_older_age)
+        ) * years_reg
         k = rng.poisson(lam)
         ap = np.repeat(np.arange(m), k)
         aday = np.maximum(self.entry, o.start)[ap] + (
             rng.random(ap.size) * (o.end - np.maximum(self.entry, o.start))[ap]
         ).astype(np.int64)
-        acute_groups = ("antibiotic", "analgesic_simple", "nsaid", "opioid", "oral_corticosteroid", "ppi")
-        ag = rng.choice(6, size=ap.size, p=[0.45, 0.15, 0.15, 0.1, 0.1, 0.05])
+        acute_groups = R.acute_groups
+        ag = rng.choice(len(acute_groups), size=ap.size, p=list(R.acute_shares))
         copd_asthma = (self.onset[:, [P.CONDITION_INDEX["copd"], P.CONDITION_INDEX["asthma"]]] < o.end).any(1)
-        ag[(copd_asthma[ap]) & (rng.random(ap.size) < 0.3)] = 4  # oral corticosteroid courses
+        steroid = acute_groups.index("oral_corticosteroid")
+        ag[(copd_asthma[ap]) & (rng.random(ap.size) < R.respiratory_steroid_share)] = steroid  # courses
         adrug = np.empty(ap.size, dtype=np.int64)
         for gi, g in enumerate(acute_groups):
             sel = np.flatnonzero(ag == gi)
@@ -140,7 +124,7 @@ class Medicines:
         self.med_person = np.concatenate([rp, ap])
         self.med_drug = np.concatenate([rd, adrug])
         self.med_day = np.concatenate([rday, aday])
-        self.med_qty = np.concatenate([rint.astype(float), rng.choice([7.0, 14.0, 21.0, 28.0], size=ap.size)])
+        self.med_qty = np.concatenate([rint.astype(float), rng.choice(list(R.acute_quantities), size=ap.size)])
         self.med_acute = np.concatenate([np.zeros(rp.size, bool), np.ones(ap.size, bool)])
 
     def _polypharmacy(self, t0: int) -> np.ndarray:
