@@ -621,16 +621,16 @@ def print_training(result) -> None:
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result.metrics.items():
-        ci = f"{m['auroc']:.3f} ({m['auroc_lo']:.3f}-{m['auroc_hi']:.3f})"
-        ceiling = f"{m['share_of_ceiling']:.3f}" if "share_of_ceiling" in m else "-"
+        ci = f"{m.auroc:.3f} ({m.auroc_lo:.3f}-{m.auroc_hi:.3f})"
+        ceiling = f"{m.share_of_ceiling:.3f}" if m.share_of_ceiling is not None else "-"
         table.add_row(
             name,
             ci,
-            f"{m['auprc']:.3f}",
-            f"{m['brier']:.4f}",
-            f"{m['calibration_slope']:.2f}",
-            f"{m['observed_over_expected']:.3f}",
-            f"{m['ppv_top1pct']:.3f}",
+            f"{m.auprc:.3f}",
+            f"{m.brier:.4f}",
+            f"{m.calibration_slope:.2f}",
+            f"{m.observed_over_expected:.3f}",
+            f"{m.ppv_top1pct:.3f}",
             ceiling,
         )
     console.print(table)
@@ -695,11 +695,10 @@ def score(workdir, as_of, model_uri, tracking_uri, config_path):
 
     with err_console.status(f"scoring the population at {as_of}"):
         result = run_score(workdir, as_of, model_uri, _tracking_uri(tracking_uri, config_path))
-    m = result.manifest
-    bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
+    bands = ", ".join(f"{k} {v:,}" for k, v in result.people_by_band.items())
     console.print(
-        f"scored {m['people_scored']:,} people at {as_of} with {m['model_name']} version {m['model_version']} "
-        f"in {result.seconds:.1f} s ({bands}; {m['excluded_by_opt_out_policy']:,} excluded by the opt-out policy)"
+        f"scored {result.people_scored:,} people at {as_of} with {result.model_name} version {result.model_version} "
+        f"in {result.seconds:.1f} s ({bands}; {result.excluded_by_opt_out_policy:,} excluded by the opt-out policy)"
     )
     console.print(f"scores: {result.path}; manifest: {Path(workdir) / 'reports' / f'score_{as_of}.json'}")
 

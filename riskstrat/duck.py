@@ -13,10 +13,17 @@ from pathlib import Path
 
 import duckdb
 
-__all__ = ["MEMORY_LIMIT", "connect", "quiet"]
+__all__ = ["MEMORY_ENV", "MEMORY_LIMIT", "connect", "memory_in_force", "quiet"]
 
 #: Default DuckDB memory limit; override with RISKSTRAT_DUCKDB_MEMORY (e.g. "8GB").
 MEMORY_LIMIT = "4GB"
+#: the environment variable that overrides :data:`MEMORY_LIMIT`
+MEMORY_ENV = "RISKSTRAT_DUCKDB_MEMORY"
+
+
+def memory_in_force() -> str:
+    """The DuckDB memory limit in force: ``RISKSTRAT_DUCKDB_MEMORY`` or :data:`MEMORY_LIMIT`."""
+    return os.environ.get(MEMORY_ENV, MEMORY_LIMIT)
 
 
 def quiet(con) -> None:
@@ -38,8 +45,7 @@ def connect(
     """
     con = duckdb.connect()
     quiet(con)
-    limit = memory_limit or os.environ.get("RISKSTRAT_DUCKDB_MEMORY", MEMORY_LIMIT)
-    con.execute(f"SET memory_limit = '{limit}'")
+    con.execute(f"SET memory_limit = '{memory_limit or memory_in_force()}'")
     con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")
     if not keep_order:
         con.execute("SET preserve_insertion_order = false")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from riskstrat.features import BUILDERS, feature_table
+from riskstrat.features import BUILDERS, DAYS_SINCE_NONE, feature_table
 from riskstrat.features.builders import (
     ae,
     apc,
@@ -130,7 +130,7 @@ def test_apc_activity(engine):
     assert (got["c"]["in_hospital_on_d"], got["c"]["bed_days_30d"]) == (1, 3)
     assert (got["d"]["in_hospital_on_d"], got["d"]["discharged_30d"], got["d"]["bed_days_30d"]) == (1, 0, 5)
     assert got["e"]["emergency_admissions_730d"] == 0
-    assert got["e"]["days_since_emergency_admission"] == apc.NO_ADMISSION
+    assert got["e"]["days_since_emergency_admission"] == DAYS_SINCE_NONE
 
 
 @spec(apc.apc_diagnosis_groups)
@@ -473,7 +473,7 @@ def test_hospital_history(engine):
     assert a["hospital_activity_trend_182d"] == 2  # A&E on day 1 and the appointment on day 100; none before
     b = got["b"]
     assert (b["ae_attendances_per_year_5y"], b["emergency_admissions_per_year_5y"]) == (1.0, 0.0)
-    assert (b["days_since_op_attendance"], b["days_since_op_dna"]) == (apc.NO_ADMISSION, apc.NO_ADMISSION)
+    assert (b["days_since_op_attendance"], b["days_since_op_dna"]) == (DAYS_SINCE_NONE, DAYS_SINCE_NONE)
     assert got["c"]["ae_attendances_per_year_5y"] == 0.5  # 2 attendances / 4 years
     d = got["d"]
     assert d["hospital_activity_trend_182d"] == 1 - 2

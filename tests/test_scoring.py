@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,8 @@ from scipy.special import logit
 
 from riskstrat import tracking
 from riskstrat.errors import RiskstratError
+from riskstrat.features import BUILDERS, DAYS_SINCE_NONE
 from riskstrat.features.builders import history, medicine_history
-from riskstrat.features.builders.apc import NO_ADMISSION
 from riskstrat.scoring import assign_bands, describe, top_reasons
 from riskstrat.stages.score import DEFAULT_MODEL_URI, score
 from riskstrat.stages.train import train
@@ -92,7 +93,7 @@ def test_every_history_feature_has_its_own_words(builder):
 def test_a_days_since_feature_at_its_none_value_is_never_a_reason():
     names = ["days_since_ae_attendance", "days_since_emergency_admission", "op_dna_1826d"]
     contributions = pd.DataFrame([[0.9, 0.8, 0.1], [0.9, 0.8, 0.1]], columns=names)
-    features = pd.DataFrame([[NO_ADMISSION, NO_ADMISSION, 2], [30, 400, 0]], columns=names)
+    features = pd.DataFrame([[DAYS_SINCE_NONE, DAYS_SINCE_NONE, 2], [30, 400, 0]], columns=names)
     assert top_reasons(contributions, features) == [
         ["2 missed outpatient appointments in the last 5 years"],
         ["last A&E attendance 30 days ago", "last emergency admission 400 days ago"],
@@ -174,3 +175,14 @@ def test_scoring_in_batches_gives_the_same_file(trained, monkeypatch):
     batched = score(trained, d).manifest
     assert batched["people_scored"] == whole["people_scored"] > 333 * 5
     assert batched["checksums"]["scores"] == whole["checksums"]["scores"]
+
+
+def test_every_feature_reason_reads_as_it_did_before_reasons_moved_onto_the_features():
+    """Reasons recorded from the old if-chain in scoring.py (issue 15) for every numeric
+    feature and a spread of values; the templates on each Feature must say the same."""
+    recorded = json.loads((Path(__file__).parent / "data" / "reasons_before_issue_15.json").read_text())
+    values = recorded["values"]
+    numeric = {f.name for b in BUILDERS for f in b.features if f.dtype != "string"}
+    assert numeric <= set(recorded["reasons"])  # a new feature is added to the record deliberately
+    for name, words in recorded["reasons"].items():
+        assert [describe(name, v) for v in values] == words, name

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 
 import pandas as pd
 
-from riskstrat.outputs.commissioner import DIMENSIONS, Band
+from riskstrat.modelling.spec import RiskBand
+from riskstrat.outputs.commissioner import DIMENSIONS
 from riskstrat.outputs.direct_care import KEY_COUNTS, LIST_COLUMNS
 from riskstrat.outputs.html import activity_details, practice_html, report_html
 from riskstrat.privacy.disclosure import DEFAULT_RULES, SUPPRESSED
@@ -161,7 +162,11 @@ def _aggregates() -> pd.DataFrame:
 
 
 def test_script_in_a_practice_code_arrives_escaped_on_the_commissioner_report():
-    bands = [Band("very high", 0.005), Band("high", 0.05), Band("low", 1.0)]
+    bands = [
+        RiskBand(name="very high", top_share=0.005),
+        RiskBand(name="high", top_share=0.05),
+        RiskBand(name="low", top_share=1.0),
+    ]
     sizes = pd.DataFrame({"cohort": ["high_cost", "recently_discharged"], "people": [55, SUPPRESSED]})
     page = report_html(D, _aggregates(), sizes, "emergency_admission_12m version 3", bands, DEFAULT_RULES)
     assert "<script" not in page.lower()
@@ -190,7 +195,14 @@ def test_a_chart_with_nothing_publishable_says_so_in_words():
     agg = _aggregates()
     agg.loc[(agg["dimension"] == "sex") & agg["measure"].eq("percent_at_risk"), "published"] = SUPPRESSED
     sizes = pd.DataFrame({"cohort": ["high_cost"], "people": [55]})
-    page = report_html(D, agg, sizes, "m", [Band("very high", 0.05), Band("low", 1.0)], DEFAULT_RULES)
+    page = report_html(
+        D,
+        agg,
+        sizes,
+        "m",
+        [RiskBand(name="very high", top_share=0.05), RiskBand(name="low", top_share=1.0)],
+        DEFAULT_RULES,
+    )
     read = _Page(page)
     assert read.tags.count("figure") == 6 and read.tags.count("img") == 5
     assert page.count("Nothing publishable: every value of this chart is redacted.") == 1

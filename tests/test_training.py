@@ -90,8 +90,9 @@ def test_training_registers_a_champion_that_loads_and_predicts(first_run, pseudo
     assert r.version == "1" and r.promoted and "becomes champion" in r.reason
     assert r.validation.startswith("out of time")
     m = r.metrics["model"]
-    assert 0.65 < m["auroc"] < 0.95 and m["auroc_lo"] < m["auroc"] < m["auroc_hi"]
-    assert 0 < m["ceiling_auroc"] - 0.5 and 0.5 < m["share_of_ceiling"] <= 1.05
+    assert 0.65 < m.auroc < 0.95 and m.auroc_lo < m.auroc < m.auroc_hi
+    assert 0 < m.ceiling_auroc - 0.5 and 0.5 < m.share_of_ceiling <= 1.05
+    assert m.logged["auroc"] == m.auroc and r.metrics_table().loc["model", "brier"] == m.brier
     assert set(r.metrics) == {"model", "qadmissions_like_logistic", "prior_admissions_rule"}
     import mlflow
 

@@ -14,10 +14,11 @@ import ibis
 
 from riskstrat.features import builders as _builders  # noqa: F401 - registers the builders
 from riskstrat.features.asof import Sources, cut, population
-from riskstrat.features.registry import BUILDERS, Builder, Dtype, Feature, all_features
+from riskstrat.features.registry import BUILDERS, DAYS_SINCE_NONE, Builder, Dtype, Feature, all_features
 
 __all__ = [
     "BUILDERS",
+    "DAYS_SINCE_NONE",
     "Builder",
     "Feature",
     "assemble",

@@ -14,7 +14,70 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["BUILDERS", "Builder", "Dtype", "Feature", "all_features", "register"]
+__all__ = [
+    "BUILDERS",
+    "DAYS_SINCE_NONE",
+    "Builder",
+    "Dtype",
+    "Feature",
+    "Reason",
+    "all_features",
+    "count_reason",
+    "feature_named",
+    "in_the_last",
+    "plural",
+    "register",
+    "trend_reason",
+]
+
+#: "days since the last ..." for people with no such record before D (longer than any history
+#: held): the one "never" value of every days-since feature, never a reason in itself
+DAYS_SINCE_NONE = 9999
+
+#: A feature's value in plain words: a template, or a function of the value for the few
+#: reasons whose words depend on it. Template fields: ``{n}`` the value rounded to a whole
+#: number, ``{v}`` the value as is (a float, e.g. ``{v:.1f}``), ``{s}`` "s" unless ``n`` is 1,
+#: ``{ies}`` "y" when ``n`` is 1 else "ies".
+Reason = str | Callable[[float], str]
+
+#: a look-back window in days -> the same window in words
+_WINDOW_WORDS = {
+    30: "the last month",
+    90: "the last 3 months",
+    180: "the last 6 months",
+    182: "the last 6 months",
+    365: "the last year",
+    730: "the last 2 years",
+    1095: "the last 3 years",
+    1826: "the last 5 years",
+}
+
+
+def in_the_last(days: int) -> str:
+    """A look-back window in words: ``in_the_last(365) == "the last year"``."""
+    return _WINDOW_WORDS[days]
+
+
+def plural(n: int) -> str:
+    """The plural ending: "s" unless ``n`` is 1."""
+    return "" if n == 1 else "s"
+
+
+def count_reason(counted: str, days: int) -> str:
+    """The reason template of a count over a window: ``counted`` holds ``{s}`` where the
+    plural goes, e.g. ``count_reason("emergency admission{s}", 365)``."""
+    return f"{{n}} {counted} in {in_the_last(days)}"
+
+
+def trend_reason(what: str) -> Callable[[float], str]:
+    """The reason of a 6-month trend (recent half-year minus the one before) of ``what``."""
+
+    def words(v: float) -> str:
+        n = round(v)
+        direction = "rising" if n > 0 else "falling" if n < 0 else "steady"
+        return f"{what} {direction} ({n:+d} in the last 6 months against the 6 before)"
+
+    return words
 
 
 class Dtype(StrEnum):
@@ -32,6 +95,17 @@ class Feature:
     window: str  # e.g. "365 days before D", "all history before D", "on D"
     default: int | float | str | None  # value for people with no records
     dtype: Dtype = Dtype.INT
+    reason: Reason | None = None  # the value in plain words (None: the definition and the value)
+
+    def describe(self, value: float) -> str:
+        """This feature's ``value`` in plain words, for a clinician reading a practice list."""
+        v = float(value)
+        n = round(v)
+        if self.reason is None:
+            return f"{self.definition}: {n if v == n else round(v, 2)}"
+        if callable(self.reason):
+            return self.reason(v)
+        return self.reason.format(n=n, v=v, s=plural(n), ies="y" if n == 1 else "ies")
 
 
 @dataclass(frozen=True)
@@ -64,3 +138,8 @@ def register(name: str, sources: tuple[str, ...], features: list[Feature]) -> Ca
 
 def all_features() -> list[tuple[Builder, Feature]]:
     return [(b, f) for b in BUILDERS for f in b.features]
+
+
+def feature_named(name: str) -> Feature | None:
+    """The registered feature ``name`` (None when no builder declares it)."""
+    return next((f for b in BUILDERS for f in b.features if f.name == name), None)

@@ -10,11 +10,10 @@ typed here: a model with other bands gets correct figures under its own names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import pandas as pd
 
+from riskstrat.groups import COMMISSIONER_AGE_BANDS, imd_quintile, sex_in_words
+from riskstrat.modelling.spec import RiskBand
 from riskstrat.privacy.disclosure import (
     DEFAULT_RULES,
     SUPPRESSED,
@@ -24,25 +23,15 @@ from riskstrat.privacy.disclosure import (
     protect_table,
     rate_midpoint6,
 )
-from riskstrat.schema import SEX_LABELS
 
-__all__ = ["AT_RISK_SHARE", "COHORTS", "COHORT_INPUTS", "Band", "aggregates", "at_risk_bands", "cohort_table"]
+__all__ = ["AT_RISK_SHARE", "COHORTS", "COHORT_INPUTS", "aggregates", "at_risk_bands", "cohort_table"]
 
 #: "at risk": the bands that together hold the top 5% of the population (very high and high
 #: in the default specification)
 AT_RISK_SHARE = 0.05
 
 
-@dataclass(frozen=True)
-class Band:
-    """A risk band of the scoring model: its name and the cumulative share of the population,
-    highest risk first, up to which it reaches (``risk_bands`` of the model specification)."""
-
-    name: str
-    top_share: float
-
-
-def at_risk_bands(bands: list[Band]) -> list[str]:
+def at_risk_bands(bands: list[RiskBand]) -> list[str]:
     """Names of the bands that make up the at-risk group (the first band at least)."""
     names = [b.name for b in bands if b.top_share <= AT_RISK_SHARE + 1e-9]
     return names or [bands[0].name]
@@ -52,9 +41,6 @@ def measure_name(band: str) -> str:
     """The aggregates' measure for the people of a band (``people_very_high``)."""
     return "people_" + "_".join(band.split())
 
-
-AGE_BANDS = [-1, 17, 39, 64, 74, 84, 200]
-AGE_LABELS = ["0-17", "18-39", "40-64", "65-74", "75-84", "85+"]
 
 #: cohort -> definition (documented in docs/outputs.md)
 COHORTS = {
@@ -93,7 +79,7 @@ def _top(values: pd.Series, share: float) -> pd.Series:
     return (values >= cut) & (values > 0)
 
 
-def cohort_table(scored: pd.DataFrame, bands: list[Band]) -> pd.DataFrame:
+def cohort_table(scored: pd.DataFrame, bands: list[RiskBand]) -> pd.DataFrame:
     """One row per pseudonym: place, age band, sex, IMD quintile, risk, conditions, cohorts."""
     s = scored
     cost = s["sus_cost_365d"] + s["prescribing_cost_365d"]
@@ -102,9 +88,9 @@ def cohort_table(scored: pd.DataFrame, bands: list[Band]) -> pd.DataFrame:
             "pseudonym": s["pseudonym"],
             "practice_code": s["practice_code"],
             "pcn_code": s["pcn_code"],
-            "age_band": pd.cut(s["age_years"], AGE_BANDS, labels=AGE_LABELS).astype(str),
-            "sex": s["sex"].map(SEX_LABELS).fillna("not known"),
-            "imd_quintile": np.where(s["imd_decile"] == 0, "unknown", ((s["imd_decile"] + 1) // 2).astype(str)),
+            "age_band": COMMISSIONER_AGE_BANDS.of(s["age_years"]),
+            "sex": sex_in_words(s["sex"]),
+            "imd_quintile": imd_quintile(s["imd_decile"]),
             "risk_score": s["risk_score"],
             "risk_band": s["risk_band"],
             "long_term_conditions": s["ltc_count"],
@@ -124,7 +110,7 @@ def cohort_table(scored: pd.DataFrame, bands: list[Band]) -> pd.DataFrame:
 DIMENSIONS = ("practice_code", "pcn_code", "age_band", "sex", "imd_quintile")
 
 
-def aggregates(cohort: pd.DataFrame, bands: list[Band], rules: DisclosureRules = DEFAULT_RULES):
+def aggregates(cohort: pd.DataFrame, bands: list[RiskBand], rules: DisclosureRules = DEFAULT_RULES):
     """Protected counts: people by risk band across each dimension, the number and share at
     risk, and cohort sizes, in long format (dimension, value, measure, published); and the
     decision record: the rule applied to each cell (dimension, value, measure, rule).

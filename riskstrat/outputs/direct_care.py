@@ -8,11 +8,11 @@ atomically: written under a temporary name in the same directory, then renamed.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from riskstrat.atomic import write_private
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
 
@@ -77,17 +77,9 @@ def practice_list(
 
 
 def write_atomically(content: pd.DataFrame | str, path: Path) -> None:
-    """Write a CSV (from a frame) or text so the file is either absent or complete."""
-    tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        if isinstance(content, pd.DataFrame):
-            content.to_csv(fh, index=False)
-        else:
-            fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a CSV (from a frame) or text so the file is either absent or complete, readable
+    by the owner only (it carries NHS numbers)."""
+    write_private(path, content.to_csv(index=False) if isinstance(content, pd.DataFrame) else content)
 
 
 def recent_activity(pseudonymised: Path, as_of: dt.date) -> pd.DataFrame:

@@ -195,7 +195,7 @@ def report_html(
     fairness: pd.DataFrame | None = None,
 ) -> str:
     """The commissioner report from *published* (protected) aggregates only; ``bands`` are the
-    model's :class:`~riskstrat.outputs.commissioner.Band` list, highest risk first, and
+    model's :class:`~riskstrat.modelling.spec.RiskBand` list, highest risk first, and
     ``rules`` the :class:`~riskstrat.privacy.disclosure.DisclosureRules` applied; ``fairness``
     the scoring model's fairness summary from its validation
     (:func:`riskstrat.modelling.fairness.commissioner_summary`: counts already protected)."""

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from riskstrat.atomic import write_private
 from riskstrat.errors import KeyMissingError
 from riskstrat.privacy.audit import AuditLog
 
@@ -53,12 +54,7 @@ def write_vault(path: Path, registrations: pa.Table, key: str) -> int:
     header = MAGIC + salt + nonce
     sealed = _aead(key, salt).encrypt(nonce, buf.getvalue(), header)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(header + sealed)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, header + sealed)
     return table.num_rows
 
 

@@ -27,6 +27,7 @@ from riskstrat.errors import KeyMissingError, RiskstratError
 from riskstrat.outputs.commissioner import COHORT_INPUTS
 from riskstrat.outputs.direct_care import KEY_COUNTS
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.privacy.optout import Use
 from riskstrat.scaleout.session import spark_path
 from riskstrat.stages.export import (
     ExportResult,
@@ -36,7 +37,7 @@ from riskstrat.stages.export import (
     write_practice_lists,
 )
 from riskstrat.stages.features import features_path
-from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.workdir import WorkDir
@@ -45,17 +46,6 @@ __all__ = ["export_by_practice"]
 
 #: the feature columns the outputs show or use (as ``riskstrat export`` reads them)
 _FEATURE_COLUMNS = ["pseudonym", *dict.fromkeys([*COHORT_INPUTS, "age_years", "sex", *KEY_COUNTS])]
-
-
-def _without(spark, scored, wd: WorkDir, use: str):
-    """``scored`` without the people the opt-out policy excludes from ``use``."""
-    from pyspark.sql import functions as F
-
-    uses = wd.table(OPT_OUT_USES_TABLE)
-    if not uses.exists():
-        return scored
-    excluded = spark.read.parquet(spark_path(uses)).where(F.col(use)).select("pseudonym")
-    return scored.join(F.broadcast(excluded), "pseudonym", "left_anti")
 
 
 def _practice_rows(listed: Path, code: str, empty: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +74,7 @@ def export_by_practice(
     audit = AuditLog(wd.audit)
     month = Month(wd, as_of)
     # Commissioners: pseudonymised cohort table and suppressed aggregates, on the driver.
-    view = _without(spark, scored, wd, "commissioner")
+    view = without_objectors(scored, wd, Use.COMMISSIONER)
     people = view.select("pseudonym", "risk_score", "risk_band", *COHORT_INPUTS).toArrow().to_pandas()
     cohort = write_commissioner_outputs(
         wd, month.folder(wd.commissioner), as_of, people, config.disclosure, config.tracking_uri
@@ -97,7 +87,7 @@ def export_by_practice(
     elif vault_key is None:
         raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
-        direct = _without(spark, scored, wd, "direct_care")
+        direct = without_objectors(scored, wd, Use.DIRECT_CARE)
         by_practice = wd.pseudonymised / f".listed_{as_of.isoformat()}"
         shutil.rmtree(by_practice, ignore_errors=True)
         try:

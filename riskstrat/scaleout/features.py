@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+from riskstrat.atomic import replacing
 from riskstrat.features import feature_names, feature_table
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.features.registry import Dtype, all_features
@@ -33,17 +34,15 @@ def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
     con = connect("spark", spark)
     expr = feature_table(load_sources(con, wd.pseudonymised), as_of)
     out = features_path(workdir, as_of)
-    tmp = out.with_name(f".{out.name}.partial")
-    remove(tmp)
     con._run_pre_execute_hooks(expr)  # registers the empty stand-ins of absent optional tables
     frame = con.raw_sql(con.compile(expr))
     # Each feature with its declared type: ibis leaves out casts it thinks are no-ops, and
     # Spark's own result types can be narrower (e.g. int for a declared int64).
     declared = {f.name: _SPARK_TYPES[f.dtype] for _, f in all_features()}
     frame = frame.select("pseudonym", *[F.col(c).cast(declared[c]).alias(c) for c in frame.columns if c != "pseudonym"])
-    frame.write.parquet(spark_path(tmp), compression="zstd")
-    remove(out)
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        frame.write.parquet(spark_path(tmp), compression="zstd")
+        remove(out)  # a file from DuckDB or a directory from Spark
     people = spark.read.parquet(spark_path(out)).count()
     result = FeaturesResult(out, people, len(feature_names()), time.perf_counter() - started, "spark")
     AuditLog(wd.audit).record_stage(

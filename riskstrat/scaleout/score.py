@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from riskstrat import tracking
+from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog, file_checksum
+from riskstrat.privacy.optout import Use
 from riskstrat.scaleout.session import remove, spark_path
 from riskstrat.scoring import bands_of_ranks
 from riskstrat.stages.features import features_path
-from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import DEFAULT_MODEL_URI, ScoreResult, score_people, scores_path
 from riskstrat.workdir import WorkDir
@@ -117,10 +119,7 @@ def score_on_spark(
     inputs = list(loaded.input_names)
     feats = spark.read.parquet(spark_path(feats_path)).select("pseudonym", *inputs)
     population = feats.count()
-    uses = wd.table(OPT_OUT_USES_TABLE)
-    if uses.exists():
-        objectors = spark.read.parquet(spark_path(uses)).where(F.col("scoring")).select("pseudonym")
-        feats = feats.join(F.broadcast(objectors), "pseudonym", "left_anti")
+    feats = without_objectors(feats, wd, Use.SCORING)
     work = wd.pseudonymised / f".scores_{as_of.isoformat()}.work"
     shutil.rmtree(work, ignore_errors=True)
     try:
@@ -145,11 +144,9 @@ def score_on_spark(
         bands = [(b["name"], float(b["top_share"])) for b in loaded.risk_bands]
         banded = numbered.mapInPandas(functools.partial(_band, offsets, people, bands), _BANDED)
         out = scores_path(workdir, as_of)
-        tmp = out.with_name(f".{out.name}.partial")
-        remove(tmp)
-        banded.orderBy("pseudonym").write.parquet(spark_path(tmp), compression="zstd")
-        remove(out)
-        tmp.replace(out)
+        with replacing(out) as tmp:
+            banded.orderBy("pseudonym").write.parquet(spark_path(tmp), compression="zstd")
+            remove(out)  # a file from DuckDB or a directory from Spark
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = spark.read.parquet(spark_path(out))
@@ -179,4 +176,4 @@ def score_on_spark(
         model=loaded.name,
         version=loaded.version,
     )
-    return ScoreResult(out, manifest, time.perf_counter() - started)
+    return ScoreResult.of(out, manifest, time.perf_counter() - started)

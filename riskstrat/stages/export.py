@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from riskstrat import tracking
 from riskstrat.config import Config
 from riskstrat.errors import KeyMissingError, RiskstratError
-from riskstrat.outputs.commissioner import COHORT_INPUTS, Band, aggregates, cohort_table
+from riskstrat.modelling.spec import RiskBand
+from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
     practice_list,
@@ -30,9 +31,10 @@ from riskstrat.outputs.direct_care import (
 from riskstrat.outputs.html import activity_details, practice_html, report_html
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
+from riskstrat.privacy.optout import Use
 from riskstrat.privacy.vault import open_vault
 from riskstrat.stages.features import features_path
-from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.stages.train import FAIRNESS_SUMMARY
@@ -131,7 +133,7 @@ def model_of(wd: WorkDir, as_of: dt.date) -> str:
     return f"{manifest['model_name']} version {manifest['model_version']}"
 
 
-def bands_of(wd: WorkDir, as_of: dt.date) -> list[Band]:
+def bands_of(wd: WorkDir, as_of: dt.date) -> list[RiskBand]:
     """The risk bands, highest first, of the model that scored the population at ``as_of``."""
     manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
     if "risk_bands" not in manifest:
@@ -139,7 +141,7 @@ def bands_of(wd: WorkDir, as_of: dt.date) -> list[Band]:
             f"the scores at {as_of} were made by an earlier riskstrat that did not record the model's risk bands: "
             f"run 'riskstrat score --as-of {as_of}' again"
         )
-    return [Band(b["name"], float(b["top_share"])) for b in manifest["risk_bands"]]
+    return [RiskBand(name=b["name"], top_share=float(b["top_share"])) for b in manifest["risk_bands"]]
 
 
 def write_commissioner_outputs(
@@ -349,11 +351,8 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
     scored = _scored(workdir, as_of)
     audit = AuditLog(wd.audit)
     month = Month(wd, as_of)
-    flags = pq.read_table(wd.table(OPT_OUT_USES_TABLE)).to_pandas() if wd.table(OPT_OUT_USES_TABLE).exists() else None
     # Commissioners: pseudonymised cohort table and suppressed aggregates.
-    commissioner_view = scored
-    if flags is not None and len(flags):
-        commissioner_view = scored[~scored["pseudonym"].isin(set(flags.loc[flags["commissioner"], "pseudonym"]))]
+    commissioner_view = without_objectors(scored, wd, Use.COMMISSIONER)
     cohort = write_commissioner_outputs(
         wd, month.folder(wd.commissioner), as_of, commissioner_view, config.disclosure, config.tracking_uri
     )
@@ -365,9 +364,7 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
     elif vault_key is None:
         raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
-        direct = scored
-        if flags is not None and len(flags):
-            direct = scored[~scored["pseudonym"].isin(set(flags.loc[flags["direct_care"], "pseudonym"]))]
+        direct = without_objectors(scored, wd, Use.DIRECT_CARE)
         by_practice = dict(tuple(direct.groupby("practice_code", sort=False)))
         empty = direct.iloc[:0]
         counts = write_practice_lists(

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from riskstrat.atomic import replacing
 from riskstrat.workdir import WorkDir
 
 __all__ = ["canonical", "fingerprint", "is_current", "record", "record_path"]
@@ -62,9 +63,8 @@ def record(wd: WorkDir, stage: str, inputs: dict[str, Any], outputs: list[Path])
     path = record_path(wd, stage)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {"inputs": inputs, "outputs": {str(p): fingerprint(p) for p in outputs}}
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def is_current(wd: WorkDir, stage: str, inputs: dict[str, Any]) -> bool:

@@ -26,6 +26,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from riskstrat import __version__
+from riskstrat.atomic import replacing
 from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.errors import KeyMissingError, RiskstratError
@@ -389,11 +390,10 @@ def _write_table(
     if pmap is not None:
         schema = schema.append(pa.field(PERSON_KEY, pa.int32()))
     out = wd.table(name)
-    partial = out.with_name(f".{out.name}.partial")
     # objections by position in the map: the look-up gives both the pseudonym and the decision
     removed_at = np.asarray(pc.is_in(pmap.pseudonyms, value_set=removed), dtype=bool) if pmap is not None else None
     written = 0
-    with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+    with replacing(out) as partial, pq.ParquetWriter(partial, schema, compression="zstd") as writer:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS):
             if pmap is not None:
                 idx = pmap.indices(batch["nhs_number"])
@@ -417,15 +417,12 @@ def _write_table(
                     columns.append(batch[f.name])
             writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=ROW_GROUP_ROWS)
             written += batch.num_rows
-    partial.replace(out)
     count_written(report, name, path, written, pmap is not None)
 
 
 def _write_opt_out_uses(partial: pa.Table, wd: WorkDir) -> None:
-    out = wd.table(OPT_OUT_USES_TABLE)
-    tmp = out.with_name(f".{out.name}.partial")
-    pq.write_table(partial.drop_columns(["all_uses"]), tmp)
-    tmp.replace(out)
+    with replacing(wd.table(OPT_OUT_USES_TABLE)) as tmp:
+        pq.write_table(partial.drop_columns(["all_uses"]), tmp)
 
 
 def _fill_vault(

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from riskstrat.duck import MEMORY_LIMIT
+from riskstrat.duck import MEMORY_ENV, memory_in_force
 from riskstrat.errors import ResourceError, RiskstratError
 
 __all__ = ["as_resource_error", "named_stage", "stage", "usable_directory"]
@@ -76,10 +76,9 @@ def as_resource_error(exc: BaseException) -> ResourceError | None:
     """One line for running out of memory or disk in the stage under way; None for anything else."""
     where = getattr(exc, _STAGE_ATTRIBUTE, None) or _STAGE.get() or "riskstrat"
     if _is_out_of_memory(exc):
-        limit = os.environ.get("RISKSTRAT_DUCKDB_MEMORY", MEMORY_LIMIT)
         return ResourceError(
-            f"{where}: out of memory (DuckDB memory limit {limit}, {_total_memory()} on this machine): "
-            "set RISKSTRAT_DUCKDB_MEMORY higher (e.g. 8GB) or free memory, then run again; finished stages are kept"
+            f"{where}: out of memory (DuckDB memory limit {memory_in_force()}, {_total_memory()} on this machine): "
+            f"set {MEMORY_ENV} higher (e.g. 8GB) or free memory, then run again; finished stages are kept"
         )
     if _is_out_of_disk(exc):
         return ResourceError(

@@ -23,11 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat import tracking
+from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog, file_checksum
+from riskstrat.privacy.optout import Use
 from riskstrat.scoring import assign_bands, top_reasons
 from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
+from riskstrat.stages.objections import objectors
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
@@ -50,11 +53,33 @@ _SCORE_SCHEMA = pa.schema(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreResult:
+    """What scoring at D did (either engine); ``manifest`` is the score report as written to
+    ``reports/score_<D>.json``."""
+
     path: Path
-    manifest: dict
+    model_name: str
+    model_version: str
+    people_scored: int
+    excluded_by_opt_out_policy: int
+    people_by_band: dict[str, int]  # in the order of the model's bands, highest risk first
     seconds: float
+    manifest: dict
+
+    @classmethod
+    def of(cls, path: Path, manifest: dict, seconds: float) -> ScoreResult:
+        """The result of scores written to ``path`` with their report ``manifest``."""
+        return cls(
+            path=path,
+            model_name=manifest["model_name"],
+            model_version=manifest["model_version"],
+            people_scored=manifest["people_scored"],
+            excluded_by_opt_out_policy=manifest["excluded_by_opt_out_policy"],
+            people_by_band=dict(manifest["people_by_band"]),
+            seconds=seconds,
+            manifest=manifest,
+        )
 
 
 def scores_path(workdir: Path, as_of: dt.date) -> Path:
@@ -107,11 +132,7 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         if not wd.table("gp_registrations").exists():
             raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
         build_features(workdir, as_of)
-    uses = wd.table(OPT_OUT_USES_TABLE)
-    objectors = set()
-    if uses.exists():
-        flags = pq.read_table(uses, columns=["pseudonym", "scoring"]).to_pandas()
-        objectors = set(flags.loc[flags["scoring"], "pseudonym"])
+    excluded_people = objectors(wd, Use.SCORING)
     loaded = tracking.load_registered(workdir, tracking_uri, model_uri)
     inputs = loaded.input_names
     # People are scored in batches, so memory follows the batch, not the population.
@@ -119,7 +140,7 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     source = pq.ParquetFile(features_path(workdir, as_of))
     for batch in source.iter_batches(batch_size=SCORE_BATCH_ROWS, columns=["pseudonym", *inputs]):
         feats = batch.to_pandas()
-        kept = ~feats["pseudonym"].isin(objectors)
+        kept = ~feats["pseudonym"].isin(excluded_people)
         excluded += int((~kept).sum())
         feats = feats[kept].reset_index(drop=True)
         if feats.empty:
@@ -138,9 +159,8 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     scored.insert(3, "risk_band", band.astype(str))
     table = pa.Table.from_pandas(scored, schema=_SCORE_SCHEMA, preserve_index=False)
     out = scores_path(workdir, as_of)
-    tmp = out.with_name(f".{out.name}.partial")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     counts = pd.Series(band).value_counts()
     manifest = {
         "as_of": str(as_of),
@@ -167,4 +187,4 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     )
     model = f"{loaded.name} version {loaded.version}"
     stage_manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of, model), [out])
-    return ScoreResult(out, manifest, time.perf_counter() - started)
+    return ScoreResult.of(out, manifest, time.perf_counter() - started)

@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat import __version__, tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
+from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_in_words
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
@@ -51,15 +52,16 @@ from riskstrat.modelling.plots import (
 from riskstrat.modelling.selection import compete, person_unit, selection_split
 from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
+from riskstrat.privacy.optout import Use
 from riskstrat.privacy.pseudonym import pseudonymise
-from riskstrat.schema import SEX_LABELS
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.lock import held as lock_held
-from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
+from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
 __all__ = [
+    "ModelMetrics",
     "TrainResult",
     "dates_to_train",
     "latest_training_as_of",
@@ -75,6 +77,44 @@ IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time v
 FAIRNESS_SUMMARY = "fairness_commissioner"
 
 
+@dataclass(frozen=True)
+class ModelMetrics:
+    """Validation figures of one model on the report half (``docs/modelling.md``).
+
+    The headline figures are fields; ``logged`` holds every figure by the name it is logged
+    under in MLflow (the model's own, unprefixed).
+    """
+
+    auroc: float
+    auroc_lo: float
+    auroc_hi: float
+    auprc: float
+    brier: float
+    calibration_slope: float
+    observed_over_expected: float
+    ppv_top1pct: float
+    ceiling_auroc: float | None  # the true risks' AUROC (synthetic data only)
+    share_of_ceiling: float | None
+    logged: dict[str, float]
+
+    @classmethod
+    def of(cls, figures: dict[str, float]) -> ModelMetrics:
+        """The figures of :func:`~riskstrat.modelling.evaluation.evaluate`."""
+        return cls(
+            auroc=figures["auroc"],
+            auroc_lo=figures["auroc_lo"],
+            auroc_hi=figures["auroc_hi"],
+            auprc=figures["auprc"],
+            brier=figures["brier"],
+            calibration_slope=figures["calibration_slope"],
+            observed_over_expected=figures["observed_over_expected"],
+            ppv_top1pct=figures["ppv_top1pct"],
+            ceiling_auroc=figures.get("ceiling_auroc"),
+            share_of_ceiling=figures.get("share_of_ceiling"),
+            logged=dict(figures),
+        )
+
+
 @dataclass
 class TrainResult:
     run_id: str
@@ -83,10 +123,14 @@ class TrainResult:
     promoted: bool
     reason: str
     validation: str
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    metrics: dict[str, ModelMetrics] = field(default_factory=dict)  # the model and each baseline
     seconds: float = 0.0
     learner: str = "lightgbm"
     selection: pd.DataFrame | None = None
+
+    def metrics_table(self) -> pd.DataFrame:
+        """Every logged figure, one row per model (the model first, then the baselines)."""
+        return pd.DataFrame({name: m.logged for name, m in self.metrics.items()}).T
 
 
 def _features_at(workdir: Path, as_of: dt.date, spec: ModelSpec) -> Path:
@@ -113,11 +157,7 @@ def load_dataset(
     src = src or load_sources(con, wd.pseudonymised)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
     data = feats.merge(lab, on="pseudonym", how="inner", validate="one_to_one")
-    uses = wd.table(OPT_OUT_USES_TABLE)
-    if uses.exists():
-        excluded = pq.read_table(uses)
-        excluded = excluded.filter(excluded["training"])["pseudonym"]
-        data = data[~data["pseudonym"].isin(excluded.to_pylist())]
+    data = without_objectors(data, wd, Use.TRAINING)
     data = data[data["age_years"] >= spec.min_age]
     if spec.max_age is not None:
         data = data[data["age_years"] <= spec.max_age]
@@ -125,13 +165,11 @@ def load_dataset(
 
 
 def _groups(frame: pd.DataFrame) -> pd.DataFrame:
-    age = pd.cut(frame["age_years"], [-1, 17, 39, 64, 79, 200], labels=["0-17", "18-39", "40-64", "65-79", "80+"])
-    imd = np.where(frame["imd_decile"] == 0, "unknown", ((frame["imd_decile"] + 1) // 2).astype(str))
     return pd.DataFrame(
         {
-            "sex": frame["sex"].astype(str).map(SEX_LABELS).fillna("not known"),
-            "age_band": age.astype(str),
-            "imd_quintile": imd,
+            "sex": sex_in_words(frame["sex"]),
+            "age_band": FAIRNESS_AGE_BANDS.of(frame["age_years"]),
+            "imd_quintile": imd_quintile(frame["imd_decile"]),
             "ethnicity_group": frame["ethnicity_group"].astype(str),
         }
     )
@@ -225,6 +263,31 @@ def _kept(pseudonyms: pd.Series, spec: ModelSpec, share: float) -> np.ndarray:
     return person_unit(pseudonyms, spec.seed + 5) < share
 
 
+@dataclass
+class _Rows:
+    """The people of a training run, split once: fitted on, selecting the learner, reporting."""
+
+    fit: pd.DataFrame
+    select: pd.DataFrame
+    report: pd.DataFrame
+    dates: list[dt.date]  # the stacked as-of dates, newest first
+    validation_as_of: dt.date
+    validation: str  # how validation was done, in words
+    held_practices: list[str]
+    kept_share: float  # share of people kept under training.max_people
+
+
+@dataclass
+class _Validation:
+    """Every model's scores and figures on the report half."""
+
+    scores: dict[str, np.ndarray]  # calibrated probabilities: the model and each baseline
+    rank_by: dict[str, np.ndarray]  # the model's uncalibrated score, which its lists rank by
+    evals: dict
+    metrics: dict[str, dict[str, float]]
+    logged: dict[str, float]  # the run's metrics, flat, as MLflow holds them
+
+
 @named_stage("train")
 def train(
     workdir: Path,
@@ -242,12 +305,56 @@ def train(
     con = connect("duckdb")
     src = load_sources(con, wd.pseudonymised)
     end = data_end(src)
+    _require_closed_outcome_window(as_of, spec, end)
+    rows = _split_rows(workdir, as_of, spec, con, src, end)
+    _require_outcomes(rows)
+    selection = _select_learner(spec, rows, as_of)
+    model = selection.chosen.estimator
+    validated = _validate(spec, rows, model, truth_dir, pseudonym_key)
+    figures, tables = _run_report(spec, rows, model, selection, validated)
+    summary = _summary(as_of, end, rows, spec, selection)
+    uri = tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=lock_held(workdir))
+    run_id, version, promoted, reason = _register(
+        workdir, spec, as_of, rows, model, selection, validated, figures, tables, summary
+    )
+    result = TrainResult(
+        run_id,
+        spec.name,
+        version,
+        promoted,
+        reason,
+        rows.validation,
+        {name: ModelMetrics.of(m) for name, m in validated.metrics.items()},
+        time.perf_counter() - started,
+        selection.chosen.learner,
+        selection.table(),
+    )
+    AuditLog(wd.audit).record_stage(
+        f"riskstrat train --as-of {as_of} --model-spec {spec.source}",
+        {},
+        summary,
+        "succeeded",
+        model=spec.name,
+        version=version,
+        champion=promoted,
+        tracking=uri.split("://")[0],
+    )
+    return result
+
+
+def _require_closed_outcome_window(as_of: dt.date, spec: ModelSpec, end: dt.date | None) -> None:
+    """Refuse an as-of date whose outcome window the data do not cover (``end``: their last day)."""
     window_end = as_of + dt.timedelta(days=spec.horizon_days)
     if end is None or window_end > end + dt.timedelta(days=1):
         raise RiskstratError(
             f"the outcome window of {as_of} runs to {window_end - dt.timedelta(days=1)} but the data end on {end}: "
             f"train at an as-of date at least {spec.horizon_days} days before the end of the data"
         )
+
+
+def _split_rows(workdir: Path, as_of: dt.date, spec: ModelSpec, con, src, end: dt.date | None) -> _Rows:
+    """The stacked training rows and the validation people, split into fitting, selection and
+    report rows (out of time when the data reach far enough; practices held out if asked)."""
     dates = training_dates(as_of, spec, data_start(src))
     data, kept_share = _stack(workdir, dates, spec, con, src)
     val_as_of = validation_as_of(as_of, spec)
@@ -262,103 +369,178 @@ def train(
         train_df = data[~held].reset_index(drop=True)
         val_as_of = as_of
         validation = f"in time: people held out of every date, at {as_of} (the data do not reach {val_as_of} + horizon)"
-    rng = np.random.default_rng(spec.seed)
-    held_practices: list[str] = []
-    if spec.held_out_practices > 0:
-        practices = sorted(train_df["practice_code"].unique())
-        k = max(1, round(spec.held_out_practices * len(practices)))
-        held_practices = sorted(rng.choice(practices, size=k, replace=False).tolist())
+    del data
+    held_practices = _held_out_practices(train_df, spec)
     if held_practices:
         fit_df = train_df[~train_df["practice_code"].isin(held_practices)].reset_index(drop=True)
     else:
         fit_df = train_df  # no copy: a large region's training rows are held once
-    del data, train_df
+    del train_df
     choose = selection_split(val_df["pseudonym"], spec.seed)
-    sel_df, rep_df = val_df[choose].reset_index(drop=True), val_df[~choose].reset_index(drop=True)
-    features = list(spec.features)
-    X, y, groups = fit_df[features], fit_df["label"].to_numpy(), fit_df["pseudonym"]
-    Xv, yv = rep_df[features], rep_df["label"].to_numpy()
-    if y.sum() < 50 or yv.sum() < 20 or sel_df["label"].sum() < 20:
+    return _Rows(
+        fit=fit_df,
+        select=val_df[choose].reset_index(drop=True),
+        report=val_df[~choose].reset_index(drop=True),
+        dates=dates,
+        validation_as_of=val_as_of,
+        validation=validation,
+        held_practices=held_practices,
+        kept_share=kept_share,
+    )
+
+
+def _held_out_practices(train_df: pd.DataFrame, spec: ModelSpec) -> list[str]:
+    """The practices held out of fitting (``training.held_out_practices`` of them, by the seed)."""
+    if spec.held_out_practices <= 0:
+        return []
+    rng = np.random.default_rng(spec.seed)
+    practices = sorted(train_df["practice_code"].unique())
+    k = max(1, round(spec.held_out_practices * len(practices)))
+    return sorted(rng.choice(practices, size=k, replace=False).tolist())
+
+
+def _require_outcomes(rows: _Rows) -> None:
+    y, select, report = rows.fit["label"].sum(), rows.select["label"].sum(), rows.report["label"].sum()
+    if y < 50 or report < 20 or select < 20:
         raise RiskstratError(
-            f"too few outcomes to train ({int(y.sum())} in training, {int(sel_df['label'].sum())} to select, "
-            f"{int(yv.sum())} to validate)"
+            f"too few outcomes to train ({int(y)} in training, {int(select)} to select, {int(report)} to validate)"
         )
+
+
+def _select_learner(spec: ModelSpec, rows: _Rows, as_of: dt.date):
+    """The competition between candidate learners (and the search), judged on the selection half."""
+    features = list(spec.features)
+    fit = rows.fit
     # Calibrated on the newest date's people: the rate of the outcome moves from year to year,
     # and the most recent year whose outcomes are known is the best guess of the next.
-    newest = (fit_df["as_of"] == as_of).to_numpy()
-    selection = compete(spec, X, y, groups, sel_df[features], sel_df["label"].to_numpy(), newest)
-    model = selection.chosen.estimator
+    newest = (fit["as_of"] == as_of).to_numpy()
+    return compete(
+        spec,
+        fit[features],
+        fit["label"].to_numpy(),
+        fit["pseudonym"],
+        rows.select[features],
+        rows.select["label"].to_numpy(),
+        newest,
+    )
+
+
+def _validate(spec: ModelSpec, rows: _Rows, model, truth_dir: Path | None, pseudonym_key: str | None) -> _Validation:
+    """The model and the two baselines (fitted on the same rows) scored and evaluated on the report half."""
+    fit, rep = rows.fit, rows.report
+    y, yv = fit["label"].to_numpy(), rep["label"].to_numpy()
+    Xv = rep[list(spec.features)]
     baselines = {
-        "qadmissions_like_logistic": QAdmissionsLikeLogistic().fit(fit_df, y),
-        "prior_admissions_rule": PriorAdmissionsRule().fit(fit_df, y),
+        "qadmissions_like_logistic": QAdmissionsLikeLogistic().fit(fit, y),
+        "prior_admissions_rule": PriorAdmissionsRule().fit(fit, y),
     }
     scores = {"model": model.predict_proba(Xv)[:, 1]}
     for name, b in baselines.items():
-        scores[name] = b.predict_proba(rep_df)[:, 1]
-    truth = _truth(truth_dir, pseudonym_key, val_as_of, rep_df["pseudonym"])
+        scores[name] = b.predict_proba(rep)[:, 1]
+    truth = _truth(truth_dir, pseudonym_key, rows.validation_as_of, rep["pseudonym"])
     # The model's lists order people by its uncalibrated score where calibration ties them;
     # so do its discrimination and targeting figures.
     rank_by = {"model": model.raw_proba(Xv)}
     evals = {
         name: evaluate(
-            yv, p, _groups(rep_df) if name == "model" else None, truth, seed=spec.seed, rank_by=rank_by.get(name)
+            yv, p, _groups(rep) if name == "model" else None, truth, seed=spec.seed, rank_by=rank_by.get(name)
         )
         for name, p in scores.items()
     }
     metrics = {name: e.metrics for name, e in evals.items()}
-    flat = dict(metrics["model"])
+    logged = dict(metrics["model"])
     for name in baselines:
         for k in _BASELINE_METRICS:
-            flat[f"{name}_{k}"] = metrics[name][k]
+            logged[f"{name}_{k}"] = metrics[name][k]
+    return _Validation(scores, rank_by, evals, metrics, logged)
+
+
+def _run_report(
+    spec: ModelSpec, rows: _Rows, model, selection, validated: _Validation
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The run's figures and tables (report, fairness audit, selection); adds the selection,
+    held-out-practice and fairness figures to ``validated.logged``."""
+    rep = rows.report
+    Xv, yv = rep[list(spec.features)], rep["label"].to_numpy()
+    flat = validated.logged
     for c in selection.candidates:
         flat[f"selection_auroc_{c.learner}"] = c.selection_auroc
-    if held_practices:
-        sel = rep_df["practice_code"].isin(held_practices).to_numpy()
+    if rows.held_practices:
+        sel = rep["practice_code"].isin(rows.held_practices).to_numpy()
         if 0 < yv[sel].sum() < sel.sum():
-            flat["held_out_practices_auroc"] = float(roc_auc_score(yv[sel], rank_by["model"][sel]))
-    figures, tables = _report(model, Xv, yv, scores, rank_by, metrics, evals, spec.seed)
-    fair_figures, fair_tables, fair_metrics = _fairness(yv, scores["model"], rank_by["model"], _groups(rep_df), spec)
+            flat["held_out_practices_auroc"] = float(roc_auc_score(yv[sel], validated.rank_by["model"][sel]))
+    figures, tables = _report(
+        model, Xv, yv, validated.scores, validated.rank_by, validated.metrics, validated.evals, spec.seed
+    )
+    fair_figures, fair_tables, fair_metrics = _fairness(
+        yv, validated.scores["model"], validated.rank_by["model"], _groups(rep), spec
+    )
     figures.update(fair_figures)
     tables.update(fair_tables)
     flat.update(fair_metrics)
     tables["selection"] = selection.table()
     if not selection.trials.empty:
         tables["search_trials"] = selection.trials
-    summary = {
+    return figures, tables
+
+
+def _summary(as_of: dt.date, end: dt.date | None, rows: _Rows, spec: ModelSpec, selection) -> dict:
+    """The run's summary (logged to MLflow and to the audit log)."""
+    y = rows.fit["label"].to_numpy()
+    yv = rows.report["label"].to_numpy()
+    return {
         "train_as_of": str(as_of),
-        "stacked_as_of_dates": [str(d) for d in dates],
-        "validation": validation,
+        "stacked_as_of_dates": [str(d) for d in rows.dates],
+        "validation": rows.validation,
         "data_end": str(end),
-        "training_rows": len(fit_df),
-        "training_people_share": round(kept_share, 4),
-        "training_people": int(groups.nunique()),
+        "training_rows": len(rows.fit),
+        "training_people_share": round(rows.kept_share, 4),
+        "training_people": int(rows.fit["pseudonym"].nunique()),
         "training_events": int(y.sum()),
-        "selection_people": len(sel_df),
-        "validation_people": len(rep_df),
+        "selection_people": len(rows.select),
+        "validation_people": len(rows.report),
         "validation_events": int(yv.sum()),
-        "held_out_practices": len(held_practices),
-        "features": len(features),
+        "held_out_practices": len(rows.held_practices),
+        "features": len(spec.features),
         "learner": selection.chosen.learner,
         "search_trials": len(selection.trials),
     }
-    uri = tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=lock_held(workdir))
+
+
+def _register(
+    workdir: Path,
+    spec: ModelSpec,
+    as_of: dt.date,
+    rows: _Rows,
+    model,
+    selection,
+    validated: _Validation,
+    figures: dict,
+    tables: dict[str, pd.DataFrame],
+    summary: dict,
+) -> tuple[str, str, bool, str]:
+    """Log the run to MLflow, register the model and decide the champion on the report half:
+    ``(run id, version, promoted, reason)``."""
+    features = list(spec.features)
+    Xv, yv = rows.report[features], rows.report["label"].to_numpy()
+    auroc = validated.metrics["model"]["auroc"]
     with tracking.start_run(f"{spec.name} at {as_of}", workdir) as run:
         tracking.log_run(
             params={
                 **spec.to_dict(),
                 "train_as_of": str(as_of),
-                "stacked_as_of_dates": [str(d) for d in dates],
-                "validation_as_of": str(val_as_of),
+                "stacked_as_of_dates": [str(d) for d in rows.dates],
+                "validation_as_of": str(rows.validation_as_of),
                 "chosen_learner": selection.chosen.learner,
                 "chosen_params": selection.chosen.params,
                 "best_iteration": getattr(model, "best_iteration_", None),
             },
-            metrics=flat,
+            metrics=validated.logged,
             spec_path=Path(spec.source),
             tables=tables,
             figures=figures,
             summary=summary,
-            tags={"validation": validation, "riskstrat.stage": "train", "learner": selection.chosen.learner},
+            tags={"validation": rows.validation, "riskstrat.stage": "train", "learner": selection.chosen.learner},
         )
         if not selection.trials.empty:
             tracking.log_metric_history("search_trial_selection_auroc", selection.trials["selection_auroc"].tolist())
@@ -375,32 +557,16 @@ def train(
             version,
             " ".join(spec.description.split()),
             {"outcome": str(spec.outcome), "horizon_days": str(spec.horizon_days), "riskstrat": __version__},
-            f"{selection.chosen.learner} trained at {as_of} ({validation}); "
-            f"validation AUROC {metrics['model']['auroc']:.4f}",
+            f"{selection.chosen.learner} trained at {as_of} ({rows.validation}); validation AUROC {auroc:.4f}",
         )
-        promoted, reason = _decide(spec.name, version, rep_df, yv, metrics["model"]["auroc"])
+        promoted, reason = _decide(spec.name, version, rows.report, yv, auroc)
         tracking.record_decision(spec.name, version, "promoted" if promoted else "kept")
         tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
     import matplotlib.pyplot as plt
 
     for fig in figures.values():
         plt.close(fig)
-    result = TrainResult(
-        run.info.run_id, spec.name, version, promoted, reason, validation, metrics, time.perf_counter() - started
-    )
-    result.learner = selection.chosen.learner
-    result.selection = selection.table()
-    AuditLog(wd.audit).record_stage(
-        f"riskstrat train --as-of {as_of} --model-spec {spec.source}",
-        {},
-        summary,
-        "succeeded",
-        model=spec.name,
-        version=version,
-        champion=promoted,
-        tracking=uri.split("://")[0],
-    )
-    return result
+    return run.info.run_id, version, promoted, reason
 
 
 _BASELINE_METRICS = ("auroc", "auprc", "brier", "ppv_top1pct", "calibration_slope", "observed_over_expected")

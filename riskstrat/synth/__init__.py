@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from riskstrat.atomic import move_into_place, partial_path
 from riskstrat.privacy.nhs_number import synthetic_nhs_numbers
 from riskstrat.schema import TABLES, arrow_schema
 from riskstrat.synth.faults import FaultCounts, inject_faults
@@ -48,7 +49,7 @@ MANIFEST_FILE = "manifest.json"
 
 
 class Structure(StrEnum):
-    """The generative model of health and risk: ``default`` (``generator.py``) or ``alt``
+    """The generative model of health and risk: ``default`` (``generator/``) or ``alt``
     (``alt.py``, independently parameterised; see docs/synthetic-population.md)."""
 
     DEFAULT = "default"
@@ -86,7 +87,7 @@ class _Writer:
 
     def __init__(self, path: Path, schema: pa.Schema, fmt: str):
         self.path, self.fmt, self.schema = path, fmt, schema
-        self.tmp = path.with_name(f".{path.name}.partial")
+        self.tmp = partial_path(path)
         self.rows = 0
         if fmt == "parquet":
             self.w = pq.ParquetWriter(self.tmp, schema, compression="zstd")
@@ -100,7 +101,7 @@ class _Writer:
 
     def close(self) -> None:
         self.w.close()
-        os.replace(self.tmp, self.path)
+        move_into_place(self.tmp, self.path)
 
 
 def _chunk_job(args: tuple) -> tuple[ChunkResult, FaultCounts]:

@@ -1,7 +1,7 @@
 """The alternative synthetic structure (``riskstrat synth --structure alt``).
 
 A second generative model of health and emergency admission, parameterised independently
-of the default (``riskstrat/synth/generator.py``), so that a model's discrimination can be
+of the default (``riskstrat/synth/generator/``), so that a model's discrimination can be
 judged on more than one structure. It shares only plumbing with the default: the region,
 people and registrations, NHS numbers, code pools, the hospital-table writers and fault
 injection. What differs is the model of health and risk:

@@ -375,3 +375,253 @@ ITEM_COST = {
     "other": 3.0,
     "antiepileptic": 6.0,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The yearly simulation step of the default structure (riskstrat/synth/generator/activity.py):
+# every coefficient of the hazards it draws from. Chosen by hand so that the targets above
+# are met and risk is graded the way HES/SUS activity is (age, deprivation, multimorbidity,
+# frailty, prior use); the intercepts are calibrated each year to EMERGENCY_PERSON_SHARE and
+# DEATH_RATE, so these set who is at risk, not how many.
+
+
+@dataclass(frozen=True)
+class AdmissionHazard:
+    """Log hazard of a first emergency admission in ``[B_k, B_k + 365)`` from what the record
+    shows before ``B_k`` (the true risk is this function; interactions as commented)."""
+
+    infant: float = 1.3  # under 1
+    child: float = -0.5  # aged 1 to 15
+    child_to: int = 16
+    age_slope: float = 0.030  # per year of age over age_knee
+    age_knee: int = 40
+    old_age_slope: float = 0.005  # and per year over old_age_knee
+    old_age_knee: int = 75
+    older_male: float = 0.15  # men over older_male_age
+    older_male_age: int = 60
+    deprivation: float = 0.5  # at the most deprived decile (0 at the least)
+    multimorbidity: float = 0.15  # per condition beyond multimorbidity_free (counting up to multimorbidity_cap),
+    multimorbidity_free: int = 2
+    multimorbidity_cap: int = 4
+    multimorbidity_base: float = 0.6  # times (base + multimorbidity_deprivation x deprivation)
+    multimorbidity_deprivation: float = 0.8
+    frailty: float = 0.04  # per eFI deficit (up to frailty_cap) ...
+    frailty_old: float = 0.10  # ... and this much more per deficit at frailty_old_age and over
+    frailty_old_age: int = 75
+    frailty_cap: int = 12
+    care_home: float = 0.35
+    prior_admissions: float = 0.45  # x log(1 + admissions in the last year, up to prior_cap) ...
+    prior_admissions_young: float = 0.3  # ... and this much more under young_age
+    young_age: int = 65
+    prior_cap: int = 6
+    earlier_admissions: float = 0.15  # x log(1 + admissions in the year before, up to prior_cap)
+    ae: float = 0.15  # x log(1 + A&E attendances in the last year, up to ae_cap)
+    ae_cap: int = 8
+    frequent_ae: float = 0.5  # frequent_ae_from or more A&E attendances
+    frequent_ae_from: int = 4
+    medicines: float = 0.02  # per distinct medicine in 182 days, up to medicines_cap
+    medicines_cap: int = 15
+    polypharmacy: float = 0.5  # polypharmacy_from or more distinct medicines
+    polypharmacy_from: int = 10
+    recent_admission: float = 0.7  # an admission in the last 90 days
+    smoker: float = 0.15
+    cardio_renal: float = 0.5  # heart failure with CKD
+    ceiling_knee: float = 4.0  # the log hazard flattens above the knee ...
+    ceiling_slope: float = 0.35  # ... to this slope, so the riskiest stay below certainty
+
+
+@dataclass(frozen=True)
+class Readmissions:
+    """Further emergency spells of people admitted in a year: a Poisson count whose mean grows
+    with ``1 + chronic x (HF or COPD) + per_deficit x deficits + prior x log(1 + prior)``."""
+
+    chronic: float = 1.0
+    per_deficit: float = 0.15
+    prior: float = 0.5
+    spread: float = 1.4  # mean scaled to meet EMERGENCY_SPELLS_PER_PERSON (x this, measured)
+    soon_share: float = 0.4  # share readmitted soon: exponential gap of soon_days mean, else later_days
+    soon_days: float = 20
+    later_days: float = 120
+
+
+@dataclass(frozen=True)
+class LengthOfStay:
+    """Days in hospital of an emergency spell: zero-day with a share falling with age, else
+    log-normal around ``median`` rising with age over ``age_knee`` and with frailty."""
+
+    zero_share: float = 0.45
+    zero_share_per_year: float = 0.004
+    zero_share_min: float = 0.12
+    median: float = 2.5
+    age_slope: float = 0.012
+    age_knee: int = 50
+    per_deficit: float = 0.05
+    sd: float = 0.85
+    max_days: int = 120
+
+
+@dataclass(frozen=True)
+class AeAttendances:
+    """A&E attendances that do not end in admission: a rate by age (interpolated), times
+    deprivation, conditions and earlier A&E use, scaled to AE_PER_PERSON."""
+
+    ages: tuple[int, ...] = (0, 5, 18, 30, 60, 80, 100)
+    rates: tuple[float, ...] = (0.6, 0.35, 0.45, 0.35, 0.3, 0.55, 0.7)
+    deprivation_base: float = 0.8
+    deprivation: float = 0.45
+    per_condition: float = 0.12
+    earlier_ae: float = 0.3
+
+
+@dataclass(frozen=True)
+class DeathHazard:
+    """Log hazard of death in a year (intercept calibrated to DEATH_RATE): steeply age-graded;
+    admitted people die more often, some of them in hospital."""
+
+    age_slope: float = 0.09
+    infant: float = 4.6
+    per_condition: float = 0.2
+    per_deficit: float = 0.1
+    heart_failure: float = 0.6
+    cancer: float = 0.6
+    dementia: float = 0.6
+    copd: float = 0.4
+    admitted: float = 1.2
+    in_hospital_share: float = 0.55  # of deaths after an admission, the share at its discharge
+    registration_lag_days: int = 31  # deregistration follows death within this many days
+
+
+@dataclass(frozen=True)
+class Moves:
+    """Moving out of the region: OUT_MIGRATION_RATE times an age factor (interpolated)."""
+
+    ages: tuple[int, ...] = (0, 18, 22, 35, 50, 65, 100)
+    factors: tuple[float, ...] = (0.8, 0.9, 2.2, 1.6, 0.8, 0.5, 0.4)
+
+
+ADMISSION = AdmissionHazard()
+READMISSIONS = Readmissions()
+LENGTH_OF_STAY = LengthOfStay()
+AE_ATTENDANCES = AeAttendances()
+DEATH = DeathHazard()
+MOVES = Moves()
+
+
+# ---------------------------------------------------------------------------------------------
+# People, frailty, care homes and smoking (riskstrat/synth/generator/population.py, conditions.py).
+
+
+@dataclass(frozen=True)
+class PeopleDetail:
+    """Who the people are, beyond age: sex not known, ethnicity, registration history."""
+
+    sex_not_known_share: float = 0.0005
+    # NHS ethnic category codes and England-like shares, percent (Z not stated, 99 not known)
+    ethnic_codes: tuple[str, ...] = (
+        "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99",
+    )  # fmt: skip
+    ethnic_percent: tuple[float, ...] = (
+        73.5, 0.9, 6.3, 0.8, 0.5, 0.9, 0.8, 3.1, 2.7, 1.1, 1.6, 1.0, 2.5, 0.5, 0.8, 1.6, 1.0, 0.4,
+    )  # fmt: skip
+    ethnic_missing_share: float = 0.03  # no ethnic category recorded at all
+    registered_years_before_mean: float = 12  # mean years registered before the period (exponential)
+    birth_registration_days: int = 43  # babies registered within this many days of birth
+
+
+@dataclass(frozen=True)
+class FrailtyOnset:
+    """eFI deficits and care home moves: onset from age curves, correlated with latent health."""
+
+    loading: float = 0.5  # correlation of each deficit with the latent health factor
+    deficit_min_age: int = 40
+    care_home_dementia: float = 0.3  # people with dementia: the uniform draw scaled by this (more likely)
+    care_home_cap: float = 0.3  # lifetime share reaching a care home (age curve below)
+    care_home_a50: float = 91
+    care_home_scale: float = 4.5
+    care_home_min_age: int = 60
+
+
+@dataclass(frozen=True)
+class Smoking:
+    """Smoking status of adults, fixed for the period (2 current, 1 ex)."""
+
+    adult_age: int = 16
+    current: float = 0.13  # x (current_base + current_deprivation x deprivation)
+    current_base: float = 0.55
+    current_deprivation: float = 0.9
+    ex: float = 0.25  # x clip(ex_base + age / ex_age_scale, 0, ex_cap)
+    ex_base: float = 0.4
+    ex_age_scale: float = 80
+    ex_cap: float = 1.4
+
+
+PEOPLE = PeopleDetail()
+FRAILTY_ONSET = FrailtyOnset()
+SMOKING = Smoking()
+
+
+# ---------------------------------------------------------------------------------------------
+# Medicines (riskstrat/synth/generator/medicines.py): courses not started by a coded condition
+# (those are Condition.drugs), how repeats are issued, and acute items.
+
+
+@dataclass(frozen=True)
+class AgeCourse:
+    """A long-term course some people take from a given age: the share taking it by their
+    age at the extract date (the share of the highest ``from_ages`` reached; 0 below all of
+    them), started at ``start_age`` or up to ``start_spread_days`` after it."""
+
+    group: str  # drug group of bnf/bnf_presentations.csv
+    from_ages: tuple[int, ...]  # highest first
+    shares: tuple[float, ...]
+    start_age: int
+    start_spread_days: int = 0
+    without_cvd: bool = False  # only people without CHD, stroke, diabetes or hypertension (primary prevention)
+
+
+@dataclass(frozen=True)
+class DeficitCourse:
+    """A course started ``start_days`` after an eFI deficit is coded, for a share of those with it."""
+
+    deficit: str
+    group: str
+    share: float
+    start_days: int = 30
+
+
+@dataclass(frozen=True)
+class Prescribing:
+    """How courses become items, and the acute items everyone gets."""
+
+    first_issue_days: int = 28  # people registered before the period: first item within this many days of its start
+    condition_start_days: int = 90  # a condition's medicines start within this many days of its onset
+    long_interval_share: float = 0.1  # repeats every long_interval days, else every interval days
+    long_interval: int = 56
+    interval: int = 28
+    antiepileptic_share: float = 0.008  # uncoded epilepsy and other reasons
+    acute_per_year: float = 5.5  # acute items a year, plus per_condition per condition and older at older_age
+    acute_per_condition: float = 1.0
+    acute_older: float = 2.0
+    acute_older_age: int = 65
+    acute_groups: tuple[str, ...] = ("antibiotic", "analgesic_simple", "nsaid", "opioid", "oral_corticosteroid", "ppi")
+    acute_shares: tuple[float, ...] = (0.45, 0.15, 0.15, 0.1, 0.1, 0.05)
+    respiratory_steroid_share: float = 0.3  # of acute items of people with COPD or asthma: oral corticosteroid courses
+    acute_quantities: tuple[float, ...] = (7.0, 14.0, 21.0, 28.0)
+
+
+AGE_COURSES: tuple[AgeCourse, ...] = (
+    AgeCourse("ppi", (60, 40, 18), (0.45, 0.18, 0.05), 35, 9000),
+    AgeCourse("other", (70,), (0.35,), 65),
+    AgeCourse("analgesic_simple", (65,), (0.2,), 65),
+    AgeCourse("other", (40,), (0.08,), 40, 9000),
+    AgeCourse("antidepressant", (40,), (0.06,), 40, 9000),
+    AgeCourse("statin", (60, 45), (0.4, 0.12), 60, 3000, without_cvd=True),
+)
+DEFICIT_COURSES: tuple[DeficitCourse, ...] = (
+    DeficitCourse("thyroid-disorders", "thyroid", 0.9),
+    DeficitCourse("arthritis", "opioid", 0.2),
+    DeficitCourse("arthritis", "analgesic_simple", 0.35),
+    DeficitCourse("osteoporosis", "other", 0.5),
+    DeficitCourse("anaemia", "other", 0.2),
+)
+PRESCRIBING = Prescribing()

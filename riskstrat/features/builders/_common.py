@@ -8,6 +8,7 @@ import ibis
 import pyarrow as pa
 
 from riskstrat import codelists
+from riskstrat.features.registry import DAYS_SINCE_NONE
 
 __all__ = [
     "DAYS_SINCE_NONE",
@@ -21,9 +22,6 @@ __all__ = [
     "starts_with_any",
     "sum_if",
 ]
-
-#: "days since the last ..." for people with no such record before D (longer than any history held)
-DAYS_SINCE_NONE = 9999
 
 
 def days_before(d, col):

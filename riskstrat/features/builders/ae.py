@@ -6,7 +6,7 @@ import ibis
 
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import count_if, days_before, in_last
-from riskstrat.features.registry import Feature, register
+from riskstrat.features.registry import Feature, count_reason, register
 
 FREQUENT = 4
 
@@ -15,11 +15,41 @@ FREQUENT = 4
     "ae",
     ("sus_ecds",),
     [
-        Feature("ae_attendances_90d", "A&E attendances (all department types)", "90 days before D", 0),
-        Feature("ae_attendances_365d", "A&E attendances (all department types)", "365 days before D", 0),
-        Feature("ae_ambulance_365d", "A&E attendances arriving by ambulance", "365 days before D", 0),
-        Feature("ae_admitted_365d", "A&E attendances that ended in admission", "365 days before D", 0),
-        Feature("ae_frequent_attender", f"1 when {FREQUENT} or more A&E attendances", "365 days before D", 0),
+        Feature(
+            "ae_attendances_90d",
+            "A&E attendances (all department types)",
+            "90 days before D",
+            0,
+            reason=count_reason("A&E attendance{s}", 90),
+        ),
+        Feature(
+            "ae_attendances_365d",
+            "A&E attendances (all department types)",
+            "365 days before D",
+            0,
+            reason=count_reason("A&E attendance{s}", 365),
+        ),
+        Feature(
+            "ae_ambulance_365d",
+            "A&E attendances arriving by ambulance",
+            "365 days before D",
+            0,
+            reason=count_reason("ambulance arrival{s} at A&E", 365),
+        ),
+        Feature(
+            "ae_admitted_365d",
+            "A&E attendances that ended in admission",
+            "365 days before D",
+            0,
+            reason=count_reason("A&E attendance{s} ending in admission", 365),
+        ),
+        Feature(
+            "ae_frequent_attender",
+            f"1 when {FREQUENT} or more A&E attendances",
+            "365 days before D",
+            0,
+            reason=f"frequent A&E attender ({FREQUENT}+ a year)",
+        ),
     ],
 )
 def ae(src: Sources, as_of) -> ibis.Table:

@@ -21,11 +21,10 @@ from riskstrat.features.builders._common import (
     max_if,
     sum_if,
 )
-from riskstrat.features.registry import Dtype, Feature, register
+from riskstrat.features.registry import Dtype, Feature, count_reason, register
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 WINDOWS = (30, 90, 180, 365, 730)
-NO_ADMISSION = DAYS_SINCE_NONE  # days since the last emergency admission, for people with none
 COMORBIDITY_LOOKBACK = 730
 
 CHAPTERS = {
@@ -64,35 +63,57 @@ def spells(src: Sources, as_of) -> ibis.Table:
 _features = []
 for _w in WINDOWS:
     _features += [
-        Feature(f"emergency_admissions_{_w}d", "emergency spells admitted in the window", f"{_w} days before D", 0),
+        Feature(
+            f"emergency_admissions_{_w}d",
+            "emergency spells admitted in the window",
+            f"{_w} days before D",
+            0,
+            reason=count_reason("emergency admission{s}", _w),
+        ),
         Feature(
             f"elective_admissions_{_w}d",
             "elective spells (methods 11-13) admitted in the window",
             f"{_w} days before D",
             0,
+            reason=count_reason("planned admission{s}", _w),
         ),
         Feature(
             f"bed_days_{_w}d",
             "days in hospital of spells admitted in the window (open spells to D)",
             f"{_w} days before D",
             0,
+            reason=count_reason("day{s} in hospital", _w),
         ),
     ]
 _features += [
     Feature(
         "days_since_emergency_admission",
-        f"days since the last emergency admission ({NO_ADMISSION}: none)",
+        f"days since the last emergency admission ({DAYS_SINCE_NONE}: none)",
         "all history before D",
-        NO_ADMISSION,
+        DAYS_SINCE_NONE,
+        reason="last emergency admission {n} days ago",
     ),
     Feature(
         "emergency_readmissions_365d",
         "emergency spells admitted within 30 days of the discharge of an earlier spell",
         "365 days before D",
         0,
+        reason=count_reason("emergency readmission{s} within 30 days of discharge", 365),
     ),
-    Feature("in_hospital_on_d", "1 when a spell admitted before D is still open on D", "on D", 0),
-    Feature("discharged_30d", "1 when a spell ended in the 30 days before D", "30 days before D", 0),
+    Feature(
+        "in_hospital_on_d",
+        "1 when a spell admitted before D is still open on D",
+        "on D",
+        0,
+        reason="in hospital now",
+    ),
+    Feature(
+        "discharged_30d",
+        "1 when a spell ended in the 30 days before D",
+        "30 days before D",
+        0,
+        reason="discharged from hospital in the last 30 days",
+    ),
 ]
 
 
@@ -110,7 +131,7 @@ def apc_activity(src: Sources, as_of) -> ibis.Table:
         aggs[f"emergency_admissions_{win}d"] = count_if(inside & s.emergency)
         aggs[f"elective_admissions_{win}d"] = count_if(inside & s.elective)
         aggs[f"bed_days_{win}d"] = sum_if(inside, s.los).cast("int64")
-    aggs["days_since_emergency_admission"] = s.emergency.ifelse(s.days_ago, NO_ADMISSION).min().cast("int64")
+    aggs["days_since_emergency_admission"] = s.emergency.ifelse(s.days_ago, DAYS_SINCE_NONE).min().cast("int64")
     aggs["emergency_readmissions_365d"] = count_if(readmit)
     aggs["in_hospital_on_d"] = max_if(s.discharge_date.isnull())
     discharged = s.discharge_date.notnull() & (days_before(d, s.discharge_date.fill_null(d)) <= 30)
@@ -207,6 +228,7 @@ def _index(cats: ibis.Table, weights: dict[str, int], hierarchy: dict[str, str],
             "hierarchy applied) from all diagnoses",
             f"{COMORBIDITY_LOOKBACK} days before D",
             0,
+            reason="Charlson comorbidity index {n}",
         ),
         Feature(
             "elixhauser_vw",
@@ -220,6 +242,7 @@ def _index(cats: ibis.Table, weights: dict[str, int], hierarchy: dict[str, str],
             f"{COMORBIDITY_LOOKBACK} days before D",
             0.0,
             Dtype.FLOAT,
+            reason="Hospital Frailty Risk Score {v:.1f}",
         ),
     ],
 )

@@ -20,6 +20,7 @@ from riskstrat.features.registry import Dtype, Feature, register
             "365 days before D",
             0.0,
             Dtype.FLOAT,
+            reason="£{v:,.0f} hospital cost in the last year",
         ),
     ],
 )

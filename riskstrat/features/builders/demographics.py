@@ -17,6 +17,15 @@ ETHNICITY_GROUPS = {
 }
 
 
+#: IMD deciles read out as "a deprived area" in reasons (1 is the most deprived)
+DEPRIVED_DECILES = 3
+
+
+def _imd_reason(v: float) -> str:
+    n = round(v)
+    return f"lives in a deprived area (IMD decile {n})" if n and n <= DEPRIVED_DECILES else f"IMD decile {n}"
+
+
 def age_years(d, month_of_birth) -> ibis.Value:
     """Age in whole years on ``d`` from the month of birth (the one definition of age)."""
     return (days_before(d, month_of_birth) / 365.25).floor().cast("int64")
@@ -26,7 +35,7 @@ def age_years(d, month_of_birth) -> ibis.Value:
     "demographics",
     ("gp_registrations", "ref_practices", "ref_lsoa", "deaths"),
     [
-        Feature("age_years", "age in whole years on D (from the month of birth)", "on D", 0),
+        Feature("age_years", "age in whole years on D (from the month of birth)", "on D", 0, reason="age {n}"),
         Feature(
             "sex",
             "Person Stated Gender Code: 1 male, 2 female, 9 indeterminate, 0 not known",
@@ -34,7 +43,13 @@ def age_years(d, month_of_birth) -> ibis.Value:
             "0",
             Dtype.STRING,
         ),
-        Feature("imd_decile", "IMD decile of the LSOA of residence (1 most deprived; 0 unknown)", "on D", 0),
+        Feature(
+            "imd_decile",
+            "IMD decile of the LSOA of residence (1 most deprived; 0 unknown)",
+            "on D",
+            0,
+            reason=_imd_reason,
+        ),
         Feature(
             "ethnicity_group",
             "ethnic category grouped: White, Mixed, Asian, Black, Other, Unknown",

@@ -12,7 +12,7 @@ import ibis
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import codes_table, count_if, in_last, present
-from riskstrat.features.registry import Dtype, Feature, register
+from riskstrat.features.registry import Dtype, Feature, count_reason, register
 
 _PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
 
@@ -41,6 +41,29 @@ OTHER_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "palliative_care": (("palcare",), ("palcareni",)),
     "housebound": (("snomed/opensafely-housebound.csv",), ("snomed/opensafely-no-longer-housebound.csv",)),
 }
+#: each register and flag above in plain words (its reason when set)
+CONDITION_WORDS: dict[str, str] = {
+    "heart_failure": "heart failure",
+    "copd": "COPD",
+    "ckd": "chronic kidney disease (stage 3-5)",
+    "dementia": "dementia",
+    "diabetes": "diabetes",
+    "chd": "coronary heart disease",
+    "af": "atrial fibrillation",
+    "stroke": "stroke or TIA",
+    "cancer": "cancer",
+    "smi": "severe mental illness",
+    "asthma": "asthma",
+    "depression": "depression",
+    "hypertension": "hypertension",
+    "epilepsy": "epilepsy",
+    "learning_disability": "learning disability",
+    "osteoporosis": "osteoporosis",
+    "pad": "peripheral arterial disease",
+    "rheumatoid_arthritis": "rheumatoid arthritis",
+    "palliative_care": "on the palliative care register",
+    "housebound": "housebound",
+}
 #: BMI bands of the latest recorded BMI: (band, lower limit in kg/m2, words); 0 = not recorded
 BMI_BANDS: tuple[tuple[int, float, str], ...] = (
     (1, 0.0, "underweight (BMI under 18.5)"),
@@ -49,6 +72,18 @@ BMI_BANDS: tuple[tuple[int, float, str], ...] = (
     (4, 30.0, "obese (BMI 30 to under 40)"),
     (5, 40.0, "severely obese (BMI 40 or more)"),
 )
+_BMI_WORDS = {band: words for band, _, words in BMI_BANDS}
+CURRENT_SMOKER = 2  # smoking_status of a current smoker (1 ex, 0 not recorded)
+
+
+def _bmi_band_reason(v: float) -> str:
+    return _BMI_WORDS.get(round(v), "BMI not recorded")
+
+
+def _smoking_reason(v: float) -> str:
+    return "current smoker" if round(v) == CURRENT_SMOKER else "ex-smoker"
+
+
 CARE_HOME = (
     _PCD.format("carehome"),
     "snomed/primis-covid19-vacc-uptake-longres.csv",
@@ -102,12 +137,27 @@ def register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
             f"on the QOF-style {n.replace('_', ' ')} register (latest diagnosis later than latest resolved)",
             "all history before D",
             0,
+            reason=CONDITION_WORDS[n],
         )
         for n in REGISTERS
     ]
-    + [Feature("ltc_count", "number of the long-term condition registers above", "all history before D", 0)]
     + [
-        Feature(n, f"{n.replace('_', ' ')} recorded and not later ended", "all history before D", 0)
+        Feature(
+            "ltc_count",
+            "number of the long-term condition registers above",
+            "all history before D",
+            0,
+            reason="{n} long-term conditions",
+        )
+    ]
+    + [
+        Feature(
+            n,
+            f"{n.replace('_', ' ')} recorded and not later ended",
+            "all history before D",
+            0,
+            reason=CONDITION_WORDS[n],
+        )
         for n in OTHER_FLAGS
     ],
 )
@@ -127,6 +177,7 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
             "all history before D",
             0.0,
             Dtype.FLOAT,
+            reason="BMI {v:.1f}",
         ),
         Feature(
             "bmi_band",
@@ -134,6 +185,7 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
             "2 healthy 18.5-<25, 3 overweight 25-<30, 4 obese 30-<40, 5 severely obese 40+",
             "all history before D",
             0,
+            reason=_bmi_band_reason,
         ),
         Feature(
             "smoking_status",
@@ -141,9 +193,22 @@ def gp_conditions(src: Sources, as_of) -> ibis.Table:
             "codes are not in the shipped lists, so never smokers read 0); current wins a same-day tie",
             "all history before D",
             0,
+            reason=_smoking_reason,
         ),
-        Feature("care_home", "1 when a care home residence code was ever recorded", "all history before D", 0),
-        Feature("falls_365d", "falls codes recorded (FALLS_COD and the eFI falls deficit)", "365 days before D", 0),
+        Feature(
+            "care_home",
+            "1 when a care home residence code was ever recorded",
+            "all history before D",
+            0,
+            reason="lives in a care home",
+        ),
+        Feature(
+            "falls_365d",
+            "falls codes recorded (FALLS_COD and the eFI falls deficit)",
+            "365 days before D",
+            0,
+            reason=count_reason("fall{s} recorded", 365),
+        ),
     ],
 )
 def gp_observations(src: Sources, as_of) -> ibis.Table:
@@ -189,7 +254,13 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
     "efi",
     ("gp_events", "gp_medications"),
     [
-        Feature("efi_deficits", "distinct eFI deficits coded (of 35; SNOMED CT sets)", "all history before D", 0),
+        Feature(
+            "efi_deficits",
+            "distinct eFI deficits coded (of 35; SNOMED CT sets)",
+            "all history before D",
+            0,
+            reason="{n} frailty deficits recorded",
+        ),
         Feature(
             "efi_score",
             f"electronic Frailty Index: (coded deficits + polypharmacy, i.e. "
@@ -197,6 +268,7 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
             "all history / 182 days before D",
             0.0,
             Dtype.FLOAT,
+            reason="frailty (eFI {v:.2f})",
         ),
     ],
 )

@@ -26,8 +26,8 @@ import ibis
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import DAYS_SINCE_NONE, count_if, days_before
 from riskstrat.features.builders.apc import spells
-from riskstrat.features.builders.gp_events import REGISTERS, code_rows
-from riskstrat.features.registry import Dtype, Feature, register
+from riskstrat.features.builders.gp_events import CONDITION_WORDS, REGISTERS, code_rows
+from riskstrat.features.registry import Dtype, Feature, count_reason, plural, register, trend_reason
 from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
 
 __all__ = [
@@ -53,22 +53,45 @@ _EVENTS = {
     "op_attendances": "outpatient appointments attended (status 5 or 6)",
     "op_dna": "outpatient appointments missed: did not attend (status 3)",
 }
+#: stem -> what is counted, in words, with ``{s}`` where the plural goes
+_COUNTED = {
+    "emergency_admissions": "emergency admission{s}",
+    "ae_attendances": "A&E attendance{s}",
+    "op_attendances": "outpatient appointment{s}",
+    "op_dna": "missed outpatient appointment{s}",
+}
 _KIND = {stem: i for i, stem in enumerate(_EVENTS)}
 _REGISTRATION = len(_EVENTS)
 _SINCE = {
-    "ae_attendances": ("days_since_ae_attendance", "days since the last A&E attendance"),
-    "op_attendances": ("days_since_op_attendance", "days since the last outpatient appointment attended"),
-    "op_dna": ("days_since_op_dna", "days since the last missed outpatient appointment (did not attend)"),
+    "ae_attendances": ("days_since_ae_attendance", "days since the last A&E attendance", "A&E attendance"),
+    "op_attendances": (
+        "days_since_op_attendance",
+        "days since the last outpatient appointment attended",
+        "outpatient appointment",
+    ),
+    "op_dna": (
+        "days_since_op_dna",
+        "days since the last missed outpatient appointment (did not attend)",
+        "missed outpatient appointment",
+    ),
 }
 _RATES = ("emergency_admissions", "ae_attendances")
 _TREND = ("emergency_admissions", "ae_attendances", "op_attendances")
 
 _hospital_features = [
-    Feature(f"{stem}_{w}d", words, f"{w} days before D", 0) for stem, words in _EVENTS.items() for w in HISTORY_WINDOWS
+    Feature(f"{stem}_{w}d", words, f"{w} days before D", 0, reason=count_reason(_COUNTED[stem], w))
+    for stem, words in _EVENTS.items()
+    for w in HISTORY_WINDOWS
 ]
 _hospital_features += [
-    Feature(name, f"{words} ({DAYS_SINCE_NONE}: none)", "all history before D", DAYS_SINCE_NONE)
-    for name, words in _SINCE.values()
+    Feature(
+        name,
+        f"{words} ({DAYS_SINCE_NONE}: none)",
+        "all history before D",
+        DAYS_SINCE_NONE,
+        reason=f"last {last} {{n}} days ago",
+    )
+    for name, words, last in _SINCE.values()
 ]
 _hospital_features += [
     Feature(
@@ -79,6 +102,7 @@ _hospital_features += [
         f"{HISTORY_WINDOWS[-1]} days before D",
         0.0,
         Dtype.FLOAT,
+        reason=f"{{v:.1f}} {_COUNTED[stem].format(s='s')} a year in the last {RATE_YEARS} years",
     )
     for stem in _RATES
 ]
@@ -89,6 +113,7 @@ _hospital_features.append(
         f"before D minus those in days {TREND_DAYS + 1}-{2 * TREND_DAYS} (negative: falling)",
         f"{2 * TREND_DAYS} days before D",
         0,
+        reason=trend_reason("hospital contacts"),
     )
 )
 
@@ -125,7 +150,7 @@ def hospital_history(src: Sources, as_of) -> ibis.Table:
         is_kind = t.kind == _KIND[stem]
         for w in HISTORY_WINDOWS:
             aggs[f"{stem}_{w}d"] = count_if(is_kind & (t.days_ago <= w))
-    for stem, (name, _) in _SINCE.items():
+    for stem, (name, _, _) in _SINCE.items():
         aggs[name] = (t.kind == _KIND[stem]).ifelse(t.days_ago, DAYS_SINCE_NONE).min().cast("int64")
     recent = (t.days_ago <= TREND_DAYS) & t.kind.isin([_KIND[k] for k in _TREND])
     before = (t.days_ago > TREND_DAYS) & (t.days_ago <= 2 * TREND_DAYS) & t.kind.isin([_KIND[k] for k in _TREND])
@@ -140,6 +165,18 @@ def hospital_history(src: Sources, as_of) -> ibis.Table:
     return wide.mutate(**rates).drop("_registered_days")
 
 
+def _diagnosed_reason(condition: str):
+    """The reason of years since the first diagnosis of ``condition`` (words)."""
+
+    def words(v: float) -> str:
+        whole = int(v)
+        if whole >= 1:
+            return f"{condition} diagnosed {whole} year{plural(whole)} ago"
+        return f"{condition} diagnosed in the last year"
+
+    return words
+
+
 @register(
     "condition_history",
     ("gp_events",),
@@ -151,6 +188,7 @@ def hospital_history(src: Sources, as_of) -> ibis.Table:
             "all history before D",
             NEVER_DIAGNOSED,
             Dtype.FLOAT,
+            reason=_diagnosed_reason(CONDITION_WORDS[n]),
         )
         for n in REGISTERS
     ]
@@ -160,6 +198,7 @@ def hospital_history(src: Sources, as_of) -> ibis.Table:
             "long-term condition registers above whose first diagnosis code falls in the window",
             f"{NEW_DIAGNOSIS_DAYS} days before D",
             0,
+            reason=count_reason("new long-term condition{s} diagnosed", NEW_DIAGNOSIS_DAYS),
         )
     ],
 )

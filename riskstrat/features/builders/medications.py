@@ -11,7 +11,7 @@ import ibis
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import amount, count_if, days_before, in_last, starts_with_any
-from riskstrat.features.registry import Dtype, Feature, register
+from riskstrat.features.registry import Dtype, Feature, count_reason, register
 
 DRUG_CLASSES_FILE = "bnf/drug_classes.csv"
 
@@ -42,6 +42,11 @@ HIGH_RISK = {
 POLYPHARMACY = 10
 
 
+def _distinct_medicines_reason(v: float) -> str:
+    n = round(v)
+    return f"{POLYPHARMACY}+ regular medicines" if n >= POLYPHARMACY else f"{n} different medicines in 6 months"
+
+
 @register(
     "medications",
     ("gp_medications",),
@@ -51,13 +56,30 @@ POLYPHARMACY = 10
             "distinct BNF chemical substances (first 9 characters) issued",
             "182 days before D",
             0,
+            reason=_distinct_medicines_reason,
         ),
-        Feature("polypharmacy_10plus", f"1 when {POLYPHARMACY} or more distinct substances", "182 days before D", 0),
-        Feature("items_365d", "prescription items issued", "365 days before D", 0),
+        Feature(
+            "polypharmacy_10plus",
+            f"1 when {POLYPHARMACY} or more distinct substances",
+            "182 days before D",
+            0,
+            reason=f"{POLYPHARMACY}+ regular medicines",
+        ),
+        Feature(
+            "items_365d",
+            "prescription items issued",
+            "365 days before D",
+            0,
+            reason=count_reason("prescription item{s}", 365),
+        ),
     ]
     + [
         Feature(
-            f"items_{k}_182d", f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})", "182 days before D", 0
+            f"items_{k}_182d",
+            f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})",
+            "182 days before D",
+            0,
+            reason=f"{k.replace('_', ' ')} prescribed ({{n}} items in 6 months)",
         )
         for k, v in HIGH_RISK.items()
     ]
@@ -68,6 +90,7 @@ POLYPHARMACY = 10
             "365 days before D",
             0.0,
             Dtype.FLOAT,
+            reason="£{v:,.0f} prescribing cost in the last year",
         )
     ],
 )

@@ -25,7 +25,7 @@ from riskstrat.features.builders._common import count_if, days_before, in_last, 
 from riskstrat.features.builders.demographics import age_years
 from riskstrat.features.builders.gp_events import REGISTERS, register_flags
 from riskstrat.features.builders.medications import drug_class
-from riskstrat.features.registry import Feature, register
+from riskstrat.features.registry import Feature, in_the_last, register, trend_reason
 
 __all__ = ["CURRENT_DAYS", "LOOKBACK", "NEW_LOOKBACK", "SAFETY_INDICATORS", "medicine_history"]
 
@@ -67,6 +67,16 @@ SAFETY_INDICATORS = {
     "falls_risk_medicines_65plus": f"aged {OLDER_AGE}+ on D with a current hypnotic or anxiolytic (4.1), "
     "antipsychotic (4.2.1, 4.2.2) or opioid analgesic (4.7.2) (STOPP falls-risk drugs)",
 }
+#: indicator -> its reason when it applies, in plain words
+_SAFETY_WORDS = {
+    "nsaid_with_ckd": "NSAID prescribed with chronic kidney disease",
+    "nsaid_with_heart_failure": "NSAID prescribed with heart failure",
+    "antithrombotic_without_gastroprotection": "anticoagulant or antiplatelet without stomach protection",
+    "nsaid_65plus_without_gastroprotection": f"NSAID at {OLDER_AGE}+ without stomach protection",
+    "triple_whammy": "NSAID with an ACE inhibitor or ARB and a diuretic (triple whammy)",
+    "anticoagulant_with_antiplatelet": "anticoagulant with an antiplatelet",
+    "falls_risk_medicines_65plus": f"falls-risk medicines at {OLDER_AGE}+",
+}
 _WINDOW = f"{CURRENT_DAYS} days before D (current)"
 
 _features = [
@@ -75,6 +85,7 @@ _features = [
         "distinct BNF sections (first 4 characters of the BNF code: chapter and section) issued",
         f"{BREADTH_DAYS} days before D",
         0,
+        reason=f"medicines from {{n}} BNF section{{s}} in {in_the_last(BREADTH_DAYS)}",
     ),
     Feature(
         f"new_medicines_{CURRENT_DAYS}d",
@@ -82,6 +93,7 @@ _features = [
         f"not in the {NEW_LOOKBACK} days before those (days {CURRENT_DAYS + 1}-{LOOKBACK})",
         f"{LOOKBACK} days before D",
         0,
+        reason=f"new to {{n}} medicine{{s}} in {in_the_last(CURRENT_DAYS)}",
     ),
     Feature(
         f"prescribing_trend_{TREND_DAYS}d",
@@ -89,27 +101,33 @@ _features = [
         f"{TREND_DAYS + 1}-{2 * TREND_DAYS} (negative: falling)",
         f"{2 * TREND_DAYS} days before D",
         0,
+        reason=trend_reason("prescription items"),
     ),
     Feature(
         "items_opioids_365d",
         f"items issued of opioid analgesics (BNF {', '.join(drug_class('opioids'))})",
         "365 days before D",
         0,
+        reason="opioids prescribed ({n} item{s} in the last year)",
     ),
     Feature(
         "opioid_current",
         f"1 when an opioid analgesic (BNF {', '.join(drug_class('opioids'))}) was issued in the window",
         _WINDOW,
         0,
+        reason=f"opioid prescribed in {in_the_last(CURRENT_DAYS)}",
     ),
 ]
-_features += [Feature(name, definition, _WINDOW, 0) for name, definition in SAFETY_INDICATORS.items()]
+_features += [
+    Feature(name, definition, _WINDOW, 0, reason=_SAFETY_WORDS[name]) for name, definition in SAFETY_INDICATORS.items()
+]
 _features.append(
     Feature(
         "prescribing_safety_indicators",
         f"number of the {len(SAFETY_INDICATORS)} prescribing-safety indicators above that apply",
         _WINDOW,
         0,
+        reason="{n} prescribing safety alert{s}",
     )
 )
 

@@ -6,7 +6,7 @@ import ibis
 
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import count_if, in_last
-from riskstrat.features.registry import Feature, register
+from riskstrat.features.registry import Feature, count_reason, register
 from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
 
 
@@ -14,15 +14,34 @@ from riskstrat.schema import ATTENDED_STATUS, DID_NOT_ATTEND_STATUS
     "outpatients",
     ("sus_op",),
     [
-        Feature("op_attendances_365d", "outpatient appointments attended (status 5 or 6)", "365 days before D", 0),
+        Feature(
+            "op_attendances_365d",
+            "outpatient appointments attended (status 5 or 6)",
+            "365 days before D",
+            0,
+            reason=count_reason("outpatient appointment{s}", 365),
+        ),
         Feature(
             "op_first_attendances_365d",
             "first attendances attended (codes 1 and 3): new referrals",
             "365 days before D",
             0,
+            reason=count_reason("new outpatient referral{s}", 365),
         ),
-        Feature("op_dna_365d", "appointments not attended (status 3)", "365 days before D", 0),
-        Feature("op_specialties_365d", "distinct treatment functions of attended appointments", "365 days before D", 0),
+        Feature(
+            "op_dna_365d",
+            "appointments not attended (status 3)",
+            "365 days before D",
+            0,
+            reason=count_reason("missed outpatient appointment{s}", 365),
+        ),
+        Feature(
+            "op_specialties_365d",
+            "distinct treatment functions of attended appointments",
+            "365 days before D",
+            0,
+            reason="seen by {n} hospital specialt{ies} in the last year",
+        ),
     ],
 )
 def outpatients(src: Sources, as_of) -> ibis.Table:

@@ -1,0 +1,472 @@
+"""Writing: the contract tables of a chunk from its simulated people and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from riskstrat.schema import TABLES, arrow_schema
+from riskstrat.synth import params as P
+from riskstrat.synth.generator.options import NEVER, YEAR, day_number
+
+__all__ = ["ChunkResult", "Tables"]
+
+
+@dataclass
+class ChunkResult:
+    tables: dict[str, pa.Table]
+    truth: pa.Table
+
+
+class Tables:
+    """The tables of a chunk (a part of :class:`~riskstrat.synth.generator.chunk._Chunk`)."""
+
+    def _tables(self, gp_events, sus_op) -> ChunkResult:
+        """Every contract table of the chunk, in a fixed order (the random streams depend on
+        it), with the structure's own GP events and outpatients (``sus_op(elective_days)``)."""
+        tables = {
+            "gp_registrations": self._registrations(),
+            "gp_events": gp_events(),
+            "gp_medications": self._gp_medications(),
+            "deaths": self._deaths(),
+            "opt_outs": self._opt_outs(),
+        }
+        tables["sus_apc"], elective_days = self._sus_apc()
+        tables["sus_ecds"] = self._sus_ecds()
+        tables["sus_op"] = sus_op(elective_days)
+        for name, tbl in tables.items():
+            tables[name] = tbl.cast(arrow_schema(TABLES[name]))
+        return ChunkResult(tables, self.truth)
+
+    def _nhs(self, person: np.ndarray) -> pa.Array:
+        return self.nhs_arrow.take(pa.array(np.asarray(person, dtype=np.int64)))
+
+    def _date(self, days: np.ndarray) -> pa.Array:
+        days = np.asarray(days, dtype=np.int64)
+        return pa.array(days.astype(np.int32), pa.date32(), mask=days >= NEVER)
+
+    def _last_day(self, person: np.ndarray) -> np.ndarray:
+        """First day nothing more is recorded for a person: left, died, or the extract date."""
+        return np.minimum(np.minimum(self.exit[person], self.death[person] + 1), self.o.end)
+
+    def _registrations(self) -> pa.Table:
+        o = self.o
+        people = np.arange(self.m)
+        moved = self.transfer_to >= 0
+        end_first = np.where(moved, self.transfer_day - 1, self.exit - 1)
+        end_first = np.where(end_first >= o.end, NEVER, end_first)
+        p2 = people[moved]
+        end_second = np.where(self.exit[p2] - 1 >= o.end, NEVER, self.exit[p2] - 1)
+        person = np.concatenate([people, p2])
+        practice = np.concatenate([self.practice, self.transfer_to[p2]])
+        start = np.concatenate([self.reg_start, self.transfer_day[p2]])
+        end = np.concatenate([end_first, end_second])
+        lsoa = self.r.lsoa_codes[self.lsoa[person]].astype(object)
+        lsoa[self.rng.random(person.size) < 0.01] = None
+        return pa.table(
+            {
+                "nhs_number": self._nhs(person),
+                "practice_code": self.r.practice_codes[practice],
+                "registration_start": self._date(start),
+                "registration_end": self._date(end),
+                "date_of_birth": self._date(self.dob[person]),
+                "sex": self.sex[person].astype(str),
+                "ethnic_category": pa.array(self.ethnic[person], pa.string()),
+                "lsoa_code": pa.array(lsoa, pa.string()),
+            }
+        )
+
+    def _gp_events(self) -> pa.Table:
+        o, rng, m = self.o, self.rng, self.m
+        persons, days, codes, values = [], [], [], []
+
+        def add(mask: np.ndarray, day: np.ndarray, pool: np.ndarray, value: np.ndarray | None = None) -> None:
+            idx = np.flatnonzero(mask)
+            persons.append(idx)
+            days.append(day[idx])
+            codes.append(pool[rng.integers(0, pool.size, idx.size)])
+            values.append(np.full(idx.size, np.nan) if value is None else value[idx])
+
+        last = self._last_day(np.arange(m))
+        for i in range(len(P.CONDITIONS)):
+            add(self.onset[:, i] < last, self.onset[:, i], self.codes.condition[i])
+            if self.codes.resolved[i] is not None:
+                add(self.resolved[:, i] < last, self.resolved[:, i], self.codes.resolved[i])
+        for j in range(len(P.EFI_DEFICITS)):
+            add(self.deficit[:, j] < last, self.deficit[:, j], self.codes.deficit[j])
+        add(self.carehome < last, self.carehome, self.codes.carehome)
+        # Smoking records: current smokers first recorded at smoke_first; ex-smokers once.
+        add(self.smoke_first < last, self.smoke_first, self.codes.current_smoker)
+        lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(16 * YEAR))
+        ex_day = lo + (rng.random(m) * np.maximum(last - lo, 1)).astype(np.int64)
+        add((self.smoking == 1) & (ex_day < last), ex_day, self.codes.ex_smoker)
+        # BMI values, recorded for adults about every three years.
+        adult_lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(18 * YEAR))
+        span = np.clip(last - adult_lo, 0, None)
+        n_bmi = rng.poisson(span / YEAR * 0.35)
+        bp = np.repeat(np.arange(m), n_bmi)
+        bday = adult_lo[bp] + (rng.random(bp.size) * span[bp]).astype(np.int64)
+        bmi_mean = 27.0 + 2.0 * (self.dep01 - 0.5) + 0.8 * self.latent
+        bval = np.round(np.clip(bmi_mean[bp] + 4.5 * rng.standard_normal(bp.size), 14, 60), 1)
+        persons.append(bp)
+        days.append(bday)
+        codes.append(self.codes.bmi[rng.integers(0, self.codes.bmi.size, bp.size)])
+        values.append(bval)
+        person = np.concatenate(persons)
+        day = np.concatenate(days)
+        keep = (day >= self.dob[person]) & (day < o.end)
+        tbl = pa.table(
+            {
+                "nhs_number": self._nhs(person[keep]),
+                "event_date": self._date(day[keep]),
+                "snomed_code": np.concatenate(codes)[keep],
+                "value": pa.array(np.concatenate(values)[keep], pa.float64(), from_pandas=True),
+            }
+        )
+        return _drop_duplicates(tbl)
+
+    def _gp_medications(self) -> pa.Table:
+        keep = self.med_day < self._last_day(self.med_person)
+        keep &= self.med_day >= np.maximum(self.entry, self.o.start)[self.med_person]
+        person, drug, day, qty = self.med_person[keep], self.med_drug[keep], self.med_day[keep], self.med_qty[keep]
+        # At most one item of a medicine per person per day (keeps rows distinct).
+        key = (person * 1024 + drug) * 65536 + (day - self.o.start + 1024)
+        key, first = np.unique(key, return_index=True)  # sorted by person, drug, day
+        person, drug, day, qty, acute = person[first], drug[first], day[first], qty[first], self.med_acute[keep][first]
+        unit = self.drugs.item_cost[drug]
+        cost = np.round(unit * np.where(acute, 1.0, qty / 28) * self.rng.uniform(0.85, 1.15, person.size), 2)
+        return pa.table(
+            {
+                "nhs_number": self._nhs(person),
+                "issue_date": self._date(day),
+                "bnf_code": self.drugs.codes_arrow.take(pa.array(drug)),
+                "dmd_code": pa.nulls(person.size, pa.string()),
+                "quantity": qty,
+                "actual_cost": cost,
+            }
+        )
+
+    def _deaths(self) -> pa.Table:
+        dead = np.flatnonzero(self.death < self.o.end)
+        cause = np.full(dead.size, "J189", dtype=object)
+        for name, code in (
+            ("stroke", "I64X"),
+            ("chd", "I219"),
+            ("copd", "J449"),
+            ("dementia", "F03X"),
+            ("hf", "I500"),
+            ("cancer", "C349"),
+        ):
+            has = self.onset[dead, P.CONDITION_INDEX[name]] <= self.death[dead]
+            cause[has] = code
+        return pa.table(
+            {
+                "nhs_number": self._nhs(dead),
+                "date_of_death": self._date(self.death[dead]),
+                "underlying_cause": cause.astype(str),
+            }
+        )
+
+    def _opt_outs(self) -> pa.Table:
+        rng, m, o = self.rng, self.m, self.o
+        draw = rng.random(m)
+        both = draw < P.OPT_OUT_BOTH
+        type1 = both | ((draw >= P.OPT_OUT_BOTH) & (draw < P.OPT_OUT_TYPE1))
+        ndoo = both | ((draw >= P.OPT_OUT_TYPE1) & (draw < P.OPT_OUT_TYPE1 + P.OPT_OUT_NDOO - P.OPT_OUT_BOTH))
+        p1, p2 = np.flatnonzero(type1), np.flatnonzero(ndoo)
+        ndoo_start = day_number(dt.date(2018, 5, 25))
+        d1 = np.maximum(self.reg_start[p1], day_number(dt.date(2000, 1, 1)))
+        d1 = d1 + (rng.random(p1.size) * np.maximum(o.end - d1, 1)).astype(np.int64)
+        d2 = ndoo_start + (rng.random(p2.size) * (o.end - ndoo_start)).astype(np.int64)
+        person = np.concatenate([p1, p2])
+        return pa.table(
+            {
+                "nhs_number": self._nhs(person),
+                "opt_out_type": np.array(["type1"] * p1.size + ["ndoo"] * p2.size, dtype=object).astype(str),
+                "recorded_date": self._date(np.minimum(np.concatenate([d1, d2]), o.end - 1)),
+            }
+        )
+
+    def _provider(self, person: np.ndarray) -> np.ndarray:
+        main = self.practice[person] % self.r.provider_codes.size
+        other = self.rng.integers(0, self.r.provider_codes.size, person.size)
+        return self.r.provider_codes[np.where(self.rng.random(person.size) < 0.85, main, other)]
+
+    def _sus_apc(self) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray]]:
+        o, rng = self.o, self.rng
+        person = self.adm.get("person")
+        day = self.adm.get("day")
+        dis = self.adm.get("dis")
+        n = person.size
+        age = (day - self.dob[person]) / YEAR
+        active = (self.onset[person] < day[:, None]) & (self.resolved[person] >= day[:, None])
+        # Primary diagnosis: a condition-specific reason half the time when the person has one.
+        primary = np.where(
+            age < 16,
+            _pick(rng, P.EMERGENCY_DIAGNOSES_CHILD, n),
+            np.where(age >= 75, _pick(rng, P.EMERGENCY_DIAGNOSES_OLDER, n), _pick(rng, P.EMERGENCY_DIAGNOSES_ADULT, n)),
+        ).astype(object)
+        secondary = [[] for _ in range(n)]
+        for i, c in enumerate(P.CONDITIONS):
+            has = active[:, i]
+            use = has & (rng.random(n) < 0.5 * c.log_hazard + 0.1)
+            primary[use] = _pick(rng, c.icd10_emergency, int(use.sum()))
+            for r in np.flatnonzero(has):
+                secondary[r].append(c.icd10_secondary[rng.integers(0, len(c.icd10_secondary))])
+        n_def = (self.deficit[person] < day[:, None]).sum(1)
+        for r in np.flatnonzero(n_def >= 3):
+            secondary[r].append(P.FRAILTY_SECONDARY[rng.integers(0, len(P.FRAILTY_SECONDARY))])
+        via_ae = rng.random(n) < P.VIA_AE_SHARE
+        method = np.where(
+            via_ae,
+            "21",
+            _pick(rng, ("22", "23", "24", "28", "2A", "2B", "2D"), n, p=(0.55, 0.05, 0.1, 0.15, 0.05, 0.05, 0.05)),
+        )
+        self.adm_via_ae = (person[via_ae], day[via_ae])
+        died_here = (self.death[person] == dis) & (dis < o.end)
+        dest = np.where(died_here, "79", np.where(self.carehome[person] < day, "54", "19")).astype(object)
+        spells = {
+            "person": person,
+            "admission": day,
+            "discharge": dis,
+            "method": method,
+            "classification": np.full(n, "1"),
+            "primary": primary.astype(str),
+            "secondary": np.array([";".join(s) if s else None for s in secondary], dtype=object),
+            "procedure": np.full(n, None, dtype=object),
+            "destination": dest,
+            "cost": np.round(1400 + 420 * (dis - day) * rng.uniform(0.7, 1.3, n), 2),
+            "tfc": np.where(age < 16, "420", np.where(age >= 75, "430", "300")).astype(object),
+        }
+        elective = self._elective_spells()
+        merged = {k: np.concatenate([spells[k], elective[k]]) for k in spells}
+        table = self._episodes(merged)
+        return table, (elective["person"], elective["admission"])
+
+    def _elective_spells(self) -> dict[str, np.ndarray]:
+        o, rng, m = self.o, self.rng, self.m
+        lo = np.maximum(self.entry, o.start)
+        last = self._last_day(np.arange(m))
+        span = np.clip(last - lo, 0, None)
+        age_now = (o.end - self.dob) / YEAR
+        rate = P.ELECTIVE_PER_PERSON * np.interp(age_now, [0, 18, 40, 60, 75, 90], [0.3, 0.4, 0.8, 1.4, 2.0, 1.4])
+        k = rng.poisson(rate * span / YEAR)
+        person = np.repeat(np.arange(m), k)
+        day = lo[person] + (rng.random(person.size) * span[person]).astype(np.int64)
+        age = (day - self.dob[person]) / YEAR
+        proc = np.array(P.ELECTIVE_PROCEDURES, dtype=object)
+        w = np.array([x[3] for x in P.ELECTIVE_PROCEDURES], dtype=float)
+        pick = rng.choice(len(proc), size=person.size, p=w / w.sum())
+        bad = (age < proc[pick, 4].astype(float)) | ((proc[pick, 2] == "502") & (self.sex[person] != "2"))
+        pick[bad] = 4  # colonoscopy instead
+        # Maternity: women 18-44.
+        mp = np.flatnonzero((self.sex == "2") & (age_now > 18) & (age_now < 46))
+        mk = rng.random(mp.size) < 0.05 * span[mp] / YEAR
+        mp = mp[mk]
+        mday = lo[mp] + (rng.random(mp.size) * span[mp]).astype(np.int64)
+        day_case = rng.random(person.size) < 0.75
+        los = np.where(day_case, 0, rng.integers(1, 6, person.size))
+        mlos = rng.integers(0, 4, mp.size)
+        n, nm = person.size, mp.size
+        return {
+            "person": np.concatenate([person, mp]),
+            "admission": np.concatenate([day, mday]),
+            "discharge": np.concatenate([day + los, mday + mlos]),
+            "method": np.concatenate([_pick(rng, ("11", "12", "13"), n, p=(0.6, 0.3, 0.1)), np.full(nm, "31")]),
+            "classification": np.concatenate([np.where(day_case, "2", "1"), np.full(nm, "1")]),
+            "primary": np.concatenate([proc[pick, 0].astype(str), np.full(nm, "O800")]),
+            "secondary": np.full(n + nm, None, dtype=object),
+            "procedure": np.concatenate([proc[pick, 1], np.full(nm, None, dtype=object)]),
+            "destination": np.full(n + nm, "19", dtype=object),
+            "cost": np.round(
+                np.concatenate(
+                    [np.where(day_case, 950, 4200) * rng.uniform(0.7, 1.3, n), 2600 * rng.uniform(0.8, 1.2, nm)]
+                ),
+                2,
+            ),
+            "tfc": np.concatenate([proc[pick, 2], np.full(nm, "501", dtype=object)]),
+        }
+
+    def _episodes(self, s: dict[str, np.ndarray]) -> pa.Table:
+        """Split spells into consultant episodes: longer emergency stays often change consultant."""
+        o, rng = self.o, self.rng
+        n = s["person"].size
+        los = s["discharge"] - s["admission"]
+        emergency = np.char.startswith(s["method"].astype(str), "2")
+        n_ep = 1 + ((los >= 3) & emergency & (rng.random(n) < 0.28)) + ((los >= 7) & emergency & (rng.random(n) < 0.08))
+        rep = np.repeat(np.arange(n), n_ep)
+        ep = np.arange(rep.size) - np.repeat(np.cumsum(n_ep) - n_ep, n_ep)
+        cuts = np.floor(los[rep] * ep / n_ep[rep]).astype(np.int64)
+        ep_start = s["admission"][rep] + cuts
+        nxt = np.floor(los[rep] * (ep + 1) / n_ep[rep]).astype(np.int64)
+        ep_end = s["admission"][rep] + nxt
+        is_last = ep == n_ep[rep] - 1
+        discharge = s["discharge"][rep]
+        open_spell = discharge >= o.end
+        spell_no = self.spell_offset + np.arange(n)
+        second_tfc = _pick(rng, ("320", "340", "430", "300", "100"), rep.size)
+        tfc = np.where(ep == 0, s["tfc"][rep], second_tfc)
+        later = ep > 0
+        primary = s["primary"][rep].astype(object)
+        secondary = s["secondary"][rep]
+        cost = s["cost"][rep] / n_ep[rep]
+        practice = np.where(
+            (self.transfer_to[s["person"][rep]] >= 0) & (s["admission"][rep] >= self.transfer_day[s["person"][rep]]),
+            self.transfer_to[s["person"][rep]],
+            self.practice[s["person"][rep]],
+        )
+        keep = s["admission"][rep] < o.end
+        keep &= ep_start < o.end
+        ep_end = np.where(is_last, discharge, ep_end)
+        ep_end = np.where(ep_end >= o.end, NEVER, ep_end)
+        discharge = np.where(open_spell, NEVER, discharge)
+        del later
+        dest = np.where(is_last & ~open_spell, s["destination"][rep], None)
+        cols = {
+            "nhs_number": self._nhs(s["person"][rep]),
+            "spell_id": np.array([f"S{x:09X}" for x in spell_no[rep]]),
+            "episode_number": (ep + 1).astype(np.int64),
+            "provider_code": self._provider(s["person"][rep]),
+            "admission_date": self._date(s["admission"][rep]),
+            "discharge_date": self._date(discharge),
+            "episode_start": self._date(ep_start),
+            "episode_end": self._date(ep_end),
+            "admission_method": s["method"][rep].astype(str),
+            "patient_classification": s["classification"][rep].astype(str),
+            "treatment_function_code": tfc.astype(str),
+            "primary_diagnosis": primary.astype(str),
+            "secondary_diagnoses": pa.array(secondary, pa.string()),
+            "primary_procedure": pa.array(s["procedure"][rep], pa.string()),
+            "discharge_destination": pa.array(dest, pa.string()),
+            "cost": np.round(cost, 2),
+            "gp_practice_code": self.r.practice_codes[practice],
+        }
+        tbl = pa.table(cols).filter(pa.array(keep))
+        order = np.lexsort((tbl["episode_number"].to_numpy(), tbl["spell_id"].to_numpy(zero_copy_only=False)))
+        return tbl.take(pa.array(order))
+
+    def _sus_ecds(self) -> pa.Table:
+        rng = self.rng
+        ap, ad = self.adm_via_ae
+        np_, nd = self.ae.get("person"), self.ae.get("day")
+        keep = nd < self._last_day(np_)
+        np_, nd = np_[keep], nd[keep]
+        person = np.concatenate([ap, np_])
+        day = np.concatenate([ad, nd])
+        admitted = np.concatenate([np.ones(ap.size, bool), np.zeros(np_.size, bool)])
+        n = person.size
+        age = (day - self.dob[person]) / YEAR
+        amb_p = np.where(admitted, 0.55, np.interp(age, [0, 40, 75, 100], [0.05, 0.1, 0.35, 0.5]))
+        ambulance = rng.random(n) < amb_p
+        dept = np.where(admitted, "01", _pick(rng, ("01", "03", "02", "04"), n, p=(0.6, 0.33, 0.04, 0.03)))
+        complaint = np.where(rng.random(n) < 0.7, _pick(rng, P.AE_COMPLAINTS, n), None)
+        falls = (age >= 65) & (rng.random(n) < 0.25)
+        complaint = np.where(falls, self.codes.falls[rng.integers(0, self.codes.falls.size, n)], complaint)
+        cost = np.round(np.where(dept == "03", 90, np.where(admitted, 420, 260)) * rng.uniform(0.8, 1.2, n), 2)
+        order = np.lexsort((day, person))
+        return _drop_duplicates(
+            pa.table(
+                {
+                    "nhs_number": self._nhs(person[order]),
+                    "arrival_date": self._date(day[order]),
+                    "provider_code": self._provider(person[order]),
+                    "department_type": dept[order].astype(str),
+                    "ambulance_arrival": ambulance[order],
+                    "chief_complaint": pa.array(complaint[order], pa.string()),
+                    "diagnosis": pa.nulls(n, pa.string()),
+                    "admitted": admitted[order],
+                    "cost": cost[order],
+                }
+            )
+        )
+
+    def _sus_op(self, elective: tuple[np.ndarray, np.ndarray]) -> pa.Table:
+        o, rng, m = self.o, self.rng, self.m
+        lo = np.maximum(self.entry, o.start)
+        last = self._last_day(np.arange(m))
+        span = np.clip(last - lo, 0, None)
+        age_now = (o.end - self.dob) / YEAR
+        n_cond = (self.onset < o.end).sum(1)
+        rate = np.interp(age_now, [0, 18, 40, 65, 80, 100], [0.6, 0.6, 1.0, 1.8, 2.4, 2.0]) * (1 + 0.25 * n_cond)
+        adm_p, adm_d = self.adm.get("person"), self.adm.get("day")
+        follow = np.concatenate([adm_p, elective[0]])
+        follow_d = np.concatenate([adm_d, elective[1]])
+        target_total = 1.08 * P.OP_PER_PERSON * span.sum() / YEAR
+        rate *= max(target_total - follow.size, 0) / max((rate * span / YEAR).sum(), 1e-9)
+        k = rng.poisson(rate * span / YEAR)
+        person = np.repeat(np.arange(m), k)
+        day = lo[person] + (rng.random(person.size) * span[person]).astype(np.int64)
+        fday = follow_d + rng.integers(14, 90, follow.size)
+        person = np.concatenate([person, follow])
+        day = np.concatenate([day, fday])
+        keep = day < last[person]
+        person, day = person[keep], day[keep]
+        n = person.size
+        age = (day - self.dob[person]) / YEAR
+        tfc = _pick(rng, P.OP_GENERAL_TFC, n).astype(object)
+        for i, c in enumerate(P.CONDITIONS):
+            has = (self.onset[person, i] < day) & (rng.random(n) < 0.5)
+            if c.op_tfc:
+                tfc[has] = _pick(rng, c.op_tfc, int(has.sum()))
+        tfc[age < 16] = P.PAEDIATRIC_TFC
+        first = _pick(rng, ("1", "2", "3", "4"), n, p=(0.33, 0.52, 0.05, 0.10))
+        dna_p = 1.25 * P.OP_DNA_SHARE * (0.6 + 0.8 * self.dep01[person]) * np.where((age > 16) & (age < 35), 1.4, 0.85)
+        draw = rng.random(n)
+        status = np.where(
+            draw < dna_p,
+            "3",
+            np.where(
+                draw < dna_p + 0.04,
+                "2",
+                np.where(
+                    draw < dna_p + 0.09,
+                    "4",
+                    np.where(draw < dna_p + 0.095, "7", _pick(rng, ("5", "6"), n, p=(0.9, 0.1))),
+                ),
+            ),
+        )
+        return self._op_table(rng, person, day, tfc, first, status, (165, 110))
+
+    def _op_table(self, rng, person, day, tfc, first, status, tariff: tuple[float, float]) -> pa.Table:
+        """The ``sus_op`` rows of appointments already drawn: costs (``tariff``: first and
+        follow-up attendances, pounds, ±20%) and referral sources drawn here, sorted by person."""
+        n = person.size
+        attended = (status == "5") | (status == "6")
+        new = np.isin(first, ("1", "3"))
+        cost = np.where(attended, np.where(new, tariff[0], tariff[1]) * rng.uniform(0.8, 1.2, n), 0)
+        referral = np.where(new, _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
+        order = np.lexsort((day, person))
+        return _drop_duplicates(
+            pa.table(
+                {
+                    "nhs_number": self._nhs(person[order]),
+                    "appointment_date": self._date(day[order]),
+                    "provider_code": self._provider(person[order]),
+                    "treatment_function_code": tfc[order].astype(str),
+                    "first_attendance": first[order],
+                    "attendance_status": status[order],
+                    "referral_source": pa.array(referral[order], pa.string()),
+                    "cost": np.round(cost[order], 2),
+                }
+            )
+        )
+
+
+def _pick(rng: np.random.Generator, values: tuple[str, ...], n: int, p: tuple[float, ...] | None = None) -> np.ndarray:
+    arr = np.array(values, dtype=object)
+    if p is None:
+        return arr[rng.integers(0, arr.size, n)]
+    return arr[rng.choice(arr.size, size=n, p=np.array(p) / np.sum(p))]
+
+
+def _drop_duplicates(tbl: pa.Table) -> pa.Table:
+    """Remove exact duplicate rows (chance collisions of random dates), keeping order."""
+    if tbl.num_rows == 0:
+        return tbl
+    keyed = tbl.append_column("_i", pa.array(np.arange(tbl.num_rows)))
+    firsts = keyed.group_by(tbl.column_names, use_threads=False).aggregate([("_i", "min")])
+    keep = np.sort(firsts["_i_min"].to_numpy())
+    return tbl.take(pa.array(keep)) if keep.size < tbl.num_rows else tbl
