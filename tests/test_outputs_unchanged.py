@@ -157,7 +157,9 @@ def _record() -> None:  # pragma: no cover - a maintainer's tool
                 raise SystemExit(result.stderr[-2000:])
             manifests.append(manifest(base / f"W{n}", base / "extracts"))
         if manifests[0] != manifests[1]:
-            differ = sorted(k for k in manifests[0].keys() | manifests[1].keys() if manifests[0].get(k) != manifests[1].get(k))
+            differ = sorted(
+                k for k in manifests[0].keys() | manifests[1].keys() if manifests[0].get(k) != manifests[1].get(k)
+            )
             raise SystemExit(f"two runs differ, not recorded: {differ}")
         RECORDED.parent.mkdir(parents=True, exist_ok=True)
         RECORDED.write_text(json.dumps(manifests[0], indent=1, sort_keys=True) + "\n")
