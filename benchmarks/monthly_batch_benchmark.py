@@ -50,8 +50,8 @@ def _timed(cmd: list[str], log: Path) -> tuple[float, float]:
     return time.perf_counter() - started, usage.ru_maxrss / 2**20
 
 
-def scan_floor(pseudonymised: Path) -> tuple[float, int]:
-    """Seconds for one DuckDB pass over every column of the tables features read; rows read."""
+def scan_floor(linked: Path) -> tuple[float, int]:
+    """Seconds for one DuckDB pass over every column of the linked tables features read; rows read."""
     from riskstrat import duck
     from riskstrat.features.asof import SOURCE_TABLES
 
@@ -59,7 +59,7 @@ def scan_floor(pseudonymised: Path) -> tuple[float, int]:
     rows = 0
     started = time.perf_counter()
     for name in SOURCE_TABLES:
-        path = pseudonymised / f"{name}.parquet"
+        path = linked / f"{name}.parquet"
         if not path.exists():
             continue
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
@@ -89,9 +89,14 @@ def main() -> None:
     seconds, peak_gb = _timed(
         [*riskstrat, "run", "--extracts", str(extracts), "--workdir", str(work), "--as-of", AS_OF], base / "run.log"
     )
-    record = json.loads((work / "reports" / f"run_{AS_OF}.json").read_text())
-    pseudo = json.loads((work / "reports" / "pseudonymise.json").read_text())
-    floor, rows = scan_floor(work / "pseudonymised")
+    import datetime as dt
+
+    from riskstrat.workdir import WorkDir
+
+    wd = WorkDir(work)
+    record = json.loads(wd.run_report(dt.date.fromisoformat(AS_OF)).read_text())
+    pseudo = json.loads(wd.pseudonymise_report().read_text())
+    floor, rows = scan_floor(wd.linked)
     print(f"\n`riskstrat run` at {args.patients:,} people x {args.years} years ({pseudo['rows_read']:,} input rows)\n")
     print("| stage | seconds | peak RSS (GB) |")
     print("|---|---|---|")

@@ -44,8 +44,26 @@ from .conftest import REGION_KEY, VAULT_KEY
 
 RECORDED = Path(__file__).resolve().parent / "data" / "outputs_manifest.json"
 AS_OF = "2026-10-01"
-#: outputs the refactor moved: recorded (old) path relative to W -> where it is now
-MOVED: dict[str, str] = {}
+#: outputs the refactor moved: recorded (old) path relative to W -> where it is now (issue 15: the
+#: pseudonymised zone laid out by kind, linked/, features/ and scores/)
+_LINKED = [
+    "deaths",
+    "gp_events",
+    "gp_medications",
+    "gp_registrations",
+    "opt_out_uses",
+    "ref_lsoa",
+    "ref_practices",
+    "sus_apc",
+    "sus_ecds",
+    "sus_op",
+]
+_FEATURE_DATES = ["2022-10-02", "2023-10-02", "2024-10-01", "2025-10-01", "2026-10-01"]
+MOVED: dict[str, str] = {
+    **{f"pseudonymised/{t}.parquet": f"pseudonymised/linked/{t}.parquet" for t in _LINKED},
+    **{f"pseudonymised/features_{d}.parquet": f"pseudonymised/features/{d}.parquet" for d in _FEATURE_DATES},
+    f"pseudonymised/scores_{AS_OF}.parquet": f"pseudonymised/scores/{AS_OF}.parquet",
+}
 #: keys whose values vary from run to run in the JSON records (reports, stage records, audit log)
 VOLATILE = frozenset({"seconds", "peak_rss_mb", "rows_per_second", "time", "prev", "user", "run_id", "today"})
 #: left out of the manifest (see the module docstring)

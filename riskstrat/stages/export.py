@@ -127,13 +127,13 @@ class Month:
 
 def model_of(wd: WorkDir, as_of: dt.date) -> str:
     """The model that scored the population at ``as_of`` ("name version N")."""
-    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    manifest = json.loads(wd.score_report(as_of).read_text())
     return f"{manifest['model_name']} version {manifest['model_version']}"
 
 
 def bands_of(wd: WorkDir, as_of: dt.date) -> list[Band]:
     """The risk bands, highest first, of the model that scored the population at ``as_of``."""
-    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    manifest = json.loads(wd.score_report(as_of).read_text())
     if "risk_bands" not in manifest:
         raise RiskstratError(
             f"the scores at {as_of} were made by an earlier riskstrat that did not record the model's risk bands: "
@@ -166,7 +166,7 @@ def write_commissioner_outputs(
     sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
         columns={"value": "cohort", "published": "people"}
     )
-    run_id = json.loads((wd.reports / f"score_{as_of}.json").read_text())["run_id"]
+    run_id = json.loads(wd.score_report(as_of).read_text())["run_id"]
     fairness = tracking.run_table(wd.root, tracking_uri, run_id, FAIRNESS_SUMMARY)
     write_atomically(report_html(as_of, agg, sizes, model, bands, rules, fairness), folder / "report.html")
     return cohort
@@ -187,7 +187,7 @@ def write_practice_lists(
     ref = pq.read_table(wd.table("ref_practices")).to_pandas().sort_values("practice_code")
     model = model_of(wd, as_of)
     vault = open_vault(wd.vault, vault_key, audit)
-    details = activity_details(recent_activity(wd.pseudonymised, as_of))
+    details = activity_details(recent_activity(wd, as_of))
     quarantined = _quarantined_registrations(wd)
     counts: dict[str, dict[str, int]] = {}
     for practice in ref.itertuples(index=False):
@@ -270,7 +270,7 @@ def unannounced_losses(wd: WorkDir, as_of: dt.date, counts: dict[str, dict[str, 
                 )
     wd.reports.mkdir(parents=True, exist_ok=True)
     record = {"as_of": str(as_of), "practices": counts, "warnings": warnings}
-    (wd.reports / f"export_{as_of}.json").write_text(json.dumps(record, indent=2) + "\n")
+    wd.export_report(as_of).write_text(json.dumps(record, indent=2) + "\n")
     return warnings
 
 
@@ -295,7 +295,7 @@ def _registered_outside_ref(wd: WorkDir, as_of: dt.date) -> dict[str, int]:
 
 
 def _previous_export(wd: WorkDir, as_of: dt.date) -> tuple[str, dict] | None:
-    earlier = sorted(p for p in wd.reports.glob("export_*.json") if p.stem.removeprefix("export_") < as_of.isoformat())
+    earlier = [p for p in wd.export_reports() if p.stem.removeprefix("export_") < as_of.isoformat()]
     if not earlier:
         return None
     record = json.loads(earlier[-1].read_text())

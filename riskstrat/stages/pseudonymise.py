@@ -252,7 +252,7 @@ def pseudonymise(
     if not report.reconciles:  # internal error, never the user's
         raise AssertionError(f"pseudonymise does not reconcile: {report.tables}")
     wd.reports.mkdir(parents=True, exist_ok=True)
-    (wd.reports / "pseudonymise.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    wd.pseudonymise_report().write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     audit.record_stage(
         command,
         inputs,

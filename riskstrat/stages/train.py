@@ -110,7 +110,7 @@ def load_dataset(
         feats = feats.filter(pa.array(_kept(feats["pseudonym"].to_pandas(), spec, share)))
     feats = feats.to_pandas()
     con = con or connect("duckdb")
-    src = src or load_sources(con, wd.pseudonymised)
+    src = src or load_sources(con, wd.linked)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
     data = feats.merge(lab, on="pseudonym", how="inner", validate="one_to_one")
     uses = wd.table(OPT_OUT_USES_TABLE)
@@ -174,7 +174,7 @@ def latest_training_as_of(run_as_of: dt.date, spec: ModelSpec, start: dt.date | 
 
 def run_training_as_of(workdir: Path, run_as_of: dt.date, spec: ModelSpec) -> dt.date:
     """:func:`latest_training_as_of` for the extracts of work directory ``workdir``."""
-    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    src = load_sources(connect("duckdb"), WorkDir(workdir).linked)
     return latest_training_as_of(run_as_of, spec, data_start(src))
 
 
@@ -188,7 +188,7 @@ def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> li
 def dates_to_train(workdir: Path, as_of: dt.date, spec: ModelSpec) -> list[dt.date]:
     """Every as-of date whose features training at ``as_of`` reads: the stacked dates and,
     when its outcome window has closed, the out-of-time validation date."""
-    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    src = load_sources(connect("duckdb"), WorkDir(workdir).linked)
     end = data_end(src)
     dates = training_dates(as_of, spec, data_start(src))
     if _out_of_time(as_of, spec, end):
@@ -240,7 +240,7 @@ def train(
     if not wd.table("sus_apc").exists():
         raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
     con = connect("duckdb")
-    src = load_sources(con, wd.pseudonymised)
+    src = load_sources(con, wd.linked)
     end = data_end(src)
     window_end = as_of + dt.timedelta(days=spec.horizon_days)
     if end is None or window_end > end + dt.timedelta(days=1):
