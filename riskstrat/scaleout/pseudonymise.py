@@ -62,7 +62,7 @@ def pseudonymise_on_spark(
 ) -> PseudonymiseReport:
     """Validate on the driver, pseudonymise on Spark; see the module docstring.
 
-    Writes ``W/pseudonymised/<table>.parquet`` as Parquet datasets (directories), and in
+    Writes ``W/pseudonymised/linked/<table>.parquet`` as Parquet datasets (directories), and in
     ``W/identifiable/`` the quarantine, the vault and the audit log, as the DuckDB stage does.
     """
     write = functools.partial(_run, spark)

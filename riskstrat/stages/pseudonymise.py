@@ -1,6 +1,6 @@
 """``riskstrat pseudonymise``: validate, apply opt-outs, pseudonymise, fill the vault.
 
-Identifiable extracts go in; out come, in ``W/pseudonymised/``, the same tables keyed by
+Identifiable extracts go in; out come, in ``W/pseudonymised/linked/``, the same tables keyed by
 the region pseudonym instead of the NHS number (``month_of_birth`` in place of the date of
 birth), and in ``W/identifiable/`` the encrypted vault, the quarantine and the audit log.
 Staged identifiable copies are deleted once the pseudonymised tables are written. People
