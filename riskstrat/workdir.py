@@ -121,6 +121,31 @@ class WorkDir:
         """``<kind>/current``: points at the latest complete month's folder (``spec/interface.md`` v1.1)."""
         return kind / CURRENT
 
+    def month_staging(self, kind: Path, as_of: dt.date) -> Path:
+        """Transient: a month's folder of ``kind`` while it is written, before publication."""
+        return kind / f".{as_of.isoformat()}.partial"
+
+    def month_replaced(self, kind: Path, as_of: dt.date) -> Path:
+        """Transient: a month's earlier folder of ``kind`` while a new one takes its place."""
+        return kind / f".{as_of.isoformat()}.old"
+
+    def current_staging(self, kind: Path) -> Path:
+        """Transient: the new ``current`` pointer of ``kind`` before it replaces the old one."""
+        return kind / ".current.tmp"
+
+    def quarantined(self, table: str) -> Path:
+        """The quarantined rows of ``table`` (they carry NHS numbers: identifiable zone)."""
+        return self.quarantine / f"{table}.csv"
+
+    def staged(self, table: str) -> Path:
+        """Transient: the validated identifiable copy of ``table`` while pseudonymisation runs."""
+        return self.staging / f"{table}.parquet"
+
+    @property
+    def staging_spill(self) -> Path:
+        """Where DuckDB spills while pseudonymising (identifiable data: inside the staging folder)."""
+        return self.staging / "duckdb-spill"
+
     def table(self, name: str) -> Path:
         """A linked pseudonymised table: ``W/pseudonymised/linked/<name>.parquet``."""
         return self.linked / f"{name}.parquet"

@@ -92,7 +92,7 @@ def test_the_vault_reidentifies_one_practice_and_nobody_else(faulty_run):
     d = dt.date(2026, 10, 1)
     con = duckdb.connect()
     practice = con.execute(f"SELECT min(practice_code) FROM '{extracts}/ref_practices.parquet'").fetchone()[0]
-    regs = f"{work}/pseudonymised/gp_registrations.parquet"
+    regs = WorkDir(work).table("gp_registrations")
     expected = {
         r[0]
         for r in con.execute(

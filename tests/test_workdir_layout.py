@@ -44,7 +44,7 @@ def _to_old_layout(wd: WorkDir) -> dict[str, bytes]:
             old = f"{kind}_{path.name}"
             moved[old] = path.read_bytes()
             path.rename(wd.pseudonymised / old)
-        folder.rmdir()
+        shutil.rmtree(folder, ignore_errors=True)
     wd.linked.rmdir()
     for record in wd.stage_records.glob("*.json"):
         body = json.loads(record.read_text())

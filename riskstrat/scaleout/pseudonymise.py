@@ -81,7 +81,7 @@ def _pseudonyms(key: str, batches):
 def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
     from pyspark.sql import functions as F
 
-    staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
+    staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
     frames = {n: spark.read.parquet(spark_path(p)) for n, p in staged.items()}
     identifiable = {n for n, df in frames.items() if "nhs_number" in df.columns}
     # One pseudonym per distinct NHS number in any table (opt_outs included, as on DuckDB),

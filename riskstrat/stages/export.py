@@ -89,7 +89,7 @@ class Month:
                     shutil.rmtree(stale, ignore_errors=True)
 
     def _staging(self, kind: Path) -> Path:
-        return kind / f".{self.as_of.isoformat()}.partial"
+        return self.wd.month_staging(kind, self.as_of)
 
     def folder(self, kind: Path) -> Path:
         """Where this month's files of ``kind`` are written before publication."""
@@ -106,7 +106,7 @@ class Month:
             if not staging.exists():
                 continue
             final = self.wd.month(kind, self.as_of)
-            old = kind / f".{self.as_of.isoformat()}.old"
+            old = self.wd.month_replaced(kind, self.as_of)
             if final.exists():
                 final.rename(old)
             staging.rename(final)
@@ -119,7 +119,7 @@ class Month:
         current = self.wd.current(kind)
         if current.is_symlink() and os.readlink(current) > self.as_of.isoformat():
             return  # a later month is published already
-        tmp = kind / ".current.tmp"
+        tmp = self.wd.current_staging(kind)
         tmp.unlink(missing_ok=True)
         os.symlink(self.as_of.isoformat(), tmp)
         os.replace(tmp, current)
@@ -226,7 +226,7 @@ def _notes(counts: dict[str, int]) -> tuple[str, ...]:
 
 def _quarantined_registrations(wd: WorkDir) -> dict[str, int]:
     """Quarantined registration rows by the practice code written on them."""
-    path = wd.quarantine / "gp_registrations.csv"
+    path = wd.quarantined("gp_registrations")
     if not path.exists():
         return {}
     codes = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"practice_code": pa.string()}))
@@ -239,7 +239,7 @@ def unannounced_losses(wd: WorkDir, as_of: dt.date, counts: dict[str, dict[str, 
     quarantined registrations, and practice lists that fell by more than ``share`` since the
     last month exported. Writes the per-practice counts to ``W/reports/export_<D>.json``."""
     warnings = []
-    ref_quarantine = wd.quarantine / "ref_practices.csv"
+    ref_quarantine = wd.quarantined("ref_practices")
     quarantined_refs = set()
     if ref_quarantine.exists():
         rows = pcsv.read_csv(

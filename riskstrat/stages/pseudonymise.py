@@ -272,8 +272,8 @@ def pseudonymise(
 
 
 def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
-    staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
-    con = connect(wd.staging / "duckdb-spill")
+    staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
+    con = connect(wd.staging_spill)
     identifiable = {n for n, p in staged.items() if "nhs_number" in pq.ParquetFile(p).schema_arrow.names}
     # One pseudonym per distinct NHS number in any table.
     if identifiable:
