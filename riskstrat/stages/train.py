@@ -6,7 +6,7 @@ horizon apart before it (stacked: one row per person per date, each with its own
 outcome), keeping only dates with at least a year of data behind them. A person's rows always
 go together: to fitting, early stopping or calibration, never to two of them.
 
-Validation is out of time: the population one horizon later (``D + 365 days``) when its outcome window has
+Validation is out of time: the population one horizon later (``D + horizon_days``) when its outcome window has
 closed too; otherwise people held out of every stacked date (recorded as in-time). Above
 ``training.max_people``, validation keeps the same share of people as training. The
 validation people are split in two halves by a keyed hash of their pseudonym:
