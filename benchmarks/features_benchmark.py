@@ -19,8 +19,10 @@ AS_OF = "2025-10-01"
 
 
 def prepare(n: int, base: Path) -> Path:
+    from riskstrat.workdir import WorkDir
+
     work = base / "W"
-    if (work / "pseudonymised" / "sus_apc.parquet").exists():
+    if WorkDir(work).table("sus_apc").exists():
         return work
     from riskstrat.config import Config
     from riskstrat.stages.pseudonymise import pseudonymise
@@ -59,7 +61,9 @@ def main() -> None:
         base = root / str(n)
         base.mkdir(parents=True, exist_ok=True)
         work = prepare(n, base)
-        rows = sum(1 for _ in (work / "pseudonymised").glob("*.parquet"))
+        from riskstrat.workdir import WorkDir
+
+        rows = sum(1 for _ in WorkDir(work).linked.glob("*.parquet"))
         print(f"population {n:,}: {rows} pseudonymised tables ready")
         if n in args.sizes:
             measure(n, work, "duckdb")

@@ -63,7 +63,9 @@ def run_structure(structure: str, n: int, base: Path) -> dict:
             riskstrat("synth", "--out", str(x), "--truth", str(truth), "--patients", str(n), "--structure", structure),
             base / "synth.log",
         )
-    if not (w / "pseudonymised" / "sus_apc.parquet").exists():
+    from riskstrat.workdir import WorkDir
+
+    if not WorkDir(w).table("sus_apc").exists():
         stages["pseudonymise"] = timed(
             riskstrat("pseudonymise", "--extracts", str(x), "--workdir", str(w)), base / "pseudonymise.log"
         )

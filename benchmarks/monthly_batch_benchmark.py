@@ -53,8 +53,8 @@ def _timed(cmd: list[str], log: Path) -> tuple[float, float]:
     return time.perf_counter() - started, usage.ru_maxrss / 2**20
 
 
-def columns_read(pseudonymised: Path, as_of: dt.date) -> dict[str, set[str]]:
-    """The columns of each pseudonymised table that the features at ``as_of`` read, from DuckDB's
+def columns_read(linked: Path, as_of: dt.date) -> dict[str, set[str]]:
+    """The columns of each linked table that the features at ``as_of`` read, from DuckDB's
     own plans of the population and every builder (projections and pushed-down filters)."""
     import ibis
     import pyarrow.parquet as pq
@@ -64,12 +64,12 @@ def columns_read(pseudonymised: Path, as_of: dt.date) -> dict[str, set[str]]:
     from riskstrat.features.engine import Engine, connect, load_sources
 
     schemas = {
-        n: set(pq.read_schema(pseudonymised / f"{n}.parquet").names)
+        n: set(pq.read_schema(linked / f"{n}.parquet").names)
         for n in SOURCE_TABLES
-        if (pseudonymised / f"{n}.parquet").exists()
+        if (linked / f"{n}.parquet").exists()
     }
     con = connect(Engine.DUCKDB)
-    src = cut(load_sources(con, pseudonymised, person_key=True), as_of)
+    src = cut(load_sources(con, linked, person_key=True), as_of)
     used: dict[str, set[str]] = {}
 
     def walk(node: dict) -> None:
@@ -93,7 +93,7 @@ def columns_read(pseudonymised: Path, as_of: dt.date) -> dict[str, set[str]]:
     return used
 
 
-def scan_floor(pseudonymised: Path, columns: dict[str, set[str]] | None = None) -> tuple[float, int]:
+def scan_floor(linked: Path, columns: dict[str, set[str]] | None = None) -> tuple[float, int]:
     """Seconds for one DuckDB pass over ``columns`` of each table (default: every column of every
     table features read), hashing every value; rows read."""
     from riskstrat import duck
@@ -103,7 +103,7 @@ def scan_floor(pseudonymised: Path, columns: dict[str, set[str]] | None = None) 
     rows = 0
     started = time.perf_counter()
     for name in SOURCE_TABLES:
-        path = pseudonymised / f"{name}.parquet"
+        path = linked / f"{name}.parquet"
         if not path.exists() or (columns is not None and not columns.get(name)):
             continue
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
@@ -134,12 +134,14 @@ def main() -> None:
     seconds, peak_gb = _timed(
         [*riskstrat, "run", "--extracts", str(extracts), "--workdir", str(work), "--as-of", AS_OF], base / "run.log"
     )
-    record = json.loads((work / "reports" / f"run_{AS_OF}.json").read_text())
-    pseudo = json.loads((work / "reports" / "pseudonymise.json").read_text())
-    pseudonymised = work / "pseudonymised"
-    read = columns_read(pseudonymised, dt.date.fromisoformat(AS_OF))
-    floor, rows = scan_floor(pseudonymised, read)
-    every, _ = scan_floor(pseudonymised)
+    from riskstrat.workdir import WorkDir
+
+    wd = WorkDir(work)
+    record = json.loads(wd.run_report(dt.date.fromisoformat(AS_OF)).read_text())
+    pseudo = json.loads(wd.pseudonymise_report().read_text())
+    read = columns_read(wd.linked, dt.date.fromisoformat(AS_OF))
+    floor, rows = scan_floor(wd.linked, read)
+    every, _ = scan_floor(wd.linked)
     print(f"\n`riskstrat run` at {args.patients:,} people x {args.years} years ({pseudo['rows_read']:,} input rows)\n")
     print("| stage | seconds | peak RSS (GB) |")
     print("|---|---|---|")

@@ -22,7 +22,9 @@ VAULT = "benchmark-vault-key-0123-4567-89abcdefghijklm"
 
 
 def prepare(n: int, base: Path) -> None:
-    if (base / "W" / "pseudonymised" / "features_2025-10-01.parquet").exists():
+    from riskstrat.workdir import WorkDir
+
+    if WorkDir(base / "W").features(dt.date(2025, 10, 1)).exists():
         return
     from riskstrat.config import Config
     from riskstrat.stages.features import build_features

@@ -154,26 +154,33 @@ def _command() -> str:
     return " ".join(["riskstrat", *sys.argv[1:]])
 
 
+@contextlib.contextmanager
+def _holding(workdir: Path):
+    """Hold the work directory's lock for the block: one run per work directory
+    (:mod:`riskstrat.stages.lock`; taking it moves a work directory of an earlier riskstrat to
+    the current layout). A failure that leaves the block is recorded in the audit log (its kind
+    and, for riskstrat's own one-line errors, the line)."""
+    from riskstrat.stages.lock import WorkDirBusy, work_lock
+
+    try:
+        with work_lock(workdir, _command()) as note:
+            if note:
+                err_console.print(f"riskstrat: {note}")
+            yield
+    except WorkDirBusy:
+        raise
+    except BaseException as exc:
+        _audit_failure(workdir, exc)
+        raise
+
+
 def _locked(fn):
-    """Hold the work directory's lock (``--workdir``) for the command: one run per work
-    directory (:mod:`riskstrat.stages.lock`). A failure that leaves the command is recorded
-    in the audit log (its kind and, for riskstrat's own one-line errors, the line)."""
+    """Run the command holding the lock of its ``--workdir`` (:func:`_holding`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from riskstrat.stages.lock import WorkDirBusy, work_lock
-
-        workdir = kwargs["workdir"]
-        try:
-            with work_lock(workdir, _command()) as note:
-                if note:
-                    err_console.print(f"riskstrat: {note}")
-                return fn(*args, **kwargs)
-        except WorkDirBusy:
-            raise
-        except BaseException as exc:
-            _audit_failure(workdir, exc)
-            raise
+        with _holding(kwargs["workdir"]):
+            return fn(*args, **kwargs)
 
     return wrapper
 
@@ -599,7 +606,7 @@ def pseudonymise(extracts, workdir, config_path):
 def features(workdir, as_of, engine):
     """Build the feature table of the population at D (records strictly before D).
 
-    Writes W/pseudonymised/features_<D>.parquet: one row per pseudonym; the data dictionary
+    Writes W/pseudonymised/features/<D>.parquet: one row per pseudonym; the data dictionary
     is docs/features.md.
     """
     from riskstrat.stages.features import build_features
@@ -692,6 +699,7 @@ def score(workdir, as_of, model_uri, tracking_uri, config_path):
     """Score the population at D: risk, band and reasons per person (pseudonymised)."""
 
     from riskstrat.stages.score import score as run_score
+    from riskstrat.workdir import WorkDir
 
     with err_console.status(f"scoring the population at {as_of}"):
         result = run_score(workdir, as_of, model_uri, _tracking_uri(tracking_uri, config_path))
@@ -700,7 +708,7 @@ def score(workdir, as_of, model_uri, tracking_uri, config_path):
         f"scored {result.people_scored:,} people at {as_of} with {result.model_name} version {result.model_version} "
         f"in {result.seconds:.1f} s ({bands}; {result.excluded_by_opt_out_policy:,} excluded by the opt-out policy)"
     )
-    console.print(f"scores: {result.path}; manifest: {Path(workdir) / 'reports' / f'score_{as_of}.json'}")
+    console.print(f"scores: {result.path}; manifest: {WorkDir(workdir).score_report(as_of)}")
 
 
 # --------------------------------------------------------------------------- export
@@ -715,6 +723,11 @@ def run_export(workdir: Path, as_of: dt.date, config_path: Path | None = None):
     except RiskstratError:
         vault_key = None  # the stage says when it is needed
     result = run(workdir, as_of, vault_key, load_config(config_path))
+    print_export(result)
+    return result
+
+
+def print_export(result) -> None:
     print_warnings(result.warnings)
     if result.direct_care is not None:
         console.print(
@@ -727,7 +740,6 @@ def run_export(workdir: Path, as_of: dt.date, config_path: Path | None = None):
         f"commissioners: cohort table of {result.cohort_rows:,} pseudonymised people and suppressed aggregates -> "
         f"{result.commissioner}"
     )
-    return result
 
 
 def print_warnings(warnings: list[str]) -> None:
@@ -751,117 +763,58 @@ def export(workdir, as_of, config_path):
 # --------------------------------------------------------------------------- run
 
 
-def _pseudonymised_unchanged(extracts: Path, workdir: Path, config_path: Path | None) -> bool:
-    """True when pseudonymisation already ran today on these extracts, configuration and key
-    and its outputs are untouched since."""
+def run_pipeline(
+    extracts: Path,
+    workdir: Path,
+    as_of: dt.date,
+    config_path: Path | None,
+    truth: Path | None = None,
+    show_validation: bool = False,
+) -> None:
+    """The stages of :data:`riskstrat.stages.pipeline.PIPELINE` in order, printed as they go
+    (``show_validation``: the validation report too, as the demo shows it)."""
     from riskstrat.privacy.keys import KeyName, load_key
-    from riskstrat.stages import manifest
-    from riskstrat.stages.pseudonymise import STAGE, extract_checksums, stage_inputs
+    from riskstrat.stages.pipeline import Run, StageName
+    from riskstrat.stages.pipeline import run_pipeline as run_stages
     from riskstrat.workdir import WorkDir
 
-    wd = WorkDir(workdir)
-    if not manifest.record_path(wd, STAGE).exists():
-        return False
-    config = load_config(config_path)
-    inputs = stage_inputs(extract_checksums(extracts, config), config, load_key(KeyName.PSEUDONYM), None)
-    return manifest.is_current(wd, STAGE, inputs)
+    def show(stage: StageName, result) -> None:
+        if stage is StageName.PSEUDONYMISE:
+            if show_validation:
+                print_report(result.validation)
+            print_pseudonymise(result)
+        elif stage is StageName.TRAIN:
+            print_training(result)
+        elif stage is StageName.EXPORT:
+            print_export(result)
 
-
-def run_pipeline(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None = None):
-    """validate + pseudonymise -> features -> train (when no champion) -> score -> export.
-
-    Each stage is timed with its peak memory; the record goes to ``W/reports/run_<D>.json``.
-    """
-
-    from riskstrat import tracking
-    from riskstrat.modelling.spec import load_spec
-    from riskstrat.stages import manifest
-    from riskstrat.stages.clock import RunClock
-    from riskstrat.stages.features import build_features
-    from riskstrat.stages.features import stage_inputs as features_inputs
-    from riskstrat.stages.features import stage_name as features_stage
-    from riskstrat.stages.lock import held
-    from riskstrat.stages.score import score as run_score
-    from riskstrat.stages.score import stage_inputs as score_inputs
-    from riskstrat.stages.score import stage_name as score_stage
-    from riskstrat.stages.train import dates_to_train, run_training_as_of
-    from riskstrat.stages.train import train as run_train
-    from riskstrat.workdir import WorkDir
-
-    clock = RunClock()
     started = time.perf_counter()
-    wd = WorkDir(workdir)
-    console.print(f"[1/5] validate, apply opt-outs, pseudonymise -> {workdir}")
-    with clock.stage("pseudonymise") as timing:
-        if _pseudonymised_unchanged(extracts, workdir, config_path):
-            timing.skipped = True
-            console.print("      extracts, configuration and key unchanged since the last run today: kept")
-        else:
-            print_pseudonymise(run_pseudonymise(extracts, workdir, config_path))
-    uri = _tracking_uri(None, config_path)
-    spec = load_spec()
-    tracking.configure(workdir, uri, spec.name, end_abandoned=held(workdir))
-    completed = tracking.complete_pending(spec.name)
-    if completed is not None:
-        console.print(f"      a run stopped after registering {spec.name} version {completed}: made champion now")
-    must_train = tracking.champion_version(spec.name) is None
-    train_as_of = run_training_as_of(workdir, as_of, spec)
-    dates = [as_of, *(dates_to_train(workdir, train_as_of, spec) if must_train else [])]
-    console.print(f"[2/5] features at {', '.join(str(d) for d in dates)}")
-    for d in dates:
-        with clock.stage(f"features at {d}") as timing:
-            if manifest.is_current(wd, features_stage(d), features_inputs(workdir, d)):
-                timing.skipped = True
-                console.print(f"      {d}: pseudonymised tables and feature definitions unchanged: kept")
-                continue
-            r = build_features(workdir, d)
-        console.print(f"      {d}: {r.people:,} people x {r.features} features in {r.seconds:.1f} s")
-    if must_train:
-        console.print(f"[3/5] no champion registered: train at {train_as_of} and the years before")
-        key = None
-        if truth is not None:
-            from riskstrat.privacy.keys import KeyName, load_key
-
-            key = load_key(KeyName.PSEUDONYM)
-        with clock.stage(f"train at {train_as_of}"):
-            trained = run_train(workdir, train_as_of, None, uri, truth, key)
-            _give_back_memory()
-        print_training(trained)
-    else:
-        console.print("[3/5] a champion is registered: no training")
-    champion = f"{spec.name} version {tracking.champion_version(spec.name)}"
-    with clock.stage(f"score at {as_of}") as timing:
-        if manifest.is_current(wd, score_stage(as_of), score_inputs(workdir, as_of, champion)):
-            timing.skipped = True
-            console.print(f"[4/5] features, opt-outs and model ({champion}) unchanged: scores at {as_of} kept")
-        else:
-            scored = run_score(workdir, as_of, None, uri)
-            bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
-            console.print(
-                f"[4/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}"
-            )
-    console.print("[5/5] outputs")
-    with clock.stage(f"export at {as_of}"):
-        run_export(workdir, as_of, config_path)
-    total = time.perf_counter() - started
-    record = workdir / "reports" / f"run_{as_of}.json"
-    clock.write(record, as_of=str(as_of), seconds=round(total, 1))
-    audit = workdir / "identifiable" / "audit.jsonl"
-    console.print(
-        f"run finished in {total:.1f} s, peak memory {clock.peak_rss_mb / 1024:.1f} GB (stages: {record}); "
-        f"audit trail in {audit}"
+    config = load_config(config_path)
+    pseudonym_key = load_key(KeyName.PSEUDONYM)
+    try:
+        vault_key = load_key(KeyName.VAULT)
+    except RiskstratError:
+        vault_key = None  # needed only when registrations carry NHS numbers; the stages say so
+    run = Run(
+        extracts,
+        workdir,
+        as_of,
+        config,
+        pseudonym_key,
+        vault_key,
+        _tracking_uri(None, config_path),
+        truth,
+        _command(),
+        _table_progress,
+        console.print,
+        show,
     )
-
-
-def _give_back_memory() -> None:
-    """Return the memory training freed to the operating system before scoring starts (the C
-    allocator otherwise keeps it, and the monthly job's peak would be training's plus scoring's)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    clock = run_stages(run)
+    wd = WorkDir(workdir)
+    console.print(
+        f"run finished in {time.perf_counter() - started:.1f} s, peak memory {clock.peak_rss_mb / 1024:.1f} GB "
+        f"(stages: {wd.run_report(as_of)}); audit trail in {wd.audit}"
+    )
 
 
 @main.command()
@@ -885,9 +838,9 @@ def _give_back_memory() -> None:
 @_uses_mlflow
 @_locked
 def run(extracts, workdir, as_of, config_path, truth, engine):
-    """Everything in order: pseudonymise, features, train when no model is registered (on the
-    populations of D - 2 years and the years before, validated out of time at D - 1 year),
-    score and export at D."""
+    """Everything in order: pseudonymise, features, train when no model is registered (at D
+    minus two horizons of the model specification and the dates a horizon apart before it,
+    validated out of time one horizon later), score and export at D."""
     if engine == "spark":
         run_pipeline_on_spark(extracts, workdir, as_of, config_path, truth)
     else:
@@ -958,19 +911,22 @@ def demo(workdir, patients, seed):
     quarantine at work), then validates, pseudonymises, builds features, trains, scores and
     exports them in WORKDIR/work.
     """
-    from riskstrat.stages.lock import work_lock
     from riskstrat.stages.resources import usable_directory
 
     usable_directory(workdir, "--workdir")
-    with work_lock(workdir / "work", _command()):
+    with _holding(workdir / "work"):
         _demo(workdir, patients, seed)
 
 
 def _demo(workdir: Path, patients: int, seed: int) -> None:
+    """A synthetic population, then exactly what ``riskstrat run`` does (:func:`run_pipeline`)
+    at its extract's last as-of date, with the validation report shown and the truth directory
+    given (the ceiling AUROC)."""
     import os
 
     from riskstrat.privacy.keys import KeyName, throwaway_keys
     from riskstrat.stages.lock import LOCK_FILE
+    from riskstrat.workdir import WorkDir
 
     extracts, truth, work = workdir / "extracts", workdir / "truth", workdir / "work"
     started = time.perf_counter()
@@ -980,39 +936,19 @@ def _demo(workdir: Path, patients: int, seed: int) -> None:
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
         os.environ.update(throwaway_keys())
         console.print("demo: made throwaway pseudonymisation and vault keys for this run (held in memory only)")
-    console.print(f"[1/5] synthetic population of {patients:,} people -> {extracts}")
+    console.print(f"synthetic population of {patients:,} people -> {extracts}")
     summary = run_synth(extracts, patients, seed, truth, 7, dt.date(2026, 10, 1), 0.0005, "parquet", 100_000)
     console.print(f"      {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables (truth in {truth})")
-    console.print(f"[2/5] validate, apply opt-outs, pseudonymise -> {work}")
-    report = run_pseudonymise(extracts, work, None)
-    print_report(report.validation)
-    print_pseudonymise(report)
-    from riskstrat.stages.features import build_features
-
     as_of = dt.date.fromisoformat(summary.as_of_dates[-1])
-    console.print(f"[3/5] features of the population at {as_of} (training builds its dates' as it needs them)")
-    result = build_features(work, as_of)
-    console.print(f"      {as_of}: {result.people:,} people x {result.features} features in {result.seconds:.1f} s")
-    from riskstrat.modelling.spec import load_spec
-    from riskstrat.privacy.keys import KeyName, load_key
-    from riskstrat.stages.train import run_training_as_of
-    from riskstrat.stages.train import train as run_train
-
-    train_as_of = run_training_as_of(work, as_of, load_spec())
-    console.print(f"[4/5] train at {train_as_of} and the years before, register in MLflow ({work / 'mlflow.db'})")
-    print_training(run_train(work, train_as_of, None, None, truth, load_key(KeyName.PSEUDONYM)))
-    from riskstrat.stages.score import score as run_score
-
-    scored = run_score(work, as_of)
-    bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
-    console.print(f"[5/5] scored {scored.manifest['people_scored']:,} people at {as_of} ({bands}) -> {scored.path}")
-    run_export(work, as_of)
+    run_pipeline(extracts, work, as_of, None, truth, show_validation=True)
+    wd = WorkDir(work)
+    quarantined = json.loads(wd.pseudonymise_report().read_text())["validation"]["quarantined_rows"]
     injected = json.loads((truth / "faults.json").read_text())
     n_injected = sum(sum(v.values()) for v in injected.get("quarantined", {}).values())
     console.print(
-        f"demo finished in {time.perf_counter() - started:.1f} s: {report.validation.quarantined_rows:,} rows "
+        f"demo finished in {time.perf_counter() - started:.1f} s: {quarantined:,} rows "
         f"quarantined ({n_injected:,} faults were injected to be quarantined); pseudonymised tables in "
-        f"{work / 'pseudonymised'}, vault and audit log in {work / 'identifiable'}"
+        f"{wd.pseudonymised}, vault and audit log in {wd.identifiable}"
     )
 
 

@@ -24,6 +24,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from riskstrat.workdir import WorkDir
+
 __all__ = [
     "CHAMPION",
     "RiskModelPyfunc",
@@ -53,7 +55,7 @@ def show_mlflow_prints(shown: bool) -> None:
 def tracking_uri(workdir: Path, configured: str | None = None) -> str:
     if configured:
         return configured
-    return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    return f"sqlite:///{WorkDir(workdir).mlflow_db.resolve()}"
 
 
 WORKDIR_TAG = "riskstrat.workdir"
@@ -74,7 +76,7 @@ def configure(workdir: Path, uri: str | None, experiment: str, end_abandoned: bo
     if found is None:
         location = None
         if uri.startswith("sqlite:"):
-            location = (workdir / "mlartifacts").resolve().as_uri()
+            location = WorkDir(workdir).mlartifacts.resolve().as_uri()
         mlflow.create_experiment(experiment, artifact_location=location)
     exp = mlflow.set_experiment(experiment)
     if found is not None and end_abandoned:

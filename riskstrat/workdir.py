@@ -2,7 +2,20 @@
 
 ``W/identifiable/`` holds everything that carries NHS numbers (vault, quarantine, audit
 log, transient staging); ``W/pseudonymised/`` never does. Keeping the paths in one place
-keeps the zones apart.
+keeps the zones apart: every path under W is built here, by the methods of :class:`WorkDir`.
+
+The pseudonymised zone is laid out by kind (``docs/design.md``)::
+
+    W/pseudonymised/region.json            the region key's fingerprint
+    W/pseudonymised/linked/<table>.parquet  linked tables, one per source table (and opt_out_uses)
+    W/pseudonymised/features/<D>.parquet   the feature table of the population at D
+    W/pseudonymised/scores/<D>.parquet     the scores at D
+    W/pseudonymised/exposure/              reserved: exposure records
+    W/pseudonymised/monitoring/            reserved: monitoring records
+
+Work directories made before this layout held every table directly in ``W/pseudonymised/``
+(``<table>.parquet``, ``features_<D>.parquet``, ``scores_<D>.parquet``);
+:func:`riskstrat.stages.migrate.migrate_layout` moves them once (``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -52,6 +65,43 @@ class WorkDir:
         return self.pseudonymised / "region.json"
 
     @property
+    def linked(self) -> Path:
+        """The linked pseudonymised tables (``<table>.parquet``: a file, or Spark's folder)."""
+        return self.pseudonymised / "linked"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.pseudonymised / "features"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.pseudonymised / "scores"
+
+    @property
+    def exposure(self) -> Path:
+        """Reserved for exposure records (who was shown which list, when)."""
+        return self.pseudonymised / "exposure"
+
+    @property
+    def monitoring(self) -> Path:
+        """Reserved for monitoring records (the model's performance month by month)."""
+        return self.pseudonymised / "monitoring"
+
+    @property
+    def spill(self) -> Path:
+        """Where DuckDB spills while building features (inside the zone it reads)."""
+        return self.pseudonymised / ".spill"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The embedded MLflow store (SQLite), unless a tracking URI is configured."""
+        return self.root / "mlflow.db"
+
+    @property
+    def mlartifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
     def direct_care(self) -> Path:
         return self.root / "direct_care"
 
@@ -71,12 +121,81 @@ class WorkDir:
         """``<kind>/current``: points at the latest complete month's folder (``spec/interface.md`` v1.1)."""
         return kind / CURRENT
 
+    def month_staging(self, kind: Path, as_of: dt.date) -> Path:
+        """Transient: a month's folder of ``kind`` while it is written, before publication."""
+        return kind / f".{as_of.isoformat()}.partial"
+
+    def month_replaced(self, kind: Path, as_of: dt.date) -> Path:
+        """Transient: a month's earlier folder of ``kind`` while a new one takes its place."""
+        return kind / f".{as_of.isoformat()}.old"
+
+    def current_staging(self, kind: Path) -> Path:
+        """Transient: the new ``current`` pointer of ``kind`` before it replaces the old one."""
+        return kind / ".current.tmp"
+
+    def quarantined(self, table: str) -> Path:
+        """The quarantined rows of ``table`` (they carry NHS numbers: identifiable zone)."""
+        return self.quarantine / f"{table}.csv"
+
+    def staged(self, table: str) -> Path:
+        """Transient: the validated identifiable copy of ``table`` while pseudonymisation runs."""
+        return self.staging / f"{table}.parquet"
+
+    @property
+    def staging_spill(self) -> Path:
+        """Where DuckDB spills while pseudonymising (identifiable data: inside the staging folder)."""
+        return self.staging / "duckdb-spill"
+
     def table(self, name: str) -> Path:
-        """A linked pseudonymised table."""
-        return self.pseudonymised / f"{name}.parquet"
+        """A linked pseudonymised table: ``W/pseudonymised/linked/<name>.parquet``."""
+        return self.linked / f"{name}.parquet"
+
+    def features(self, as_of: dt.date) -> Path:
+        """The feature table of the population at D: ``W/pseudonymised/features/<D>.parquet``."""
+        return self.features_dir / f"{as_of.isoformat()}.parquet"
+
+    def features_parts(self, as_of: dt.date) -> Path:
+        """Transient: one builder's part of the feature table at D per file, while it is built."""
+        return self.features_dir / f".{as_of.isoformat()}.parts"
+
+    def scores(self, as_of: dt.date) -> Path:
+        """The scores at D: ``W/pseudonymised/scores/<D>.parquet``."""
+        return self.scores_dir / f"{as_of.isoformat()}.parquet"
+
+    def scores_work(self, as_of: dt.date) -> Path:
+        """Transient: Spark's intermediate tables while scoring at D."""
+        return self.scores_dir / f".{as_of.isoformat()}.work"
+
+    def listed(self, as_of: dt.date) -> Path:
+        """Transient: the scored people at D partitioned by practice, for a Spark export."""
+        return self.scores_dir / f".listed_{as_of.isoformat()}"
+
+    def pseudonymise_report(self) -> Path:
+        return self.reports / "pseudonymise.json"
+
+    def score_report(self, as_of: dt.date) -> Path:
+        return self.reports / f"score_{as_of.isoformat()}.json"
+
+    def export_report(self, as_of: dt.date) -> Path:
+        return self.reports / f"export_{as_of.isoformat()}.json"
+
+    def export_reports(self) -> list[Path]:
+        """Every month's export report, oldest first."""
+        return sorted(self.reports.glob("export_*.json"))
+
+    def run_report(self, as_of: dt.date) -> Path:
+        return self.reports / f"run_{as_of.isoformat()}.json"
+
+    @property
+    def stage_records(self) -> Path:
+        return self.reports / "stages"
+
+    def stage_record(self, stage: str) -> Path:
+        """What a stage read and wrote (:mod:`riskstrat.stages.manifest`)."""
+        return self.stage_records / f"{stage}.json"
 
     def make(self) -> None:
-        for d in (self.identifiable, self.pseudonymised, self.reports):
+        for d in (self.identifiable, self.pseudonymised, self.linked, self.features_dir, self.scores_dir, self.reports):
             d.mkdir(parents=True, exist_ok=True)
         self.identifiable.chmod(0o700)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from riskstrat.errors import ExitCode
+from riskstrat.workdir import WorkDir
 
 from .test_validate import write_extracts
 
@@ -384,7 +385,8 @@ def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseu
     assert lines[0].startswith("riskstrat: error: features at 2025-10-01: out of memory (DuckDB memory limit 2MB")
     assert "RISKSTRAT_DUCKDB_MEMORY" in lines[0]
     # nothing half-written is left behind, and the stage runs once the limit allows it
-    assert not list((work / "pseudonymised").glob(".features_*")) and not (work / "pseudonymised" / ".spill").exists()
+    wd = WorkDir(work)
+    assert not list(wd.features_dir.glob(".*")) and not wd.spill.exists()
     env["RISKSTRAT_DUCKDB_MEMORY"] = "2GB"
     assert subprocess.run(command, capture_output=True, text=True, env=env).returncode == 0
 

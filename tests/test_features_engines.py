@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from riskstrat.features import data_dictionary, feature_names, feature_table
 from riskstrat.features.engine import load_sources
 from riskstrat.labels import labels
+from riskstrat.workdir import WorkDir
 
 from .conftest import REPO
 from .featurekit import backend
@@ -26,7 +27,7 @@ def _features(engine: str, directory, as_of: dt.date) -> pa.Table:
 
 
 def test_duckdb_and_spark_build_identical_features_and_labels(pseudonymised):
-    directory = pseudonymised / "pseudonymised"
+    directory = WorkDir(pseudonymised).linked
     for as_of in (dt.date(2024, 10, 1), dt.date(2026, 10, 1)):
         a, b = _features("duckdb", directory, as_of), _features("spark", directory, as_of)
         assert a.num_rows > 1500 and a.column_names == ["pseudonym", *feature_names()]
@@ -85,7 +86,7 @@ def cut_extract(src_dir, out_dir, d: dt.date) -> None:
 @given(offset=st.integers(min_value=0, max_value=6 * 365))
 def test_no_leakage_full_and_cut_extracts_give_identical_features(pseudonymised, tmp_path_factory, offset):
     d = dt.date(2020, 10, 1) + dt.timedelta(days=offset)
-    full = pseudonymised / "pseudonymised"
+    full = WorkDir(pseudonymised).linked
     cut_dir = tmp_path_factory.mktemp("cut")
     cut_extract(full, cut_dir, d)
     a, b = _features("duckdb", full, d), _features("duckdb", cut_dir, d)
@@ -95,8 +96,8 @@ def test_no_leakage_full_and_cut_extracts_give_identical_features(pseudonymised,
 
 def test_no_leakage_on_spark(pseudonymised, tmp_path):
     d = dt.date(2025, 3, 17)
-    cut_extract(pseudonymised / "pseudonymised", tmp_path / "cut", d)
-    assert _features("spark", pseudonymised / "pseudonymised", d).equals(_features("spark", tmp_path / "cut", d))
+    cut_extract(WorkDir(pseudonymised).linked, tmp_path / "cut", d)
+    assert _features("spark", WorkDir(pseudonymised).linked, d).equals(_features("spark", tmp_path / "cut", d))
 
 
 def test_features_command_writes_the_table(pseudonymised):
@@ -106,7 +107,7 @@ def test_features_command_writes_the_table(pseudonymised):
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    t = pq.read_table(pseudonymised / "pseudonymised" / "features_2025-10-01.parquet")
+    t = pq.read_table(WorkDir(pseudonymised).features(dt.date(2025, 10, 1)))
     assert t.column_names[0] == "pseudonym" and t.num_rows > 1500
     assert t["pseudonym"].to_pylist() == sorted(t["pseudonym"].to_pylist())
     # every feature in its declared type (counts that are sums stay integers), in registry order

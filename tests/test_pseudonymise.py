@@ -25,6 +25,7 @@ from riskstrat.privacy.vault import reidentify_practice
 from riskstrat.schema import PERSON_KEY
 from riskstrat.stages.features import build_features
 from riskstrat.stages.pseudonymise import pseudonymise as run_stage
+from riskstrat.workdir import WorkDir
 
 KEY = "test-region-key-0123-4567-89abcdefghijklmnop"
 OTHER_KEY = "other-region-key-0123-4567-89abcdefghijklmn"
@@ -56,7 +57,7 @@ def test_no_nhs_number_leaves_the_identifiable_zone(faulty_run):
     # nothing but the identifiable zone, pseudonymised zone and reports
     assert {p.name for p in work.iterdir()} == {"identifiable", "pseudonymised", "reports", ".lock"}
     assert not (work / "identifiable" / "staging").exists()  # staged identifiable copies are gone
-    for f in (work / "pseudonymised").glob("*.parquet"):
+    for f in (work / "pseudonymised").rglob("*.parquet"):
         names = pq.ParquetFile(f).schema_arrow.names
         assert "nhs_number" not in names and "_row" not in names and "date_of_birth" not in names
 
@@ -70,7 +71,7 @@ def test_every_row_is_accounted_for(faulty_run, faulty_population):
         t = report["tables"][name]
         assert t["read"] == t["quarantined"] + t["opted_out"] + t["consumed"] + t["written"], name
         assert t["quarantined"] == sum(injected.get(name, {}).values()), name
-        assert pq.ParquetFile(work / "pseudonymised" / f"{name}.parquet").metadata.num_rows == t["written"]
+        assert pq.ParquetFile(WorkDir(work).table(name)).metadata.num_rows == t["written"]
     assert report["tables"]["gp_medications"]["opted_out"] > 0
     assert report["opted_out_people"]["removed_before_pseudonymisation"] > 100
     assert report["rows_per_second"] > 0
@@ -81,10 +82,10 @@ def test_opted_out_people_are_nowhere(faulty_run):
     objectors = pq.read_table(extracts / "opt_outs.parquet")["nhs_number"].unique().to_pylist()
     removed = pa.array(pseudonymise(objectors, KEY))
     for name in PATIENT_TABLES:
-        out = pq.read_table(work / "pseudonymised" / f"{name}.parquet", columns=["pseudonym"])["pseudonym"]
+        out = pq.read_table(WorkDir(work).table(name), columns=["pseudonym"])["pseudonym"]
         assert not pc.any(pc.is_in(out, value_set=removed)).as_py(), name
     everyone = pq.read_table(extracts / "gp_registrations.parquet")["nhs_number"].unique().to_pylist()
-    kept = set(pq.read_table(work / "pseudonymised" / "gp_registrations.parquet")["pseudonym"].to_pylist())
+    kept = set(pq.read_table(WorkDir(work).table("gp_registrations"))["pseudonym"].to_pylist())
     assert len(kept) > 0.85 * len(everyone)
 
 
@@ -93,7 +94,7 @@ def test_the_vault_reidentifies_one_practice_and_nobody_else(faulty_run):
     d = dt.date(2026, 10, 1)
     con = duckdb.connect()
     practice = con.execute(f"SELECT min(practice_code) FROM '{extracts}/ref_practices.parquet'").fetchone()[0]
-    regs = f"{work}/pseudonymised/gp_registrations.parquet"
+    regs = WorkDir(work).table("gp_registrations")
     expected = {
         r[0]
         for r in con.execute(
@@ -137,14 +138,12 @@ def test_monthly_runs_link_and_regions_never_mix(clean_population, tmp_path):
     run_stage(extracts, tmp_path / "m1", Config(), KEY, VAULT_KEY)
     run_stage(extracts, tmp_path / "m2", Config(), KEY, VAULT_KEY)
     for name in PATIENT_TABLES:
-        a = pq.read_table(tmp_path / "m1" / "pseudonymised" / f"{name}.parquet")
-        b = pq.read_table(tmp_path / "m2" / "pseudonymised" / f"{name}.parquet")
+        a = pq.read_table(WorkDir(tmp_path / "m1").table(name))
+        b = pq.read_table(WorkDir(tmp_path / "m2").table(name))
         assert a.equals(b), name
     run_stage(extracts, tmp_path / "other", Config(), OTHER_KEY, VAULT_KEY)
-    mine = set(pq.read_table(tmp_path / "m1" / "pseudonymised" / "gp_registrations.parquet")["pseudonym"].to_pylist())
-    theirs = set(
-        pq.read_table(tmp_path / "other" / "pseudonymised" / "gp_registrations.parquet")["pseudonym"].to_pylist()
-    )
+    mine = set(pq.read_table(WorkDir(tmp_path / "m1").table("gp_registrations"))["pseudonym"].to_pylist())
+    theirs = set(pq.read_table(WorkDir(tmp_path / "other").table("gp_registrations"))["pseudonym"].to_pylist())
     assert mine and theirs and not mine & theirs
     with pytest.raises(RiskstratError, match="another region key"):
         run_stage(extracts, tmp_path / "m1", Config(), OTHER_KEY, VAULT_KEY)
@@ -156,7 +155,7 @@ def test_a_narrower_policy_flags_instead_of_removing(clean_population, tmp_path)
     cfg.write_text("opt_out_policy:\n  type1: [commissioner]\n  ndoo: [training, commissioner]\n")
     report = run_stage(extracts, tmp_path / "W", load_config(cfg), KEY, VAULT_KEY)
     assert report.opted_out["removed_before_pseudonymisation"] == 0
-    flags = pq.read_table(tmp_path / "W" / "pseudonymised" / "opt_out_uses.parquet").to_pylist()
+    flags = pq.read_table(WorkDir(tmp_path / "W").table("opt_out_uses")).to_pylist()
     assert len(flags) == report.opted_out["people_with_objections"] > 0
     oo = pq.read_table(extracts / "opt_outs.parquet").to_pylist()
     kinds: dict[str, set] = {}
@@ -183,8 +182,8 @@ def test_extracts_pseudonymised_at_source_link_with_ours(clean_population, tmp_p
     theirs = run_stage(source, tmp_path / "theirs", Config(), KEY, VAULT_KEY)
     assert theirs.tables["sus_apc"]["identifier"] == "pseudonym"
     for name in PATIENT_TABLES:
-        a = pq.read_table(tmp_path / "ours" / "pseudonymised" / f"{name}.parquet")
-        b = pq.read_table(tmp_path / "theirs" / "pseudonymised" / f"{name}.parquet")
+        a = pq.read_table(WorkDir(tmp_path / "ours").table(name))
+        b = pq.read_table(WorkDir(tmp_path / "theirs").table(name))
         # every table we pseudonymised carries the person key; a provider's tables cannot
         assert PERSON_KEY in a.column_names
         assert (PERSON_KEY in b.column_names) is (name not in ("sus_apc", "sus_op", "sus_ecds")), name

@@ -32,6 +32,7 @@ from riskstrat.stages.export import export
 from riskstrat.stages.score import score
 from riskstrat.stages.train import train
 from riskstrat.tracking import tracking_uri
+from riskstrat.workdir import WorkDir
 
 from .conftest import REGION_KEY, VAULT_KEY
 from .featurekit import spark
@@ -84,23 +85,21 @@ def _frame(path: Path, key: list[str] | None = None) -> pd.DataFrame:
 @pytest.mark.slow
 def test_spark_pseudonymises_to_the_same_tables(both_paths, clean_population):
     duck, work, result = both_paths
-    names = sorted(
-        p.name for p in (duck / "pseudonymised").glob("*.parquet") if not p.name.startswith(("features_", "scores_"))
-    )
+    names = sorted(p.name for p in WorkDir(duck).linked.glob("*.parquet"))
     assert {"sus_apc.parquet", "gp_registrations.parquet", "gp_events.parquet", "opt_out_uses.parquet"} <= set(names)
     for name in names:
-        a, b = _frame(duck / "pseudonymised" / name), _frame(work / "pseudonymised" / name)
-        assert (work / "pseudonymised" / name).exists(), name
+        a, b = _frame(WorkDir(duck).linked / name), _frame(WorkDir(work).linked / name)
+        assert (WorkDir(work).linked / name).exists(), name
         # the single-machine stage also writes each person's integer key for its features stage;
         # Spark's features group by the pseudonym itself, so Spark writes none
         if PERSON_KEY in a.columns:
             assert PERSON_KEY not in b.columns and a[PERSON_KEY].nunique() == a[PSEUDONYM].nunique(), name
-            a = _frame(duck / "pseudonymised" / name).drop(columns=PERSON_KEY)
+            a = a.drop(columns=PERSON_KEY)
             a = a.sort_values(list(a.columns)).reset_index(drop=True)
         pd.testing.assert_frame_equal(b, a, check_dtype=True, obj=name)
-    patients = pq.read_table(work / "pseudonymised" / "gp_registrations.parquet")
+    patients = pq.read_table(WorkDir(work).table("gp_registrations"))
     assert "month_of_birth" in patients.column_names and "date_of_birth" not in patients.column_names
-    assert not any("nhs_number" in pq.read_table(work / "pseudonymised" / n).column_names for n in names)
+    assert not any("nhs_number" in pq.read_table(WorkDir(work).linked / n).column_names for n in names)
     # the published definition: HMAC-SHA256 of the NHS number under the region key
     extracts, _ = clean_population
     first = pq.read_table(extracts / "gp_registrations.parquet", columns=["nhs_number"])["nhs_number"][0].as_py()
@@ -126,9 +125,9 @@ def test_spark_pseudonymises_to_the_same_tables(both_paths, clean_population):
 @pytest.mark.slow
 def test_spark_builds_the_same_features(both_paths):
     duck, work, result = both_paths
-    a = _frame(duck / "pseudonymised" / f"features_{D}.parquet", ["pseudonym"])
-    b = _frame(work / "pseudonymised" / f"features_{D}.parquet", ["pseudonym"])
-    assert result.features.people == len(a) > 1500 and (work / "pseudonymised" / f"features_{D}.parquet").is_dir()
+    a = _frame(WorkDir(duck).features(D), ["pseudonym"])
+    b = _frame(WorkDir(work).features(D), ["pseudonym"])
+    assert result.features.people == len(a) > 1500 and WorkDir(work).features(D).is_dir()
     pd.testing.assert_frame_equal(b[a.columns], a, check_dtype=False)  # the same values
     declared = {f.name: str(a[f.name].dtype) if f.dtype == "string" else str(f.dtype) for _, f in all_features()}
     assert {c: str(t) for c, t in b.drop(columns="pseudonym").dtypes.items()} == declared  # the declared types
@@ -137,8 +136,8 @@ def test_spark_builds_the_same_features(both_paths):
 @pytest.mark.slow
 def test_spark_scores_bands_and_reasons_are_the_duckdb_path_s(both_paths):
     duck, work, result = both_paths
-    a = _frame(duck / "pseudonymised" / f"scores_{D}.parquet", ["pseudonym"])
-    b = _frame(work / "pseudonymised" / f"scores_{D}.parquet", ["pseudonym"])
+    a = _frame(WorkDir(duck).scores(D), ["pseudonym"])
+    b = _frame(WorkDir(work).scores(D), ["pseudonym"])
     pd.testing.assert_frame_equal(b[a.columns], a)
     assert result.trained is None  # the DuckDB path's champion was used, not a new model
     assert (a["risk_band"] == "very high").sum() == int(0.005 * len(a))  # bands over the whole population
@@ -148,7 +147,7 @@ def test_spark_scores_bands_and_reasons_are_the_duckdb_path_s(both_paths):
     for k in ("model_name", "model_version", "run_id", "people_scored", "excluded_by_opt_out_policy", "people_by_band"):
         assert made[k] == held[k], k
     assert made["mean_risk"] == pytest.approx(held["mean_risk"], abs=1e-6)
-    assert made["checksums"]["scores"] == dataset_checksum(work / "pseudonymised" / f"scores_{D}.parquet")
+    assert made["checksums"]["scores"] == dataset_checksum(WorkDir(work).scores(D))
 
 
 @pytest.mark.slow
@@ -167,7 +166,9 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
         pq.read_table(work / "commissioner" / "current" / "cohort.parquet").to_pandas(),
         pq.read_table(duck / "commissioner" / "current" / "cohort.parquet").to_pandas(),
     )
-    assert not list((work / "pseudonymised").glob(".*"))  # no working copies left behind
+    wd = WorkDir(work)
+    places = (wd.pseudonymised, wd.linked, wd.features_dir, wd.scores_dir)
+    assert not [p for d in places for p in d.glob(".*")]  # no working copies left behind
     exports = [
         r for r in AuditLog(work / "identifiable" / "audit.jsonl").records() if r["event"] == "direct_care_export"
     ]

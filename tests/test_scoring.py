@@ -23,6 +23,7 @@ from riskstrat.features.builders import history, medicine_history
 from riskstrat.scoring import assign_bands, describe, top_reasons
 from riskstrat.stages.score import DEFAULT_MODEL_URI, score
 from riskstrat.stages.train import train
+from riskstrat.workdir import WorkDir
 
 BANDS = [("very high", 0.005), ("high", 0.05), ("moderate", 0.20), ("low", 1.0)]
 
@@ -115,7 +116,7 @@ def test_scoring_the_population(trained):
     d = dt.date(2026, 10, 1)
     result = score(trained, d)
     t = pq.read_table(result.path).to_pandas()
-    feats = pq.read_table(trained / "pseudonymised" / f"features_{d}.parquet").to_pandas()
+    feats = pq.read_table(WorkDir(trained).features(d)).to_pandas()
     assert len(t) == len(feats) == result.manifest["people_scored"]
     assert t["risk_score"].between(0, 1).all()
     counts = t["risk_band"].value_counts()

@@ -155,13 +155,9 @@ def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server, 
         if f.is_file():
             assert not (set(digits.findall(f.read_bytes())) & written), f
     hexes = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+    registrations = list(base.parent.glob("**/pseudonymised/linked/gp_registrations.parquet"))
     pseudonyms = (
-        {
-            r["pseudonym"].encode()
-            for r in pq.read_table(next(base.parent.glob("**/pseudonymised/gp_registrations.parquet"))).to_pylist()
-        }
-        if list(base.parent.glob("**/pseudonymised/gp_registrations.parquet"))
-        else set()
+        {r["pseudonym"].encode() for r in pq.read_table(registrations[0]).to_pylist()} if registrations else set()
     )
     for f in base.rglob("*"):
         if f.is_file() and f.suffix != ".db":

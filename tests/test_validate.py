@@ -17,6 +17,7 @@ from riskstrat.ingest.validate import validate_extracts
 from riskstrat.privacy.pseudonym import pseudonym
 from riskstrat.schema import TABLES, Severity
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
+from riskstrat.workdir import WorkDir
 
 TODAY = dt.date(2026, 11, 1)
 A, B = "9990000018", "9990000026"  # valid synthetic NHS numbers (999 test range)
@@ -556,5 +557,5 @@ def test_integer_nhs_numbers_are_pseudonymised_like_text_ones(tmp_path):
     report = pseudonymise_stage(extracts, tmp_path / "W", Config(), key, vault_key, today=TODAY)
     assert report.tables["gp_registrations"]["read"] == 2
     assert report.tables["gp_registrations"]["quarantined"] == 1
-    reg = pq.read_table(tmp_path / "W" / "pseudonymised" / "gp_registrations.parquet")
+    reg = pq.read_table(WorkDir(tmp_path / "W").table("gp_registrations"))
     assert reg["pseudonym"].to_pylist() == [pseudonym(A, key)]

@@ -15,9 +15,22 @@ import pandas as pd
 from riskstrat.atomic import write_private
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
+from riskstrat.workdir import WorkDir
 
-__all__ = ["KEY_COUNTS", "LIST_COLUMNS", "practice_list", "recent_activity", "record_export", "write_atomically"]
+__all__ = [
+    "ACTIVITY_DAYS",
+    "KEY_COUNTS",
+    "LIST_COLUMNS",
+    "practice_list",
+    "recent_activity",
+    "record_export",
+    "write_atomically",
+]
 
+#: the look-back of the hospital activity a practice's page shows: 12 months, the window of the
+#: ``_365d`` key counts beside it on the list and the page ("last 12 months"). A look-back,
+#: not the model's horizon (which looks forward from D).
+ACTIVITY_DAYS = 365
 KEY_COUNTS = {
     "emergency_admissions_365d": "emergency_admissions_12m",
     "ae_attendances_365d": "ae_attendances_12m",
@@ -82,17 +95,16 @@ def write_atomically(content: pd.DataFrame | str, path: Path) -> None:
     write_private(path, content.to_csv(index=False) if isinstance(content, pd.DataFrame) else content)
 
 
-def recent_activity(pseudonymised: Path, as_of: dt.date) -> pd.DataFrame:
-    """SUS+ activity of the 365 days before D, one row per event: pseudonym, date, setting,
-    detail, provider (admissions by spell, A&E attendances, outpatient appointments)."""
+def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> pd.DataFrame:
+    """SUS+ activity of the ``days`` days before D (default :data:`ACTIVITY_DAYS`), one row per
+    event: pseudonym, date, setting, detail, provider (admissions by spell, A&E attendances,
+    outpatient appointments), from the linked tables of ``wd``."""
     from riskstrat.duck import connect
 
     con = connect()
     d = f"DATE '{as_of.isoformat()}'"
-    window = f"BETWEEN {d} - INTERVAL 365 DAY AND {d} - INTERVAL 1 DAY"
-    src = {
-        n: f"read_parquet('{(pseudonymised / f'{n}.parquet').as_posix()}')" for n in ("sus_apc", "sus_ecds", "sus_op")
-    }
+    window = f"BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY"
+    src = {n: f"read_parquet('{wd.table(n).as_posix()}')" for n in ("sus_apc", "sus_ecds", "sus_op")}
     frame = con.execute(f"""
         SELECT pseudonym, admission_date AS date,
                CASE WHEN admission_method LIKE '2%' THEN 'emergency admission'

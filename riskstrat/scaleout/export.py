@@ -1,7 +1,7 @@
 """Export from Spark's scores: practice lists one practice at a time, commissioner outputs.
 
 Spark joins the scores to the feature columns the outputs show and writes them partitioned
-by practice (``W/pseudonymised/.listed_<D>/practice_code=<code>/``), so the driver reads one
+by practice (``W/pseudonymised/scores/.listed_<D>/practice_code=<code>/``), so the driver reads one
 practice's people at a time, however large the region. Each list and page is made by the
 functions of ``riskstrat export`` (:func:`riskstrat.outputs.direct_care.practice_list`
 through the vault, :func:`riskstrat.outputs.html.practice_html`), so the files are the
@@ -88,7 +88,7 @@ def export_by_practice(
         raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
         direct = without_objectors(scored, wd, Use.DIRECT_CARE)
-        by_practice = wd.pseudonymised / f".listed_{as_of.isoformat()}"
+        by_practice = wd.listed(as_of)
         shutil.rmtree(by_practice, ignore_errors=True)
         try:
             direct.repartition("practice_code").write.partitionBy("practice_code").parquet(spark_path(by_practice))

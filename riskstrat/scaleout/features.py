@@ -13,7 +13,7 @@ from riskstrat.features.engine import connect, load_sources
 from riskstrat.features.registry import Dtype, all_features
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.scaleout.session import remove, spark_path
-from riskstrat.stages.features import FeaturesResult, features_path
+from riskstrat.stages.features import FeaturesResult
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir
 
@@ -24,7 +24,7 @@ _SPARK_TYPES = {Dtype.INT: "bigint", Dtype.FLOAT: "double", Dtype.STRING: "strin
 
 @named_stage("features")
 def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
-    """Write ``W/pseudonymised/features_<D>.parquet`` (a Parquet dataset, sorted by pseudonym):
+    """Write ``W/pseudonymised/features/<D>.parquet`` (a Parquet dataset, sorted by pseudonym):
     :func:`riskstrat.features.feature_table` at ``as_of`` on the pseudonymised tables, which
     either engine may have written. The run is audited."""
     from pyspark.sql import functions as F
@@ -32,8 +32,9 @@ def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
     wd = WorkDir(workdir)
     started = time.perf_counter()
     con = connect("spark", spark)
-    expr = feature_table(load_sources(con, wd.pseudonymised), as_of)
-    out = features_path(workdir, as_of)
+    expr = feature_table(load_sources(con, wd.linked), as_of)
+    out = wd.features(as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
     con._run_pre_execute_hooks(expr)  # registers the empty stand-ins of absent optional tables
     frame = con.raw_sql(con.compile(expr))
     # Each feature with its declared type: ibis leaves out casts it thinks are no-ops, and

@@ -62,7 +62,7 @@ def pseudonymise_on_spark(
 ) -> PseudonymiseReport:
     """Validate on the driver, pseudonymise on Spark; see the module docstring.
 
-    Writes ``W/pseudonymised/<table>.parquet`` as Parquet datasets (directories), and in
+    Writes ``W/pseudonymised/linked/<table>.parquet`` as Parquet datasets (directories), and in
     ``W/identifiable/`` the quarantine, the vault and the audit log, as the DuckDB stage does.
     """
     write = functools.partial(_run, spark)
@@ -81,7 +81,7 @@ def _pseudonyms(key: str, batches):
 def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
     from pyspark.sql import functions as F
 
-    staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
+    staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
     frames = {n: spark.read.parquet(spark_path(p)) for n, p in staged.items()}
     identifiable = {n for n, df in frames.items() if "nhs_number" in df.columns}
     # One pseudonym per distinct NHS number in any table (opt_outs included, as on DuckDB),

@@ -102,7 +102,7 @@ def _band(offsets: dict[int, int], people: int, bands: list[tuple[str, float]], 
 def score_on_spark(
     spark, workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_uri: str | None = None
 ) -> ScoreResult:
-    """Score the population at ``as_of`` on Spark: ``W/pseudonymised/scores_<D>.parquet`` (a
+    """Score the population at ``as_of`` on Spark: ``W/pseudonymised/scores/<D>.parquet`` (a
     dataset sorted by pseudonym) and ``W/reports/score_<D>.json``, as ``riskstrat score``.
 
     Needs ``features_<D>`` (:func:`riskstrat.scaleout.features.features_on_spark`).
@@ -120,7 +120,7 @@ def score_on_spark(
     feats = spark.read.parquet(spark_path(feats_path)).select("pseudonym", *inputs)
     population = feats.count()
     feats = without_objectors(feats, wd, Use.SCORING)
-    work = wd.pseudonymised / f".scores_{as_of.isoformat()}.work"
+    work = wd.scores_work(as_of)
     shutil.rmtree(work, ignore_errors=True)
     try:
         # 1. risk, model score and reasons, once, on the executors
@@ -167,7 +167,7 @@ def score_on_spark(
         "engine": "spark",
     }
     wd.reports.mkdir(parents=True, exist_ok=True)
-    (wd.reports / f"score_{as_of}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    wd.score_report(as_of).write_text(json.dumps(manifest, indent=2) + "\n")
     AuditLog(wd.audit).record_stage(
         f"riskstrat score --as-of {as_of} --model {model_uri} --engine spark",
         {"features": manifest["checksums"]["features"]},

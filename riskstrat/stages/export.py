@@ -91,7 +91,7 @@ class Month:
                     shutil.rmtree(stale, ignore_errors=True)
 
     def _staging(self, kind: Path) -> Path:
-        return kind / f".{self.as_of.isoformat()}.partial"
+        return self.wd.month_staging(kind, self.as_of)
 
     def folder(self, kind: Path) -> Path:
         """Where this month's files of ``kind`` are written before publication."""
@@ -108,7 +108,7 @@ class Month:
             if not staging.exists():
                 continue
             final = self.wd.month(kind, self.as_of)
-            old = kind / f".{self.as_of.isoformat()}.old"
+            old = self.wd.month_replaced(kind, self.as_of)
             if final.exists():
                 final.rename(old)
             staging.rename(final)
@@ -121,7 +121,7 @@ class Month:
         current = self.wd.current(kind)
         if current.is_symlink() and os.readlink(current) > self.as_of.isoformat():
             return  # a later month is published already
-        tmp = kind / ".current.tmp"
+        tmp = self.wd.current_staging(kind)
         tmp.unlink(missing_ok=True)
         os.symlink(self.as_of.isoformat(), tmp)
         os.replace(tmp, current)
@@ -129,13 +129,13 @@ class Month:
 
 def model_of(wd: WorkDir, as_of: dt.date) -> str:
     """The model that scored the population at ``as_of`` ("name version N")."""
-    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    manifest = json.loads(wd.score_report(as_of).read_text())
     return f"{manifest['model_name']} version {manifest['model_version']}"
 
 
 def bands_of(wd: WorkDir, as_of: dt.date) -> list[RiskBand]:
     """The risk bands, highest first, of the model that scored the population at ``as_of``."""
-    manifest = json.loads((wd.reports / f"score_{as_of}.json").read_text())
+    manifest = json.loads(wd.score_report(as_of).read_text())
     if "risk_bands" not in manifest:
         raise RiskstratError(
             f"the scores at {as_of} were made by an earlier riskstrat that did not record the model's risk bands: "
@@ -168,7 +168,7 @@ def write_commissioner_outputs(
     sizes = agg[agg["dimension"] == "cohort"][["value", "published"]].rename(
         columns={"value": "cohort", "published": "people"}
     )
-    run_id = json.loads((wd.reports / f"score_{as_of}.json").read_text())["run_id"]
+    run_id = json.loads(wd.score_report(as_of).read_text())["run_id"]
     fairness = tracking.run_table(wd.root, tracking_uri, run_id, FAIRNESS_SUMMARY)
     write_atomically(report_html(as_of, agg, sizes, model, bands, rules, fairness), folder / "report.html")
     return cohort
@@ -189,7 +189,7 @@ def write_practice_lists(
     ref = pq.read_table(wd.table("ref_practices")).to_pandas().sort_values("practice_code")
     model = model_of(wd, as_of)
     vault = open_vault(wd.vault, vault_key, audit)
-    details = activity_details(recent_activity(wd.pseudonymised, as_of))
+    details = activity_details(recent_activity(wd, as_of))
     quarantined = _quarantined_registrations(wd)
     counts: dict[str, dict[str, int]] = {}
     for practice in ref.itertuples(index=False):
@@ -228,7 +228,7 @@ def _notes(counts: dict[str, int]) -> tuple[str, ...]:
 
 def _quarantined_registrations(wd: WorkDir) -> dict[str, int]:
     """Quarantined registration rows by the practice code written on them."""
-    path = wd.quarantine / "gp_registrations.csv"
+    path = wd.quarantined("gp_registrations")
     if not path.exists():
         return {}
     codes = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={"practice_code": pa.string()}))
@@ -241,7 +241,7 @@ def unannounced_losses(wd: WorkDir, as_of: dt.date, counts: dict[str, dict[str, 
     quarantined registrations, and practice lists that fell by more than ``share`` since the
     last month exported. Writes the per-practice counts to ``W/reports/export_<D>.json``."""
     warnings = []
-    ref_quarantine = wd.quarantine / "ref_practices.csv"
+    ref_quarantine = wd.quarantined("ref_practices")
     quarantined_refs = set()
     if ref_quarantine.exists():
         rows = pcsv.read_csv(
@@ -272,7 +272,7 @@ def unannounced_losses(wd: WorkDir, as_of: dt.date, counts: dict[str, dict[str, 
                 )
     wd.reports.mkdir(parents=True, exist_ok=True)
     record = {"as_of": str(as_of), "practices": counts, "warnings": warnings}
-    (wd.reports / f"export_{as_of}.json").write_text(json.dumps(record, indent=2) + "\n")
+    wd.export_report(as_of).write_text(json.dumps(record, indent=2) + "\n")
     return warnings
 
 
@@ -297,7 +297,7 @@ def _registered_outside_ref(wd: WorkDir, as_of: dt.date) -> dict[str, int]:
 
 
 def _previous_export(wd: WorkDir, as_of: dt.date) -> tuple[str, dict] | None:
-    earlier = sorted(p for p in wd.reports.glob("export_*.json") if p.stem.removeprefix("export_") < as_of.isoformat())
+    earlier = [p for p in wd.export_reports() if p.stem.removeprefix("export_") < as_of.isoformat()]
     if not earlier:
         return None
     record = json.loads(earlier[-1].read_text())

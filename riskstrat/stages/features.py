@@ -36,7 +36,8 @@ class FeaturesResult:
 
 
 def features_path(workdir: Path, as_of: dt.date) -> Path:
-    return WorkDir(workdir).pseudonymised / f"features_{as_of.isoformat()}.parquet"
+    """:meth:`riskstrat.workdir.WorkDir.features` of the work directory ``workdir``."""
+    return WorkDir(workdir).features(as_of)
 
 
 def stage_name(as_of: dt.date) -> str:
@@ -66,12 +67,12 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
     read side by side in batches, with each person's pseudonym, and written as one table: the
     whole table is never in memory.
     """
-    parts_dir = wd.pseudonymised / f".features_{as_of.isoformat()}.parts"
+    parts_dir = wd.features_parts(as_of)
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir(parents=True)
     try:
-        con = connect(Engine.DUCKDB, spill_dir=wd.pseudonymised / ".spill")
-        cut_src = cut(load_sources(con, wd.pseudonymised, person_key=True), as_of)
+        con = connect(Engine.DUCKDB, spill_dir=wd.spill)
+        cut_src = cut(load_sources(con, wd.linked, person_key=True), as_of)
         people_path = parts_dir / "population.parquet"
         _write(con, population(cut_src, as_of).select(PSEUDONYM), people_path)
         people = con.read_parquet(str(people_path))
@@ -85,7 +86,7 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
         _side_by_side(names_path, paths, target)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
-        shutil.rmtree(wd.pseudonymised / ".spill", ignore_errors=True)
+        shutil.rmtree(wd.spill, ignore_errors=True)
 
 
 def _pseudonyms(con, wd: WorkDir, people):
@@ -154,19 +155,20 @@ class _Rechunk:
 
 @named_stage("features")
 def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.DUCKDB, spark=None) -> FeaturesResult:
-    """Build and write ``W/pseudonymised/features_<D>.parquet``; the run is audited."""
+    """Build and write ``W/pseudonymised/features/<D>.parquet``; the run is audited."""
     wd = WorkDir(workdir)
-    if not wd.pseudonymised.is_dir():
+    if not wd.linked.is_dir():
         raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
     started = time.perf_counter()
     engine = Engine(engine)
-    out = features_path(workdir, as_of)
+    out = wd.features(as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     if engine is Engine.DUCKDB:
         _build_in_parts(wd, as_of, tmp)
     else:
         con = connect(engine, spark)
-        table = con.to_pyarrow(feature_table(load_sources(con, wd.pseudonymised), as_of))
+        table = con.to_pyarrow(feature_table(load_sources(con, wd.linked), as_of))
         pq.write_table(table, tmp, compression="zstd")
     tmp.replace(out)
     manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of), [out])

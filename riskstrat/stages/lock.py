@@ -5,7 +5,9 @@ and register two model versions. Every command that writes to ``W`` holds the lo
 one stops at once with one line naming the holder. The lock is an ``flock`` on an open file:
 the operating system releases it when the holder exits in any way, killed included, so a lock
 left by a dead process never blocks (its file is simply taken over, and the takeover is said).
-The lock is re-entrant within a process (a notebook or ``run`` calling the stages).
+The lock is re-entrant within a process (a notebook or ``run`` calling the stages). Holding it
+first moves a work directory made by an earlier riskstrat to the current layout
+(:func:`riskstrat.stages.migrate.migrate_layout`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def work_lock(workdir: Path, command: str) -> Iterator[str | None]:
         _write(fd, {"pid": os.getpid(), "command": command, "since": dt.datetime.now().isoformat(timespec="seconds")})
         _held[key] = 1
         try:
+            from riskstrat.stages.migrate import migrate_layout
+
+            migrate_layout(workdir, command)  # a work directory of an earlier riskstrat: moved once
             yield note
         finally:
             del _held[key]

@@ -55,7 +55,7 @@ def fingerprint(path: Path) -> str:
 
 
 def record_path(wd: WorkDir, stage: str) -> Path:
-    return wd.reports / "stages" / f"{stage}.json"
+    return wd.stage_record(stage)
 
 
 def record(wd: WorkDir, stage: str, inputs: dict[str, Any], outputs: list[Path]) -> None:

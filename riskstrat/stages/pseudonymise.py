@@ -1,6 +1,6 @@
 """``riskstrat pseudonymise``: validate, apply opt-outs, pseudonymise, fill the vault.
 
-Identifiable extracts go in; out come, in ``W/pseudonymised/``, the same tables keyed by
+Identifiable extracts go in; out come, in ``W/pseudonymised/linked/``, the same tables keyed by
 the region pseudonym instead of the NHS number (``month_of_birth`` in place of the date of
 birth), and in ``W/identifiable/`` the encrypted vault, the quarantine and the audit log.
 Staged identifiable copies are deleted once the pseudonymised tables are written. People
@@ -253,7 +253,7 @@ def pseudonymise(
     if not report.reconciles:  # internal error, never the user's
         raise AssertionError(f"pseudonymise does not reconcile: {report.tables}")
     wd.reports.mkdir(parents=True, exist_ok=True)
-    (wd.reports / "pseudonymise.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    wd.pseudonymise_report().write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     audit.record_stage(
         command,
         inputs,
@@ -273,8 +273,8 @@ def pseudonymise(
 
 
 def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
-    staged = {n: wd.staging / f"{n}.parquet" for n in TABLES if (wd.staging / f"{n}.parquet").exists()}
-    con = connect(wd.staging / "duckdb-spill")
+    staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
+    con = connect(wd.staging_spill)
     identifiable = {n for n, p in staged.items() if "nhs_number" in pq.ParquetFile(p).schema_arrow.names}
     # One pseudonym per distinct NHS number in any table.
     if identifiable:

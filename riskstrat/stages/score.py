@@ -4,7 +4,7 @@ Everyone in the population at D (registered, not dead before D) is scored unless
 opt-out policy excludes them from scoring. Each person gets a calibrated probability, the
 model's log-odds before calibration (``model_score``, which orders people the calibrated
 probability ties), a risk band from the model specification and up to three reasons in
-plain words (their largest positive SHAP contributions). Output: ``W/pseudonymised/scores_<D>.parquet`` and a
+plain words (their largest positive SHAP contributions). Output: ``W/pseudonymised/scores/<D>.parquet`` and a
 run manifest ``W/reports/score_<D>.json`` (model, version, counts, checksums). The same
 inputs and model give the same outputs.
 """
@@ -83,7 +83,8 @@ class ScoreResult:
 
 
 def scores_path(workdir: Path, as_of: dt.date) -> Path:
-    return WorkDir(workdir).pseudonymised / f"scores_{as_of.isoformat()}.parquet"
+    """:meth:`riskstrat.workdir.WorkDir.scores` of the work directory ``workdir``."""
+    return WorkDir(workdir).scores(as_of)
 
 
 def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd.DataFrame:
@@ -158,7 +159,8 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     ).to_numpy()
     scored.insert(3, "risk_band", band.astype(str))
     table = pa.Table.from_pandas(scored, schema=_SCORE_SCHEMA, preserve_index=False)
-    out = scores_path(workdir, as_of)
+    out = wd.scores(as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with replacing(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     counts = pd.Series(band).value_counts()
@@ -176,7 +178,7 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
         "checksums": {"features": file_checksum(features_path(workdir, as_of)), "scores": file_checksum(out)},
     }
     wd.reports.mkdir(parents=True, exist_ok=True)
-    (wd.reports / f"score_{as_of}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    wd.score_report(as_of).write_text(json.dumps(manifest, indent=2) + "\n")
     AuditLog(wd.audit).record_stage(
         f"riskstrat score --as-of {as_of} --model {model_uri}",
         {"features": manifest["checksums"]["features"]},

@@ -6,7 +6,7 @@ horizon apart before it (stacked: one row per person per date, each with its own
 outcome), keeping only dates with at least a year of data behind them. A person's rows always
 go together: to fitting, early stopping or calibration, never to two of them.
 
-Validation is out of time: the population one horizon later (``D + 365 days``) when its outcome window has
+Validation is out of time: the population one horizon later (``D + horizon_days``) when its outcome window has
 closed too; otherwise people held out of every stacked date (recorded as in-time). Above
 ``training.max_people``, validation keeps the same share of people as training. The
 validation people are split in two halves by a keyed hash of their pseudonym:
@@ -154,7 +154,7 @@ def load_dataset(
         feats = feats.filter(pa.array(_kept(feats["pseudonym"].to_pandas(), spec, share)))
     feats = feats.to_pandas()
     con = con or connect("duckdb")
-    src = src or load_sources(con, wd.pseudonymised)
+    src = src or load_sources(con, wd.linked)
     lab = con.to_pyarrow(labels(src, as_of, spec.outcome, spec.horizon_days)).to_pandas()
     data = feats.merge(lab, on="pseudonym", how="inner", validate="one_to_one")
     data = without_objectors(data, wd, Use.TRAINING)
@@ -212,7 +212,7 @@ def latest_training_as_of(run_as_of: dt.date, spec: ModelSpec, start: dt.date | 
 
 def run_training_as_of(workdir: Path, run_as_of: dt.date, spec: ModelSpec) -> dt.date:
     """:func:`latest_training_as_of` for the extracts of work directory ``workdir``."""
-    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    src = load_sources(connect("duckdb"), WorkDir(workdir).linked)
     return latest_training_as_of(run_as_of, spec, data_start(src))
 
 
@@ -226,7 +226,7 @@ def training_dates(as_of: dt.date, spec: ModelSpec, start: dt.date | None) -> li
 def dates_to_train(workdir: Path, as_of: dt.date, spec: ModelSpec) -> list[dt.date]:
     """Every as-of date whose features training at ``as_of`` reads: the stacked dates and,
     when its outcome window has closed, the out-of-time validation date."""
-    src = load_sources(connect("duckdb"), WorkDir(workdir).pseudonymised)
+    src = load_sources(connect("duckdb"), WorkDir(workdir).linked)
     end = data_end(src)
     dates = training_dates(as_of, spec, data_start(src))
     if _out_of_time(as_of, spec, end):
@@ -303,7 +303,7 @@ def train(
     if not wd.table("sus_apc").exists():
         raise RiskstratError(f"{workdir}: no pseudonymised tables: run 'riskstrat pseudonymise' first")
     con = connect("duckdb")
-    src = load_sources(con, wd.pseudonymised)
+    src = load_sources(con, wd.linked)
     end = data_end(src)
     _require_closed_outcome_window(as_of, spec, end)
     rows = _split_rows(workdir, as_of, spec, con, src, end)

@@ -1,0 +1,188 @@
+"""Byte-identity of a run's outputs: a refactor that should change nothing changes nothing.
+
+``riskstrat run`` on the session's clean synthetic population (3,000 people, 5 practices,
+seed 11; the fixed keys of ``conftest``) at 2026-10-01 with the default model specification,
+then a manifest of every output, compared with the one recorded from the code before the
+pipeline and work-directory refactor (``tests/data/outputs_manifest.json``).
+
+The manifest names each output by its path relative to ``W`` and a SHA-256:
+
+* Parquet (a file or Spark's folder): of the column names and types and the rows in a
+  canonical order (sorted by every column), not of the file's bytes;
+* the re-identification vault: of its decrypted rows, the same way (the file is encrypted
+  with a fresh nonce each time);
+* CSV, HTML and the other JSON: of the bytes;
+* JSON records that carry what legitimately varies per run, after normalising it (named in
+  :data:`VOLATILE`): wall times and memory, the day the run happened, the MLflow run id,
+  files' modification times (a stage record's fingerprint ``size:mtime_ns`` keeps the size),
+  the audit log's time, user and hash chain, and the temporary folders' absolute paths.
+
+Left out: ``W/mlflow.db`` and ``W/mlartifacts/`` (MLflow's run ids, timestamps and artefact
+locations; the model's effect is covered by the scores) and ``W/.lock`` (the holder's process
+id). Outputs that moved are mapped explicitly by :data:`MOVED` (old path -> new path).
+
+Record again (only when outputs are meant to change) with
+``python -m tests.test_outputs_unchanged record``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from .conftest import REGION_KEY, VAULT_KEY
+
+RECORDED = Path(__file__).resolve().parent / "data" / "outputs_manifest.json"
+AS_OF = "2026-10-01"
+#: outputs the refactor moved: recorded (old) path relative to W -> where it is now (issue 15: the
+#: pseudonymised zone laid out by kind, linked/, features/ and scores/)
+_LINKED = [
+    "deaths",
+    "gp_events",
+    "gp_medications",
+    "gp_registrations",
+    "opt_out_uses",
+    "ref_lsoa",
+    "ref_practices",
+    "sus_apc",
+    "sus_ecds",
+    "sus_op",
+]
+_FEATURE_DATES = ["2022-10-02", "2023-10-02", "2024-10-01", "2025-10-01", "2026-10-01"]
+MOVED: dict[str, str] = {
+    **{f"pseudonymised/{t}.parquet": f"pseudonymised/linked/{t}.parquet" for t in _LINKED},
+    **{f"pseudonymised/features_{d}.parquet": f"pseudonymised/features/{d}.parquet" for d in _FEATURE_DATES},
+    f"pseudonymised/scores_{AS_OF}.parquet": f"pseudonymised/scores/{AS_OF}.parquet",
+}
+#: keys whose values vary from run to run in the JSON records (reports, stage records, audit log)
+VOLATILE = frozenset({"seconds", "peak_rss_mb", "rows_per_second", "time", "prev", "user", "run_id", "today"})
+#: left out of the manifest (see the module docstring)
+EXCLUDED = ("mlflow.db", "mlartifacts", ".lock")
+_FINGERPRINT = re.compile(r"^(\d+):\d{10,}$")  # riskstrat.stages.manifest.fingerprint: size:mtime_ns
+
+
+def _rows_digest(table: pa.Table) -> str:
+    table = table.replace_schema_metadata(None)
+    digest = hashlib.sha256(str(table.schema).encode())
+    order = [(c, "ascending") for c in table.column_names]
+    for row in table.sort_by(order).to_pylist():
+        digest.update(json.dumps(row, default=str, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _normalise(value: Any, places: dict[str, str], renamed: dict[str, str]) -> Any:
+    """``value`` with what varies per run replaced (``places``: absolute path -> placeholder)."""
+    if isinstance(value, dict):
+        return {
+            _normalise(k, places, renamed): ("<varies>" if k in VOLATILE else _normalise(v, places, renamed))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_normalise(v, places, renamed) for v in value]
+    if isinstance(value, str):
+        value = _FINGERPRINT.sub(r"\1:<mtime>", value)
+        for place, placeholder in places.items():
+            value = value.replace(place, placeholder)
+        for new, old in renamed.items():
+            value = value.replace(f"<W>/{new}", f"<W>/{old}")
+        return value
+    return value
+
+
+def _json_digest(path: Path, places: dict[str, str], renamed: dict[str, str]) -> str:
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines() if path.suffix == ".jsonl" else [text]
+    body = [_normalise(json.loads(line), places, renamed) for line in lines if line.strip()]
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _is_parquet_folder(path: Path) -> bool:
+    return path.is_dir() and path.suffix == ".parquet"
+
+
+def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = None) -> dict[str, str]:
+    """Relative path -> SHA-256 of every output of ``workdir``, a run on ``extracts``
+    (``renamed``: current path -> the recorded one, applied to paths inside the JSON records)."""
+    import riskstrat
+    from riskstrat.privacy.vault import _open
+
+    renamed = renamed or {}
+    places = {str(workdir): "<W>", str(extracts): "<extracts>", str(Path(riskstrat.__file__).parent): "<riskstrat>"}
+    out: dict[str, str] = {}
+    pending = sorted(workdir.iterdir())
+    while pending:
+        path = pending.pop(0)
+        rel = path.relative_to(workdir).as_posix()
+        if rel.split("/")[0] in EXCLUDED or path.is_symlink():
+            continue
+        if _is_parquet_folder(path) or (path.is_file() and path.suffix == ".parquet"):
+            out[rel] = _rows_digest(pq.read_table(path))
+        elif path.is_dir():
+            pending = sorted([*pending, *path.iterdir()])
+        elif rel == "identifiable/vault.bin":
+            out[rel] = _rows_digest(_open(path, VAULT_KEY))
+        elif path.suffix in (".json", ".jsonl"):
+            out[rel] = _json_digest(path, places, renamed)
+        else:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def run_once(extracts: Path, workdir: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RISKSTRAT_"))}
+    env.update(RISKSTRAT_PSEUDONYM_KEY=REGION_KEY, RISKSTRAT_VAULT_KEY=VAULT_KEY)
+    command = ["run", "--extracts", str(extracts), "--workdir", str(workdir), "--as-of", AS_OF]
+    return subprocess.run([sys.executable, "-m", "riskstrat", *command], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.slow
+def test_a_run_writes_the_recorded_outputs(clean_population, tmp_path):
+    extracts, _ = clean_population
+    work = tmp_path / "W"
+    result = run_once(extracts, work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    recorded = json.loads(RECORDED.read_text())
+    expected = {MOVED.get(rel, rel): digest for rel, digest in recorded.items()}
+    now = manifest(work, extracts, {new: old for old, new in MOVED.items()})
+    assert sorted(now) == sorted(expected), "outputs appeared or went missing"
+    changed = sorted(rel for rel in expected if now[rel] != expected[rel])
+    assert changed == [], f"outputs changed: {changed}"
+
+
+def _record() -> None:  # pragma: no cover - a maintainer's tool
+    """Run twice on one population in fresh folders; record the manifest only if both agree."""
+    import tempfile
+
+    from riskstrat.synth import SynthOptions, generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        generate(base / "extracts", SynthOptions(patients=3000, seed=11, chunk_size=1500, practices=5), None, workers=1)
+        manifests = []
+        for n in (1, 2):
+            result = run_once(base / "extracts", base / f"W{n}")
+            if result.returncode != 0:
+                raise SystemExit(result.stderr[-2000:])
+            manifests.append(manifest(base / f"W{n}", base / "extracts"))
+        if manifests[0] != manifests[1]:
+            differ = sorted(
+                k for k in manifests[0].keys() | manifests[1].keys() if manifests[0].get(k) != manifests[1].get(k)
+            )
+            raise SystemExit(f"two runs differ, not recorded: {differ}")
+        RECORDED.parent.mkdir(parents=True, exist_ok=True)
+        RECORDED.write_text(json.dumps(manifests[0], indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:] == ["record"]:
+        _record()
