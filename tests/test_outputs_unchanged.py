@@ -22,7 +22,18 @@ locations; the model's effect is covered by the scores) and ``W/.lock`` (the hol
 id). Outputs that moved are mapped explicitly by :data:`MOVED` (old path -> new path).
 
 Record again (only when outputs are meant to change) with
-``python -m tests.test_outputs_unchanged record``.
+``python -m tests.test_outputs_unchanged record``, and say why below.
+
+Recorded history:
+
+* issue 15 (pipeline and work-directory refactor): recorded before the refactor; the run after
+  it matched, outputs moved as :data:`MOVED` says.
+* issue 11 (features keyed by ``person_key``): the 7 linked tables gained a ``person_key``
+  column (the rank of the pseudonym, an int32 that DuckDB groups faster than a 64-character
+  string), so their hashes changed, and so did the 5 ``reports/stages/features_<D>.json``
+  (fingerprints of the linked tables they read) and ``reports/stages/pseudonymise.json``
+  (the configuration recorded by its pydantic sections, issue 14). Features, scores,
+  practice lists and commissioner outputs were unchanged.
 """
 
 from __future__ import annotations
