@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from riskstrat.atomic import partial_path
+
 __all__ = ["CURRENT", "WorkDir", "private_files"]
 
 CURRENT = "current"
@@ -123,7 +125,7 @@ class WorkDir:
 
     def month_staging(self, kind: Path, as_of: dt.date) -> Path:
         """Transient: a month's folder of ``kind`` while it is written, before publication."""
-        return kind / f".{as_of.isoformat()}.partial"
+        return partial_path(self.month(kind, as_of))
 
     def month_replaced(self, kind: Path, as_of: dt.date) -> Path:
         """Transient: a month's earlier folder of ``kind`` while a new one takes its place."""

@@ -410,6 +410,21 @@ def test_resource_errors_name_the_stage_and_what_ran_out():
     assert raised(ValueError("a bug")) is None  # anything else is not dressed up as a resource problem
 
 
+def test_the_score_stage_names_itself_in_a_resource_error(monkeypatch, tmp_path):
+    import datetime as dt
+
+    from riskstrat.stages import score as score_stage
+    from riskstrat.stages.resources import as_resource_error
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(score_stage, "features_path", out_of_memory)
+    with pytest.raises(MemoryError) as caught:
+        score_stage.score(tmp_path, as_of=dt.date(2026, 10, 1))
+    assert str(as_resource_error(caught.value)).startswith("score at 2026-10-01: out of memory")
+
+
 def test_stage_records_are_the_same_in_every_process():
     from riskstrat.config import load_config
     from riskstrat.stages.manifest import canonical

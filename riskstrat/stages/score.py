@@ -108,7 +108,6 @@ def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd
     )
 
 
-@named_stage("score")
 def stage_name(as_of: dt.date) -> str:
     return f"score_{as_of.isoformat()}"
 
@@ -125,6 +124,7 @@ def stage_inputs(workdir: Path, as_of: dt.date, model: str) -> dict:
     }
 
 
+@named_stage("score")
 def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_uri: str | None = None) -> ScoreResult:
     started = time.perf_counter()
     wd = WorkDir(workdir)
