@@ -770,9 +770,11 @@ def run_pipeline(
     config_path: Path | None,
     truth: Path | None = None,
     show_validation: bool = False,
+    engine: str = "duckdb",
 ) -> None:
     """The stages of :data:`riskstrat.stages.pipeline.PIPELINE` in order, printed as they go
-    (``show_validation``: the validation report too, as the demo shows it)."""
+    (``show_validation``: the validation report too, as the demo shows it; ``engine``
+    ``spark``: pseudonymisation, features, scoring and export on Spark, riskstrat.scaleout)."""
     from riskstrat.privacy.keys import KeyName, load_key
     from riskstrat.stages.pipeline import Run, StageName
     from riskstrat.stages.pipeline import run_pipeline as run_stages
@@ -809,6 +811,11 @@ def run_pipeline(
         console.print,
         show,
     )
+    if engine == "spark":
+        from riskstrat.scaleout import cluster_session
+        from riskstrat.scaleout.batch import spark_functions
+
+        run.functions = spark_functions(cluster_session())
     clock = run_stages(run)
     wd = WorkDir(workdir)
     console.print(
@@ -841,53 +848,7 @@ def run(extracts, workdir, as_of, config_path, truth, engine):
     """Everything in order: pseudonymise, features, train when no model is registered (at D
     minus two horizons of the model specification and the dates a horizon apart before it,
     validated out of time one horizon later), score and export at D."""
-    if engine == "spark":
-        run_pipeline_on_spark(extracts, workdir, as_of, config_path, truth)
-    else:
-        run_pipeline(extracts, workdir, as_of, config_path, truth)
-
-
-def run_pipeline_on_spark(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None):
-    """The monthly batch with pseudonymisation, features and scoring on Spark (riskstrat.scaleout)."""
-    from riskstrat.privacy.keys import KeyName, load_key
-    from riskstrat.scaleout import cluster_session, run_batch
-
-    started = time.perf_counter()
-    config = load_config(config_path)
-    pseudonym_key = load_key(KeyName.PSEUDONYM)
-    try:
-        vault_key = load_key(KeyName.VAULT)
-    except RiskstratError:
-        vault_key = None  # needed only when registrations carry NHS numbers; the stages say so
-    spark = cluster_session()
-    with _table_progress() as progress:
-        result = run_batch(
-            spark,
-            extracts,
-            workdir,
-            as_of,
-            config,
-            pseudonym_key,
-            vault_key,
-            _tracking_uri(None, config_path),
-            truth,
-            progress,
-            say=console.print,
-        )
-    print_pseudonymise(result.pseudonymise)
-    if result.trained is not None:
-        print_training(result.trained)
-    m = result.scored.manifest
-    bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
-    console.print(f"scored {m['people_scored']:,} people at {as_of} ({bands}) -> {result.scored.path}")
-    e = result.exported
-    print_warnings(e.warnings)
-    if e.direct_care is not None:
-        console.print(f"direct care: {e.patients_listed:,} patients in {e.practices} practice lists -> {e.direct_care}")
-    else:
-        console.print(e.note)
-    console.print(f"commissioners: cohort table of {e.cohort_rows:,} pseudonymised people -> {e.commissioner}")
-    console.print(f"run on Spark finished in {time.perf_counter() - started:.1f} s")
+    run_pipeline(extracts, workdir, as_of, config_path, truth, engine=engine)
 
 
 # --------------------------------------------------------------------------- demo

@@ -105,10 +105,17 @@ class Run:
     spec: ModelSpec | None = None
     train_as_of: dt.date | None = None
     must_train: bool = False
+    #: stage functions used in place of :data:`PIPELINE`'s, by stage: the Spark batch
+    #: (:func:`riskstrat.scaleout.run_batch`) runs the same pipeline with its own
+    functions: dict[StageName, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def wd(self) -> WorkDir:
         return WorkDir(self.workdir)
+
+    def function(self, name: StageName) -> Callable[..., Any]:
+        """The function that carries out stage ``name`` in this run."""
+        return self.functions.get(name) or stage(name).function
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ def _pseudonymise(run: Run, number: str) -> None:
             run.say("      extracts, configuration and key unchanged since the last run today: kept")
             return
         with run.progress() if run.progress is not None else nullcontext(None) as progress:
-            report = pseudonymise(
+            report = run.function(StageName.PSEUDONYMISE)(
                 run.extracts,
                 run.workdir,
                 run.config,
@@ -168,7 +175,8 @@ def _features(run: Run, number: str) -> None:
                 timing.skipped = True
                 run.say(f"      {d}: pseudonymised tables and feature definitions unchanged: kept")
                 continue
-            built = build_features(run.workdir, d)
+            built = run.function(StageName.FEATURES)(run.workdir, d)
+        run.show(StageName.FEATURES, built)
         run.say(f"      {d}: {built.people:,} people x {built.features} features in {built.seconds:.1f} s")
 
 
@@ -179,7 +187,7 @@ def _train(run: Run, number: str) -> None:
     run.say(f"{number} no champion registered: train at {run.train_as_of} and the years before")
     key = run.pseudonym_key if run.truth is not None else None
     with run.clock.stage(f"train at {run.train_as_of}"):
-        trained = train(run.workdir, run.train_as_of, None, run.tracking_uri, run.truth, key)
+        trained = run.function(StageName.TRAIN)(run.workdir, run.train_as_of, None, run.tracking_uri, run.truth, key)
         _give_back_memory()
     run.show(StageName.TRAIN, trained)
 
@@ -192,7 +200,8 @@ def _score(run: Run, number: str) -> None:
             timing.skipped = True
             run.say(f"{number} features, opt-outs and model ({champion}) unchanged: scores at {run.as_of} kept")
             return
-        scored = score(run.workdir, run.as_of, None, run.tracking_uri)
+        scored = run.function(StageName.SCORE)(run.workdir, run.as_of, None, run.tracking_uri)
+    run.show(StageName.SCORE, scored)
     bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
     run.say(f"{number} scored {scored.manifest['people_scored']:,} people at {run.as_of} ({bands}) -> {scored.path}")
 
@@ -200,7 +209,7 @@ def _score(run: Run, number: str) -> None:
 def _export(run: Run, number: str) -> None:
     run.say(f"{number} outputs")
     with run.clock.stage(f"export at {run.as_of}"):
-        exported = export(run.workdir, run.as_of, run.vault_key, run.config)
+        exported = run.function(StageName.EXPORT)(run.workdir, run.as_of, run.vault_key, run.config)
     run.show(StageName.EXPORT, exported)
 
 
