@@ -633,8 +633,9 @@ def _nhs(description: str = "NHS number of the patient") -> Column:
 
 
 SEX_CODES = ("1", "2", "9", "0")
-#: Person Stated Gender Code in words, for outputs that group people by sex
-SEX_LABELS = {"1": "male", "2": "female", "9": "indeterminate", "0": "not known"}
+#: Person Stated Gender Code as every output writes it (one letter, as GP systems show sex):
+#: M male, F female, I indeterminate, U not known
+SEX_LETTERS = {"1": "M", "2": "F", "9": "I", "0": "U"}
 ETHNIC_CATEGORIES = (*tuple("ABCDEFGHJKLMNPRSZ"), "99")
 EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")

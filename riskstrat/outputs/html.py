@@ -224,7 +224,7 @@ def report_html(
         "practice_code": "practice",
         "pcn_code": "PCN",
         "age_band": "age band",
-        "sex": "sex",
+        "sex": "sex (M male, F female, I indeterminate, U not known)",
         "imd_quintile": "IMD quintile (1 = most deprived)",
     }
     pct_measure = "percent_at_risk_midpoint6" if rules.rates == "midpoint6" else "percent_at_risk"
