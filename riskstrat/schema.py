@@ -1,4 +1,7 @@
-"""The input data contract, version 1, as code.
+"""The input data contract, version 1.1, as code.
+
+Version 1.1 only adds optional tables (each declares the version that brought it,
+:attr:`Table.since`): an extract valid under version 1 stays valid.
 
 One :class:`Table` declaration per table of ``shared/spec/data-contract.md``. Each
 declaration (typed columns, whether a value is required, the rules a value must meet, a
@@ -62,7 +65,7 @@ __all__ = [
     "table",
 ]
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "1.1"
 PSEUDONYM = "pseudonym"
 #: A dense integer for each pseudonym of one pseudonymisation: the pseudonym's rank among that
 #: run's pseudonyms sorted as text. Written beside ``pseudonym`` in the linked tables so that the
@@ -586,6 +589,7 @@ class Table:
     required: bool = True
     checks: tuple[RowCheck, ...] = field(default=())
     identifiable: bool = True  # carries nhs_number
+    since: str = "1"  # the contract version that brought the table (later versions only add optional ones)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -916,6 +920,18 @@ TABLES: dict[str, Table] = {
             required=False,
             identifiable=False,
         ),
+        Table(
+            "ref_providers",
+            "Names of the hospital providers (trusts and sites) that SUS+ activity names by ODS code, for the "
+            "activity shown on practice lists; a provider not listed is shown by its code.",
+            (
+                Column("provider_code", S, "ODS code of the provider or site", code=CodeType.ODS_PROVIDER),
+                Column("provider_name", S, "name of the provider, as practices know it"),
+            ),
+            required=False,
+            identifiable=False,
+            since="1.1",
+        ),
     )
 }
 
@@ -954,6 +970,8 @@ def contract_markdown() -> str:
     rules: dict[str, tuple[Severity, str]] = {}
     for tbl in TABLES.values():
         status = "required" if tbl.required else "optional"
+        if tbl.since != "1":
+            status += f", since v{tbl.since}"
         lines += [f"## {tbl.name} ({status})", "", tbl.description, ""]
         lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
         for c in tbl.columns:
