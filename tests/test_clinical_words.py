@@ -175,9 +175,7 @@ def test_activity_names_diagnoses_clinics_and_providers(tmp_path):
         ],
     )
     got = recent_activity(wd, D)
-    rows = [
-        (r.pseudonym, str(r.date)[:10], r.setting, r.detail, r.provider) for r in got.itertuples(index=False)
-    ]
+    rows = [(r.pseudonym, str(r.date)[:10], r.setting, r.detail, r.provider) for r in got.itertuples(index=False)]
     assert rows == [
         (
             "p1",

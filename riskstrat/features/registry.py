@@ -79,6 +79,7 @@ def listed(items: list[str]) -> str:
     """Items as a clinician writes them: "diabetes, COPD and heart failure"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
+
 #: a look-back window in days -> the same window in words
 _WINDOW_WORDS = {
     30: "the last month",

@@ -270,6 +270,7 @@ def _efi_reason(v: float) -> str:
         return f"eFI {score} (fit)"
     return f"{category.words} (eFI {score})"
 
+
 EFI_DEFICITS = 36  # 35 coded deficits + polypharmacy (Clegg et al. 2016)
 POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
 
