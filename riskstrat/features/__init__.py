@@ -75,12 +75,15 @@ def data_dictionary() -> str:
         "Every feature is computed from records dated strictly before the as-of date D (the cut in",
         "`riskstrat/features/asof.py`), for the population at D, one row per `pseudonym`.",
         "",
-        "| feature | builder | source | definition | window | default | type |",
-        "|---|---|---|---|---|---|---|",
+        "The reason kind says what the feature is as a reason on a practice list: *actionable* (something",
+        "the practice could act on now) or *background* (`riskstrat/features/registry.py:ReasonKind`).",
+        "",
+        "| feature | builder | source | definition | window | default | type | reason kind |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for b, f in all_features():
         lines.append(
             f"| `{f.name}` | {b.name} | {', '.join(b.sources)} | {f.definition} | {f.window} | "
-            f"{f.default!r} | {f.dtype} |"
+            f"{f.default!r} | {f.dtype} | {f.kind} |"
         )
     return "\n".join(lines) + "\n"
