@@ -44,6 +44,7 @@ TRIPLE_WHAMMY = "NSAID with an ACE inhibitor or ARB and a diuretic (triple whamm
         ("N390", "N39.0", "Urinary tract infection, site not specified"),
         ("J18", "J18", "Pneumonia, organism unspecified"),
         ("W19X", "W19", "Unspecified fall"),  # the UK edition's 4th-character filler
+        ("D709", "D70.9", "Agranulocytosis"),  # not subdivided in the WHO edition: the category
     ],
 )
 def test_icd10_codes_read_as_the_who_descriptions(code, shown, description):

