@@ -1,4 +1,7 @@
-"""The input data contract, version 1, as code.
+"""The input data contract, version 1.1, as code.
+
+Version 1.1 only adds optional tables (each declares the version that brought it,
+:attr:`Table.since`): an extract valid under version 1 stays valid.
 
 One :class:`Table` declaration per table of ``shared/spec/data-contract.md``. Each
 declaration (typed columns, whether a value is required, the rules a value must meet, a
@@ -61,7 +64,7 @@ __all__ = [
     "table",
 ]
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "1.1"
 PSEUDONYM = "pseudonym"
 #: A dense integer for each pseudonym of one pseudonymisation: the pseudonym's rank among that
 #: run's pseudonyms sorted as text. Written beside ``pseudonym`` in the linked tables so that the
@@ -630,6 +633,7 @@ class Table:
     required: bool = True
     checks: tuple[RowCheck, ...] = field(default=())
     identifiable: bool = True  # carries nhs_number
+    since: str = "1"  # the contract version that brought the table (later versions only add optional ones)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -683,8 +687,9 @@ def _nhs(description: str = "NHS number of the patient") -> Column:
 
 
 SEX_CODES = ("1", "2", "9", "0")
-#: Person Stated Gender Code in words, for outputs that group people by sex
-SEX_LABELS = {"1": "male", "2": "female", "9": "indeterminate", "0": "not known"}
+#: Person Stated Gender Code as every output writes it (one letter, as GP systems show sex):
+#: M male, F female, I indeterminate, U not known
+SEX_LETTERS = {"1": "M", "2": "F", "9": "I", "0": "U"}
 ETHNIC_CATEGORIES = (*tuple("ABCDEFGHJKLMNPRSZ"), "99")
 EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")
@@ -940,6 +945,18 @@ TABLES: dict[str, Table] = {
             required=False,
             identifiable=False,
         ),
+        Table(
+            "ref_providers",
+            "Names of the hospital providers (trusts and sites) that SUS+ activity names by ODS code, for the "
+            "activity shown on practice lists; a provider not listed is shown by its code.",
+            (
+                Column("provider_code", S, "ODS code of the provider or site", code=CodeType.ODS_PROVIDER),
+                Column("provider_name", S, "name of the provider, as practices know it"),
+            ),
+            required=False,
+            identifiable=False,
+            since="1.1",
+        ),
     )
 }
 
@@ -978,6 +995,8 @@ def contract_markdown() -> str:
     rules: dict[str, tuple[Severity, str]] = {}
     for tbl in TABLES.values():
         status = "required" if tbl.required else "optional"
+        if tbl.since != "1":
+            status += f", since v{tbl.since}"
         lines += [f"## {tbl.name} ({status})", "", tbl.description, ""]
         lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
         for c in tbl.columns:

@@ -88,14 +88,15 @@ def practice_html(
     practice : Series
         The practice's row of ``ref_practices`` (code, name, PCN code and name).
     lst : DataFrame
-        The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first.
+        The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first;
+        its reasons are shown in two groups, what could be acted on and the background.
     activity : DataFrame
         ``events`` and ``table`` for each row of ``lst``, in the same order
         (:func:`activity_details`: ``table`` is HTML and is inserted as it is); people with
         no activity have missing values.
     notes : the practice's registered people who are not on the list, and why, in words.
     """
-    reasons = zip(*(_cells(lst[c]) for c in ("reason_1", "reason_2", "reason_3")), strict=True)
+    reasons = zip(_cells(lst["actionable_reasons"]), _cells(lst["background_reasons"]), strict=True)
     tables = activity["table"]
     rows = zip(
         lst["rank_in_practice"].astype(int).tolist(),
@@ -103,8 +104,8 @@ def practice_html(
         lst["risk_score"].to_numpy(dtype=float).tolist(),
         _cells(lst["risk_band"]),
         lst["age"].astype(int).tolist(),
-        lst["sex"].astype(str).map({"1": "M", "2": "F"}).fillna("-").tolist(),
-        ["; ".join(str(x) for x in r if x != "") for r in reasons],
+        _cells(lst["sex"]),
+        list(reasons),
         activity["events"].fillna(0).astype(int).tolist(),
         [None if none else Markup(t) for t, none in zip(tables.tolist(), tables.isna().tolist(), strict=True)],
         strict=True,

@@ -65,6 +65,11 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     if not scores_path(workdir, as_of).exists():
         raise RiskstratError(f"{workdir}: no scores at {as_of}: run 'riskstrat score --as-of {as_of}' first")
     scores = pq.read_table(scores_path(workdir, as_of)).to_pandas()
+    if "actionable_reasons" not in scores.columns:
+        raise RiskstratError(
+            f"the scores at {as_of} were made by an earlier riskstrat that did not split reasons into actionable "
+            f"and background: run 'riskstrat score --as-of {as_of}' again"
+        )
     # Only the feature columns the outputs show or use.
     columns = ["pseudonym", *dict.fromkeys([*COHORT_INPUTS, "age_years", "sex", *KEY_COUNTS])]
     feats = pq.read_table(features_path(workdir, as_of), columns=columns).to_pandas()

@@ -50,7 +50,7 @@ def stage_inputs(workdir: Path, as_of: dt.date) -> dict:
     the feature definitions (the data dictionary, which names every feature and its rule)."""
     wd = WorkDir(workdir)
     tables = {n: manifest.fingerprint(wd.table(n)) for n in SOURCE_TABLES if wd.table(n).exists()}
-    definitions = hashlib.sha256(data_dictionary().encode()).hexdigest()
+    definitions = hashlib.sha256(data_dictionary(with_kinds=False).encode()).hexdigest()
     return {"as_of": str(as_of), "tables": tables, "definitions": definitions, "riskstrat": __version__}
 
 

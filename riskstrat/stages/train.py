@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat import __version__, tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
-from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_in_words
+from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_letter
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
@@ -167,7 +167,7 @@ def load_dataset(
 def _groups(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "sex": sex_in_words(frame["sex"]),
+            "sex": sex_letter(frame["sex"]),
             "age_band": FAIRNESS_AGE_BANDS.of(frame["age_years"]),
             "imd_quintile": imd_quintile(frame["imd_decile"]),
             "ethnicity_group": frame["ethnicity_group"].astype(str),
