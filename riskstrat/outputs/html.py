@@ -3,7 +3,7 @@
 No scripts from elsewhere, no external fonts or images: each file opens offline in any
 browser and prints. The markup is in jinja2 templates (``riskstrat/outputs/templates``:
 ``base.html.j2``, ``practice_list.html.j2``, ``activity.html.j2``,
-``commissioner_report.html.j2``) rendered with autoescaping on, so every value from the data
+``commissioner_report.html.j2``, ``monitoring.html.j2``) rendered with autoescaping on, so every value from the data
 is HTML-escaped; the only HTML passed into a template is what another template rendered.
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-__all__ = ["activity_details", "format_nhs_number", "practice_html", "report_html"]
+__all__ = ["activity_details", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
 
 
 def format_nhs_number(n: str) -> str:
@@ -260,3 +260,94 @@ def report_html(
 
 def _blank(value) -> object:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
+
+
+def _figure(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+#: the figures of the monitoring page, in order: key (``<band>`` stands for each band) and label
+_EXPECTED_ROWS = (
+    ("people", "people"),
+    ("expected_events", "expected events"),
+    ("expected_prevalence", "expected event rate"),
+    ("expected_brier", "expected Brier score"),
+    ("expected_auroc", "expected AUROC"),
+)
+_REALISED_ROWS = (
+    ("people", "people", "people"),
+    ("expected_events", "events", "events"),
+    ("expected_auroc", "auroc", "AUROC"),
+    (None, "auroc_se", "AUROC standard error"),
+    (None, "observed_over_expected", "observed / expected events"),
+    (None, "calibration_slope", "calibration slope"),
+)
+
+
+def monitoring_html(record: dict) -> str:
+    """The monitoring page of one month from its record (:func:`riskstrat.stages.monitor.monitor`:
+    figures only, no person's row)."""
+    bands = [name for name in record["flagged"]]
+    keys = ["_".join(b.split()) for b in bands]
+    reference, now = record["reference_expected"], record["expected"]
+    expected = [[label, _figure(reference.get(k)), _figure(now.get(k))] for k, label in _EXPECTED_ROWS]
+    for band, key in zip(bands, keys, strict=True):
+        for what in ("ppv", "sensitivity"):
+            k = f"expected_{what}_{key}"
+            label = f"expected {what.upper() if what == 'ppv' else what}, {band} and above"
+            expected.append([label, _figure(reference.get(k)), _figure(now.get(k))])
+    realised = None
+    if record["realised"] is not None:
+        r = record["realised"]
+        rows = [
+            [label, _figure(r["expected"].get(e)) if e else "", _figure(r["realised"].get(k))]
+            for e, k, label in _REALISED_ROWS
+        ]
+        for band, key in zip(bands, keys, strict=True):
+            rows.append(
+                [
+                    f"PPV, {band} and above",
+                    _figure(r["expected"].get(f"expected_ppv_{key}")),
+                    _figure(r["realised"].get(f"ppv_{key}")),
+                ]
+            )
+        exposure = None
+        if r.get("at_risk_by_exposure"):
+            exposure = [
+                [label, _figure(g["people"]), _figure(g["events"]), _figure(g["observed_over_expected"])]
+                for label, g in (
+                    ("shown on the lists", r["at_risk_by_exposure"]["shown"]),
+                    ("held out", r["at_risk_by_exposure"]["held_out"]),
+                )
+            ]
+        realised = {
+            "as_of": r["as_of"],
+            "model": r["model"],
+            "horizon_days": r["horizon_days"],
+            "rows": rows,
+            "exposure": exposure,
+        }
+    warn = record["thresholds"]["psi_warning"]
+    measures = [("risk score", record["psi_score"]), *record["psi_features"].items()]
+    top = max([warn, *(v for _, v in measures)])
+    psi_rows = [
+        (name, f"{v:.3f}", "major" if v > warn else "moderate" if v > 0.1 else "ok", round(300 * v / top))
+        for name, v in measures
+    ]
+    thresholds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in record["thresholds"].items())
+    return _TEMPLATES.get_template("monitoring.html.j2").render(
+        as_of=record["as_of"],
+        model=record["model"],
+        people=record["people"],
+        reference=record["reference"],
+        warnings=record["warnings"],
+        expected=expected,
+        realised=realised,
+        psi=psi_rows,
+        psi_warning=warn,
+        thresholds=thresholds,
+    )

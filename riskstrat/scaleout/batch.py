@@ -9,6 +9,7 @@ from pathlib import Path
 from riskstrat import tracking
 from riskstrat.config import Config
 from riskstrat.modelling.spec import load_spec
+from riskstrat.privacy.audit import AuditLog
 from riskstrat.scaleout.export import export_by_practice
 from riskstrat.scaleout.features import features_on_spark
 from riskstrat.scaleout.pseudonymise import pseudonymise_on_spark
@@ -19,6 +20,7 @@ from riskstrat.stages.lock import held
 from riskstrat.stages.pseudonymise import PseudonymiseReport
 from riskstrat.stages.score import ScoreResult
 from riskstrat.stages.train import TrainResult, dates_to_train, run_training_as_of, train
+from riskstrat.workdir import WorkDir
 
 __all__ = ["BatchResult", "run_batch"]
 
@@ -63,7 +65,9 @@ def run_batch(
     spec = load_spec()
     tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=held(workdir))
     trained = None
-    tracking.complete_pending(spec.name)  # a version registered just before a kill becomes champion
+    tracking.complete_pending(
+        spec.name, AuditLog(WorkDir(workdir).audit)
+    )  # a version registered just before a kill becomes champion
     if tracking.champion_version(spec.name) is None:
         train_as_of = run_training_as_of(workdir, as_of, spec)
         dates = ", ".join(str(d) for d in dates_to_train(workdir, train_as_of, spec))
@@ -74,5 +78,5 @@ def run_batch(
     say(f"[4/5] score the population at {as_of} on Spark")
     scored = score_on_spark(spark, workdir, as_of, None, tracking_uri)
     say("[5/5] practice lists (one practice at a time) and commissioner outputs")
-    exported = export_by_practice(spark, workdir, as_of, vault_key, config)
+    exported = export_by_practice(spark, workdir, as_of, vault_key, config, pseudonym_key)
     return BatchResult(report, feats, trained, scored, exported)
