@@ -40,8 +40,10 @@ import pandas as pd
 __all__ = [
     "PSI_BINS",
     "PSI_FLOOR",
+    "anticipated",
     "expected_auroc",
     "expected_performance",
+    "finite",
     "flagged_at",
     "list_order",
     "profile_of",
@@ -219,15 +221,40 @@ def reference_profile(
     risk: np.ndarray,
     expected: dict[str, float],
     population: str,
+    validation: dict[str, float] | None = None,
 ) -> dict:
     """What monitoring compares each month with: the bins and shares of every feature of
-    ``features`` (the training population) and of its calibrated risk ``risk``, and the
-    performance expected without labels on the validation population (``expected``:
-    :func:`expected_performance`). ``population`` says in words which population it is."""
+    ``features`` (the training population) and of its calibrated risk ``risk``, the performance
+    expected without labels on the validation population (``expected``:
+    :func:`expected_performance`) and, when known, the performance realised there
+    (``validation``: :func:`realised_performance`). ``population`` says in words which
+    population it is."""
     return {
         "population": population,
         "people": len(features),
         "features": {c: profile_of(features[c], c in categorical) for c in features.columns},
         "score": profile_of(pd.Series(np.asarray(risk, dtype=float)), False),
-        "expected": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in expected.items()},
+        "expected": finite(expected),
+        "validation": None if validation is None else finite(validation),
     }
+
+
+def finite(figures: dict[str, float]) -> dict[str, float | None]:
+    """The figures with a missing (NaN or infinite) value as None, as JSON holds them."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in figures.items()}
+
+
+def anticipated(
+    validation: float | None, expected_then: float | None, expected_reference: float | None
+) -> float | None:
+    """What a figure should be on a new population, from what it was on the validation people and
+    how much the label-free estimate moved between them: ``validation + (expected_then -
+    expected_reference)``. Label-free estimates are biased where the model's calibration is off
+    (an over-confident isotonic step function inflates the expected AUROC); the bias cancels in
+    the difference, the measured validation figure carries the level. Without a validation
+    figure, the label-free estimate itself."""
+    if expected_then is None:
+        return None
+    if validation is None or expected_reference is None:
+        return expected_then
+    return validation + (expected_then - expected_reference)

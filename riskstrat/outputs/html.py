@@ -270,65 +270,53 @@ def _figure(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
-#: the figures of the monitoring page, in order: key (``<band>`` stands for each band) and label
-_EXPECTED_ROWS = (
-    ("people", "people"),
-    ("expected_events", "expected events"),
-    ("expected_prevalence", "expected event rate"),
-    ("expected_brier", "expected Brier score"),
-    ("expected_auroc", "expected AUROC"),
-)
-_REALISED_ROWS = (
-    ("people", "people", "people"),
-    ("expected_events", "events", "events"),
-    ("expected_auroc", "auroc", "AUROC"),
-    (None, "auroc_se", "AUROC standard error"),
-    (None, "observed_over_expected", "observed / expected events"),
-    (None, "calibration_slope", "calibration slope"),
-)
+def _monitoring_rows(bands: list[str]) -> list[tuple[str, str, str, str | None]]:
+    """The figures of the monitoring page, in order: label, the label-free key, the realised key
+    and the anticipated key (validation's figure moved by the label-free change)."""
+    rows = [
+        ("people", "people", "people", None),
+        ("events", "expected_events", "events", None),
+        ("event rate", "expected_prevalence", "", None),
+        ("Brier score", "expected_brier", "", None),
+        ("AUROC", "expected_auroc", "auroc", "anticipated_auroc"),
+        ("observed / expected events", "", "observed_over_expected", None),
+        ("calibration slope", "", "calibration_slope", None),
+    ]
+    for band in bands:
+        key = "_".join(band.split())
+        rows.append((f"PPV, {band} and above", f"expected_ppv_{key}", f"ppv_{key}", f"anticipated_ppv_{key}"))
+        rows.append((f"share of events flagged, {band} and above", f"expected_sensitivity_{key}", "", None))
+    return rows
 
 
 def monitoring_html(record: dict) -> str:
     """The monitoring page of one month from its record (:func:`riskstrat.stages.monitor.monitor`:
     figures only, no person's row)."""
-    bands = [name for name in record["flagged"]]
-    keys = ["_".join(b.split()) for b in bands]
-    reference, now = record["reference_expected"], record["expected"]
-    expected = [[label, _figure(reference.get(k)), _figure(now.get(k))] for k, label in _EXPECTED_ROWS]
-    for band, key in zip(bands, keys, strict=True):
-        for what in ("ppv", "sensitivity"):
-            k = f"expected_{what}_{key}"
-            label = f"expected {what.upper() if what == 'ppv' else what}, {band} and above"
-            expected.append([label, _figure(reference.get(k)), _figure(now.get(k))])
+    rows = _monitoring_rows(list(record["flagged"]))
+    reference, validation, now = record["reference_expected"], record.get("validation") or {}, record["expected"]
+
+    def get(figures: dict, key: str | None) -> str:
+        return _figure(figures.get(key)) if key else ""
+
+    expected = [[label, get(reference, e), get(validation, r), get(now, e), get(now, a)] for label, e, r, a in rows]
     realised = None
     if record["realised"] is not None:
         r = record["realised"]
-        rows = [
-            [label, _figure(r["expected"].get(e)) if e else "", _figure(r["realised"].get(k))]
-            for e, k, label in _REALISED_ROWS
+        table = [
+            [label, get(r["expected"], e), get(r["expected"], a), get(r["realised"], k)] for label, e, k, a in rows
         ]
-        for band, key in zip(bands, keys, strict=True):
-            rows.append(
-                [
-                    f"PPV, {band} and above",
-                    _figure(r["expected"].get(f"expected_ppv_{key}")),
-                    _figure(r["realised"].get(f"ppv_{key}")),
-                ]
-            )
         exposure = None
         if r.get("at_risk_by_exposure"):
+            groups = r["at_risk_by_exposure"]
             exposure = [
                 [label, _figure(g["people"]), _figure(g["events"]), _figure(g["observed_over_expected"])]
-                for label, g in (
-                    ("shown on the lists", r["at_risk_by_exposure"]["shown"]),
-                    ("held out", r["at_risk_by_exposure"]["held_out"]),
-                )
+                for label, g in (("shown on the lists", groups["shown"]), ("held out", groups["held_out"]))
             ]
         realised = {
             "as_of": r["as_of"],
             "model": r["model"],
             "horizon_days": r["horizon_days"],
-            "rows": rows,
+            "rows": table,
             "exposure": exposure,
         }
     warn = record["thresholds"]["psi_warning"]

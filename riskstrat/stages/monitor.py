@@ -41,7 +41,9 @@ from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.labels import data_end, labels
 from riskstrat.modelling.monitoring import (
+    anticipated,
     expected_performance,
+    finite,
     flagged_at,
     list_order,
     psi,
@@ -113,8 +115,17 @@ def _profile(wd: WorkDir, uri: str | None, info: tracking.ModelInfo, bands) -> d
     )
 
 
-def _clean(figures: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in figures.items()}
+def _anticipated(expected: dict, profile: dict | None, bands) -> dict[str, float | None]:
+    """The AUROC and the PPV at each band threshold a population should show given the label-free
+    change since validation (:func:`riskstrat.modelling.monitoring.anticipated`):
+    ``anticipated_auroc``, ``anticipated_ppv_<band>``."""
+    reference = (profile or {}).get("expected") or {}
+    validation = (profile or {}).get("validation") or {}
+    keys = [("auroc", "expected_auroc", "auroc")]
+    keys += [(f"ppv_{k}", f"expected_ppv_{k}", f"ppv_{k}") for k in ("_".join(n.split()) for n, s in bands if s < 1)]
+    return {
+        f"anticipated_{name}": anticipated(validation.get(v), expected.get(e), reference.get(e)) for name, e, v in keys
+    }
 
 
 def _matured(wd: WorkDir, as_of: dt.date, horizon_days: int, end: dt.date | None) -> dt.date | None:
@@ -149,19 +160,23 @@ def _realised(wd: WorkDir, as_of: dt.date, info: tracking.ModelInfo, uri: str | 
     then = tracking.model_info(wd.root, uri, manifest["model_name"], str(manifest["model_version"]))
     outcome = then.metadata.get("outcome", "emergency_admission")
     horizon = int(then.metadata.get("horizon_days", horizon))
+    then_profile = tracking.reference_profile_of(wd.root, uri, then.run_id)
     scores = _scores(wd, earlier)
     lab = con.to_pyarrow(labels(src, earlier, outcome, horizon)).to_pandas()[["pseudonym", "label"]]
     people = scores.merge(lab, on="pseudonym", how="inner", validate="one_to_one")
     bands = _bands(manifest)
     p = people["risk_score"].to_numpy(dtype=float)
     rank = list_order(p, people["model_score"].to_numpy(dtype=float))
+    expected = finite(expected_performance(p, rank, bands))
+    validation = (then_profile or {}).get("validation") or {}
     out = {
         "as_of": earlier.isoformat(),
         "model": f"{manifest['model_name']} version {manifest['model_version']}",
         "outcome": str(outcome),
         "horizon_days": horizon,
-        "expected": _clean(expected_performance(p, rank, bands)),
-        "realised": _clean(realised_performance(people["label"].to_numpy(), p, rank, bands)),
+        "expected": {**expected, **_anticipated(expected, then_profile, bands)},
+        "validation": validation,
+        "realised": finite(realised_performance(people["label"].to_numpy(), p, rank, bands)),
     }
     exposure = read_exposure(wd, earlier)
     if exposure is not None and exposure["held_out"].any():
@@ -227,12 +242,13 @@ def _warnings(
             )
     if realised is not None:
         r, e, then = realised["realised"], realised["expected"], realised["as_of"]
-        if r.get("auroc") is not None and e.get("expected_auroc") is not None:
-            gap = e["expected_auroc"] - r["auroc"]
-            if gap > settings.auroc_drop_warning and gap > 1.96 * (r.get("auroc_se") or 0):
+        if r.get("auroc") is not None and e.get("anticipated_auroc") is not None:
+            gap = e["anticipated_auroc"] - r["auroc"]
+            se = math.hypot(r.get("auroc_se") or 0, (realised.get("validation") or {}).get("auroc_se") or 0)
+            if gap > settings.auroc_drop_warning and gap > 1.96 * se:
                 out.append(
                     f"realised AUROC of the scores at {then} ({realised['model']}) {r['auroc']:.3f} is {gap:.3f} below "
-                    f"the {e['expected_auroc']:.3f} they expected (more than {settings.auroc_drop_warning:g} and "
+                    f"the {e['anticipated_auroc']:.3f} they expected (more than {settings.auroc_drop_warning:g} and "
                     "beyond two standard errors)"
                 )
         oe, z = r.get("observed_over_expected"), r.get("oe_z")
@@ -268,7 +284,8 @@ def monitor(
     psi_score = round(psi(profile["score"], scores["risk_score"]), 6)
     p = scores["risk_score"].to_numpy(dtype=float)
     rank = list_order(p, scores["model_score"].to_numpy(dtype=float))
-    expected = _clean(expected_performance(p, rank, bands))
+    expected = finite(expected_performance(p, rank, bands))
+    expected.update(_anticipated(expected, profile, bands))
     reference = dict(profile.get("expected", {}))
     realised = _realised(wd, as_of, info, tracking_uri)
     warnings = _warnings(config.monitoring, psi_score, psi_features, expected, reference, realised, bands, as_of)
@@ -282,6 +299,7 @@ def monitor(
         "psi_features": dict(sorted(psi_features.items(), key=lambda kv: -kv[1])),
         "expected": expected,
         "reference_expected": reference,
+        "validation": profile.get("validation"),
         "realised": realised,
         "at_risk_bands": at_risk_bands_of(bands),
         "flagged": {n: int(flagged_at(rank, s).sum()) for n, s in bands if s < 1},

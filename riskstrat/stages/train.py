@@ -42,7 +42,7 @@ from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
 from riskstrat.modelling.fairness import audit, commissioner_summary
-from riskstrat.modelling.monitoring import expected_performance, reference_profile
+from riskstrat.modelling.monitoring import expected_performance, realised_performance, reference_profile
 from riskstrat.modelling.plots import (
     bar_plot,
     calibration_plot,
@@ -440,14 +440,15 @@ def _reference(spec: ModelSpec, rows: _Rows, model, validated: _Validation, as_o
     newest = rows.fit[rows.fit["as_of"] == as_of]
     risk = model.predict_proba(newest[features])[:, 1]
     bands = [(b.name, b.top_share) for b in spec.risk_bands]
-    expected = expected_performance(validated.scores["model"], validated.rank_by["model"], bands)
+    p, rank = validated.scores["model"], validated.rank_by["model"]
     return reference_profile(
         newest[features],
         list(spec.categorical),
         risk,
-        expected,
-        f"training population at {as_of} ({len(newest):,} people); expected figures on the validation people "
-        f"at {rows.validation_as_of}",
+        expected_performance(p, rank, bands),
+        f"training population at {as_of} ({len(newest):,} people); expected and realised figures on the "
+        f"validation people at {rows.validation_as_of}",
+        realised_performance(rows.report["label"].to_numpy(), p, rank, bands),
     )
 
 
