@@ -46,6 +46,7 @@ __all__ = [
     "finite",
     "flagged_at",
     "list_order",
+    "ppv_se",
     "profile_of",
     "psi",
     "realised_performance",
@@ -74,7 +75,7 @@ def profile_of(values: pd.Series, categorical: bool) -> dict:
         return {"levels": [*levels, _OTHER], "shares": shares}
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     x = x[np.isfinite(x)]
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, PSI_BINS + 1)[1:-1])) if len(x) else np.array([])
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, PSI_BINS + 1)[1:-1], method="lower")) if len(x) else np.array([])
     counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=len(edges) + 1)
     return {"edges": edges.tolist(), "shares": (counts / max(len(x), 1)).tolist()}
 
@@ -163,6 +164,13 @@ def expected_performance(p: np.ndarray, rank: np.ndarray, bands: Sequence[tuple[
     return out
 
 
+def ppv_se(ppv: float | None, flagged: float | None) -> float:
+    """The binomial standard error of a PPV over ``flagged`` people (0 when either is unknown)."""
+    if ppv is None or not flagged or not math.isfinite(ppv):
+        return 0.0
+    return math.sqrt(ppv * (1 - ppv) / flagged)
+
+
 def _auroc_se(auroc: float, events: int, non_events: int) -> float:
     """Hanley and McNeil's (1982) standard error of an AUROC."""
     a = auroc
@@ -188,8 +196,9 @@ def realised_performance(
     """Performance realised once outcomes ``y`` (0/1) have matured, for people with calibrated
     probabilities ``p`` ranked by ``rank``: ``people``, ``events``, ``auroc`` and ``auroc_se``,
     ``observed_over_expected`` and ``oe_z`` (the observed count's distance from the expected in
-    standard errors under calibration), ``calibration_slope``, and ``ppv_<band>`` at each band
-    threshold but the last."""
+    standard errors under calibration), ``calibration_slope``, and at each band threshold but the
+    last the people flagged (``flagged_<band>``) and the PPV (``ppv_<band>``, over at least
+    :data:`MIN_FLAGGED` people)."""
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y, dtype=int)
@@ -211,6 +220,7 @@ def realised_performance(
         if share >= 1:
             continue
         flagged = flagged_at(rank, share)
+        out[f"flagged_{_band_key(name)}"] = float(flagged.sum())
         out[f"ppv_{_band_key(name)}"] = float(y[flagged].mean()) if flagged.sum() >= MIN_FLAGGED else float("nan")
     return out
 

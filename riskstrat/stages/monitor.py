@@ -46,6 +46,7 @@ from riskstrat.modelling.monitoring import (
     finite,
     flagged_at,
     list_order,
+    ppv_se,
     psi,
     realised_performance,
     reference_profile,
@@ -250,6 +251,23 @@ def _warnings(
                     f"realised AUROC of the scores at {then} ({realised['model']}) {r['auroc']:.3f} is {gap:.3f} below "
                     f"the {e['anticipated_auroc']:.3f} they expected (more than {settings.auroc_drop_warning:g} and "
                     "beyond two standard errors)"
+                )
+        validation = realised.get("validation") or {}
+        for name, share in bands:
+            key = "_".join(name.split())
+            now, then_ppv = r.get(f"ppv_{key}"), e.get(f"anticipated_ppv_{key}")
+            if share >= 1 or now is None or not then_ppv:
+                continue
+            se = math.hypot(
+                ppv_se(now, r.get(f"flagged_{key}")),
+                ppv_se(validation.get(f"ppv_{key}"), validation.get(f"flagged_{key}")),
+            )
+            gap = then_ppv - now
+            if gap / then_ppv > settings.ppv_drop_warning and gap > 1.96 * se:
+                out.append(
+                    f"realised PPV of the top {share:.1%} ({name} and above) of the scores at {then} {now:.3f} is "
+                    f"{gap / then_ppv:.0%} below the {then_ppv:.3f} they expected (more than "
+                    f"{settings.ppv_drop_warning:.0%} and beyond two standard errors)"
                 )
         oe, z = r.get("observed_over_expected"), r.get("oe_z")
         if oe is not None and z is not None and abs(oe - 1) > settings.oe_warning and abs(z) > 1.96:
