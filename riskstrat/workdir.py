@@ -10,8 +10,8 @@ The pseudonymised zone is laid out by kind (``docs/design.md``)::
     W/pseudonymised/linked/<table>.parquet  linked tables, one per source table (and opt_out_uses)
     W/pseudonymised/features/<D>.parquet   the feature table of the population at D
     W/pseudonymised/scores/<D>.parquet     the scores at D
-    W/pseudonymised/exposure/              reserved: exposure records
-    W/pseudonymised/monitoring/            reserved: monitoring records
+    W/pseudonymised/exposure/<D>.parquet   who was shown on a practice list at D, in which band
+    W/pseudonymised/monitoring/<D>.json    the monitoring record of the run at D (figures only)
 
 Work directories made before this layout held every table directly in ``W/pseudonymised/``
 (``<table>.parquet``, ``features_<D>.parquet``, ``scores_<D>.parquet``);
@@ -81,13 +81,25 @@ class WorkDir:
 
     @property
     def exposure(self) -> Path:
-        """Reserved for exposure records (who was shown which list, when)."""
+        """The exposure records (who was shown on which list, in which band, when)."""
         return self.pseudonymised / "exposure"
 
     @property
     def monitoring(self) -> Path:
-        """Reserved for monitoring records (the model's performance month by month)."""
+        """The monitoring records (the model's stability and performance month by month)."""
         return self.pseudonymised / "monitoring"
+
+    def exposure_record(self, as_of: dt.date) -> Path:
+        """Who was shown on a practice list at D: ``W/pseudonymised/exposure/<D>.parquet``."""
+        return self.exposure / f"{as_of.isoformat()}.parquet"
+
+    def monitoring_record(self, as_of: dt.date) -> Path:
+        """The monitoring figures of the run at D: ``W/pseudonymised/monitoring/<D>.json``."""
+        return self.monitoring / f"{as_of.isoformat()}.json"
+
+    def monitoring_page(self, as_of: dt.date) -> Path:
+        """The monitoring report of the run at D: ``W/reports/monitoring_<D>.html``."""
+        return self.reports / f"monitoring_{as_of.isoformat()}.html"
 
     @property
     def spill(self) -> Path:
