@@ -180,6 +180,7 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
         f"features at {D}",
         f"score at {D}",
         f"export at {D}",
+        f"monitor at {D}",
     ]
 
 
