@@ -313,6 +313,7 @@ def test_run_does_everything_in_order(tmp_path):
         "train at 2024-10-01",
         "score at 2026-10-01",
         "export at 2026-10-01",
+        "monitor at 2026-10-01",
     ]
     assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 and not r["skipped"] for r in record["stages"])
     lists = {
