@@ -7,6 +7,7 @@ asserts them within stated tolerances. They describe no real person.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -625,3 +626,173 @@ DEFICIT_COURSES: tuple[DeficitCourse, ...] = (
     DeficitCourse("anaemia", "other", 0.2),
 )
 PRESCRIBING = Prescribing()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the records (riskstrat/synth/generator/tables.py, which both structures share): how
+# the simulated people and events become GP, hospital, A&E and outpatient rows. Synthetic
+# choices unless a source is named: shaped like HES/SUS and GP records, and calibrated only
+# through the activity targets above (EMERGENCY_*, VIA_AE_SHARE, AE_PER_PERSON,
+# OP_PER_PERSON, OP_DNA_SHARE, ELECTIVE_PER_PERSON). Codes are NHS Data Model codes.
+
+# Opt-outs: the national data opt-out started on 25 May 2018 (NHS Digital); type 1 objections
+# are dated from TYPE1_EARLIEST (synthetic) or registration, whichever is later.
+NDOO_LAUNCH = dt.date(2018, 5, 25)
+TYPE1_EARLIEST = dt.date(2000, 1, 1)
+
+# Underlying cause of death (ICD-10) by condition held at death, later entries winning;
+# DEATH_CAUSE_OTHER (pneumonia) otherwise. Synthetic.
+DEATH_CAUSES: tuple[tuple[str, str], ...] = (
+    ("stroke", "I64X"),
+    ("chd", "I219"),
+    ("copd", "J449"),
+    ("dementia", "F03X"),
+    ("hf", "I500"),
+    ("cancer", "C349"),
+)
+DEATH_CAUSE_OTHER = "J189"
+
+
+@dataclass(frozen=True)
+class GpRecording:
+    """GP records beyond the simulated events: LSOA gaps, BMI values, medication costs."""
+
+    missing_lsoa_share: float = 0.01  # registrations with no LSOA recorded (synthetic)
+    bmi_adult_age: int = 18  # BMI values recorded from this age
+    bmi_per_year: float = 0.35  # BMI values per adult-year (about every three years; synthetic)
+    bmi_mean: float = 27.0  # adult mean (Health Survey for England ~27-28, rounded) ...
+    bmi_deprivation: float = 2.0  # ... + this x (deprivation - 0.5) ...
+    bmi_latent: float = 0.8  # ... + this per SD of the latent health factor (synthetic)
+    bmi_sd: float = 4.5  # spread of values around a person's mean
+    bmi_range: tuple[float, float] = (14, 60)  # values clipped to this range
+    item_quantity: int = 28  # ITEM_COST is per item of an acute course, and per this quantity of a repeat
+    item_cost_range: tuple[float, float] = (0.85, 1.15)  # item cost x uniform in this range (synthetic)
+
+
+@dataclass(frozen=True)
+class HospitalRecording:
+    """What every hospital table shares (synthetic)."""
+
+    main_provider_share: float = 0.85  # activity at the provider serving the person's practice, else any provider
+    child_to: int = 16  # under this age: children's emergency diagnoses, paediatrics (TFC 420)
+    older_from: int = 75  # from this age: older people's emergency diagnoses, geriatric medicine (TFC 430)
+
+
+@dataclass(frozen=True)
+class EmergencySpells:
+    """The ``sus_apc`` rows of emergency spells: diagnoses, admission method, cost (synthetic)."""
+
+    # A condition the person has gives the primary diagnosis (from its icd10_emergency codes)
+    # with probability condition_primary x its log_hazard + condition_primary_base.
+    condition_primary: float = 0.5
+    condition_primary_base: float = 0.1
+    frailty_secondary_from: int = 3  # eFI deficits from which a frailty code is a secondary diagnosis
+    # Admission methods of spells not through A&E (21): GP, bed bureau, consultant clinic,
+    # other means, A&E of another provider, transfer, other emergency.
+    other_methods: tuple[str, ...] = ("22", "23", "24", "28", "2A", "2B", "2D")
+    other_method_shares: tuple[float, ...] = (0.55, 0.05, 0.1, 0.15, 0.05, 0.05, 0.05)
+    cost_base: float = 1400  # pounds: cost_base + cost_per_day x length of stay x uniform(cost_range)
+    cost_per_day: float = 420
+    cost_range: tuple[float, float] = (0.7, 1.3)
+
+
+@dataclass(frozen=True)
+class ElectiveSpells:
+    """Elective spells: ELECTIVE_PER_PERSON x a factor by age at the extract date
+    (interpolated), a procedure from ELECTIVE_PROCEDURES, mostly day cases (synthetic)."""
+
+    ages: tuple[int, ...] = (0, 18, 40, 60, 75, 90)
+    factors: tuple[float, ...] = (0.3, 0.4, 0.8, 1.4, 2.0, 1.4)
+    fallback: int = 4  # ELECTIVE_PROCEDURES entry (colonoscopy) for people too young, or men drawn for ...
+    women_only_tfc: str = "502"  # ... a procedure of this treatment function (gynaecology)
+    day_case_share: float = 0.75
+    inpatient_days: tuple[int, int] = (1, 6)  # length of stay of the others: uniform, [low, high)
+    methods: tuple[str, ...] = ("11", "12", "13")  # waiting list, booked, planned
+    method_shares: tuple[float, ...] = (0.6, 0.3, 0.1)
+    cost_day_case: float = 950  # pounds, x uniform(cost_range)
+    cost_inpatient: float = 4200
+    cost_range: tuple[float, float] = (0.7, 1.3)
+
+
+@dataclass(frozen=True)
+class MaternitySpells:
+    """Maternity spells (admission method 31, O800, TFC 501) of women by age at the extract date (synthetic)."""
+
+    ages: tuple[int, int] = (18, 46)  # older than the first, younger than the second
+    per_year: float = 0.05  # spells per woman-year
+    days: tuple[int, int] = (0, 4)  # length of stay: uniform, [low, high)
+    cost: float = 2600  # pounds, x uniform(cost_range)
+    cost_range: tuple[float, float] = (0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class ConsultantEpisodes:
+    """Emergency spells split into consultant episodes: a second from second_from days in
+    hospital with probability second_share, a third from third_from days (synthetic)."""
+
+    second_from: int = 3
+    second_share: float = 0.28
+    third_from: int = 7
+    third_share: float = 0.08
+    later_tfcs: tuple[str, ...] = ("320", "340", "430", "300", "100")  # treatment function of later episodes (uniform)
+
+
+@dataclass(frozen=True)
+class AeRecording:
+    """The ``sus_ecds`` rows: arrival, department type, chief complaint, cost (synthetic)."""
+
+    ambulance_admitted: float = 0.55  # ambulance arrivals among attendances ending in admission
+    ambulance_ages: tuple[int, ...] = (0, 40, 75, 100)  # among the others: by age (interpolated)
+    ambulance_shares: tuple[float, ...] = (0.05, 0.1, 0.35, 0.5)
+    # Department type of attendances not ending in admission (those are all type 01).
+    departments: tuple[str, ...] = ("01", "03", "02", "04")
+    department_shares: tuple[float, ...] = (0.6, 0.33, 0.04, 0.03)
+    complaint_share: float = 0.7  # attendances with a chief complaint from AE_COMPLAINTS
+    falls_from: int = 65  # from this age, falls_share of attendances have a falls complaint instead
+    falls_share: float = 0.25
+    cost_type3: float = 90  # pounds, type 03 (urgent treatment centre) attendances ...
+    cost_admitted: float = 420  # ... attendances ending in admission ...
+    cost_other: float = 260  # ... and the rest; x uniform(cost_range)
+    cost_range: tuple[float, float] = (0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class OutpatientRecording:
+    """Outpatient appointments of the default structure, and the ``sus_op`` columns both
+    structures draw the same way (cost range, referral source). Synthetic."""
+
+    ages: tuple[int, ...] = (0, 18, 40, 65, 80, 100)  # relative rate by age at the extract date (interpolated) ...
+    rates: tuple[float, ...] = (0.6, 0.6, 1.0, 1.8, 2.4, 2.0)
+    per_condition: float = 0.25  # ... x (1 + this x conditions), scaled to OP_PER_PERSON ...
+    total_factor: float = 1.08  # ... x this (some fall after people leave; measured)
+    follow_up_days: tuple[int, int] = (14, 90)  # a follow-up after every spell: uniform, [low, high) days after
+    condition_clinic_share: float = 0.5  # for each condition held, the clinic is one of its op_tfc this often
+    first_attendance: tuple[str, ...] = ("1", "2", "3", "4")  # first, follow-up, first / follow-up by phone
+    first_attendance_shares: tuple[float, ...] = (0.33, 0.52, 0.05, 0.10)
+    # Not attended (status 3): dna_factor x OP_DNA_SHARE x (dna_base + dna_deprivation x
+    # deprivation) x dna_young_factor for ages strictly within dna_young_ages, else dna_other_factor.
+    dna_factor: float = 1.25
+    dna_base: float = 0.6
+    dna_deprivation: float = 0.8
+    dna_young_ages: tuple[int, int] = (16, 35)
+    dna_young_factor: float = 1.4
+    dna_other_factor: float = 0.85
+    # Then cancelled by the patient (2), by the provider (4), late and not seen (7): each up to
+    # this much above the DNA probability (cumulative); the rest attended (5) or late but seen (6).
+    not_seen: tuple[tuple[str, float], ...] = (("2", 0.04), ("4", 0.09), ("7", 0.095))
+    attended: tuple[str, ...] = ("5", "6")
+    attended_shares: tuple[float, ...] = (0.9, 0.1)
+    tariff: tuple[float, float] = (165, 110)  # pounds, first and follow-up attendances (the alt structure has its own)
+    cost_range: tuple[float, float] = (0.8, 1.2)  # tariff x uniform in this range (both structures)
+    referral_sources: tuple[str, ...] = ("03", "05", "11")  # of first attendances: GP, consultant, other (both)
+    referral_source_shares: tuple[float, ...] = (0.7, 0.2, 0.1)
+
+
+GP_RECORDING = GpRecording()
+HOSPITAL = HospitalRecording()
+EMERGENCY_SPELLS = EmergencySpells()
+ELECTIVE_SPELLS = ElectiveSpells()
+MATERNITY = MaternitySpells()
+EPISODES = ConsultantEpisodes()
+AE_RECORDING = AeRecording()
+OUTPATIENTS = OutpatientRecording()

@@ -54,7 +54,7 @@ class Activity:
         self.transfer_to = np.full(m, -1, dtype=np.int64)
         self.smoke_first = np.full(m, NEVER, dtype=np.int64)
         cur = np.flatnonzero(self.smoking == 2)
-        lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(16 * YEAR))[cur]
+        lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(P.SMOKING.adult_age * YEAR))[cur]
         span = np.maximum(o.end - lo, 1)
         self.smoke_first[cur] = lo + (rng.random(cur.size) * span).astype(np.int64)
         adm = _Events()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,8 @@ class ChunkResult:
 
 
 class Tables:
-    """The tables of a chunk (a part of :class:`~riskstrat.synth.generator.chunk._Chunk`)."""
+    """The tables of a chunk (a part of :class:`~riskstrat.synth.generator.chunk._Chunk`);
+    coefficients from :mod:`riskstrat.synth.params`."""
 
     def _tables(self, gp_events, sus_op) -> ChunkResult:
         """Every contract table of the chunk, in a fixed order (the random streams depend on
@@ -65,7 +65,7 @@ class Tables:
         start = np.concatenate([self.reg_start, self.transfer_day[p2]])
         end = np.concatenate([end_first, end_second])
         lsoa = self.r.lsoa_codes[self.lsoa[person]].astype(object)
-        lsoa[self.rng.random(person.size) < 0.01] = None
+        lsoa[self.rng.random(person.size) < P.GP_RECORDING.missing_lsoa_share] = None
         return pa.table(
             {
                 "nhs_number": self._nhs(person),
@@ -80,7 +80,7 @@ class Tables:
         )
 
     def _gp_events(self) -> pa.Table:
-        o, rng, m = self.o, self.rng, self.m
+        o, rng, m, G = self.o, self.rng, self.m, P.GP_RECORDING
         persons, days, codes, values = [], [], [], []
 
         def add(mask: np.ndarray, day: np.ndarray, pool: np.ndarray, value: np.ndarray | None = None) -> None:
@@ -100,17 +100,17 @@ class Tables:
         add(self.carehome < last, self.carehome, self.codes.carehome)
         # Smoking records: current smokers first recorded at smoke_first; ex-smokers once.
         add(self.smoke_first < last, self.smoke_first, self.codes.current_smoker)
-        lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(16 * YEAR))
+        lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(P.SMOKING.adult_age * YEAR))
         ex_day = lo + (rng.random(m) * np.maximum(last - lo, 1)).astype(np.int64)
         add((self.smoking == 1) & (ex_day < last), ex_day, self.codes.ex_smoker)
         # BMI values, recorded for adults about every three years.
-        adult_lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(18 * YEAR))
+        adult_lo = np.maximum(np.maximum(self.entry, o.start), self.dob + int(G.bmi_adult_age * YEAR))
         span = np.clip(last - adult_lo, 0, None)
-        n_bmi = rng.poisson(span / YEAR * 0.35)
+        n_bmi = rng.poisson(span / YEAR * G.bmi_per_year)
         bp = np.repeat(np.arange(m), n_bmi)
         bday = adult_lo[bp] + (rng.random(bp.size) * span[bp]).astype(np.int64)
-        bmi_mean = 27.0 + 2.0 * (self.dep01 - 0.5) + 0.8 * self.latent
-        bval = np.round(np.clip(bmi_mean[bp] + 4.5 * rng.standard_normal(bp.size), 14, 60), 1)
+        bmi_mean = G.bmi_mean + G.bmi_deprivation * (self.dep01 - 0.5) + G.bmi_latent * self.latent
+        bval = np.round(np.clip(bmi_mean[bp] + G.bmi_sd * rng.standard_normal(bp.size), *G.bmi_range), 1)
         persons.append(bp)
         days.append(bday)
         codes.append(self.codes.bmi[rng.integers(0, self.codes.bmi.size, bp.size)])
@@ -136,8 +136,9 @@ class Tables:
         key = (person * 1024 + drug) * 65536 + (day - self.o.start + 1024)
         key, first = np.unique(key, return_index=True)  # sorted by person, drug, day
         person, drug, day, qty, acute = person[first], drug[first], day[first], qty[first], self.med_acute[keep][first]
-        unit = self.drugs.item_cost[drug]
-        cost = np.round(unit * np.where(acute, 1.0, qty / 28) * self.rng.uniform(0.85, 1.15, person.size), 2)
+        G = P.GP_RECORDING
+        unit = self.drugs.item_cost[drug] * np.where(acute, 1.0, qty / G.item_quantity)
+        cost = np.round(unit * self.rng.uniform(*G.item_cost_range, person.size), 2)
         return pa.table(
             {
                 "nhs_number": self._nhs(person),
@@ -151,15 +152,8 @@ class Tables:
 
     def _deaths(self) -> pa.Table:
         dead = np.flatnonzero(self.death < self.o.end)
-        cause = np.full(dead.size, "J189", dtype=object)
-        for name, code in (
-            ("stroke", "I64X"),
-            ("chd", "I219"),
-            ("copd", "J449"),
-            ("dementia", "F03X"),
-            ("hf", "I500"),
-            ("cancer", "C349"),
-        ):
+        cause = np.full(dead.size, P.DEATH_CAUSE_OTHER, dtype=object)
+        for name, code in P.DEATH_CAUSES:
             has = self.onset[dead, P.CONDITION_INDEX[name]] <= self.death[dead]
             cause[has] = code
         return pa.table(
@@ -177,8 +171,8 @@ class Tables:
         type1 = both | ((draw >= P.OPT_OUT_BOTH) & (draw < P.OPT_OUT_TYPE1))
         ndoo = both | ((draw >= P.OPT_OUT_TYPE1) & (draw < P.OPT_OUT_TYPE1 + P.OPT_OUT_NDOO - P.OPT_OUT_BOTH))
         p1, p2 = np.flatnonzero(type1), np.flatnonzero(ndoo)
-        ndoo_start = day_number(dt.date(2018, 5, 25))
-        d1 = np.maximum(self.reg_start[p1], day_number(dt.date(2000, 1, 1)))
+        ndoo_start = day_number(P.NDOO_LAUNCH)
+        d1 = np.maximum(self.reg_start[p1], day_number(P.TYPE1_EARLIEST))
         d1 = d1 + (rng.random(p1.size) * np.maximum(o.end - d1, 1)).astype(np.int64)
         d2 = ndoo_start + (rng.random(p2.size) * (o.end - ndoo_start)).astype(np.int64)
         person = np.concatenate([p1, p2])
@@ -193,10 +187,11 @@ class Tables:
     def _provider(self, person: np.ndarray) -> np.ndarray:
         main = self.practice[person] % self.r.provider_codes.size
         other = self.rng.integers(0, self.r.provider_codes.size, person.size)
-        return self.r.provider_codes[np.where(self.rng.random(person.size) < 0.85, main, other)]
+        at_main = self.rng.random(person.size) < P.HOSPITAL.main_provider_share
+        return self.r.provider_codes[np.where(at_main, main, other)]
 
     def _sus_apc(self) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray]]:
-        o, rng = self.o, self.rng
+        o, rng, H, E = self.o, self.rng, P.HOSPITAL, P.EMERGENCY_SPELLS
         person = self.adm.get("person")
         day = self.adm.get("day")
         dis = self.adm.get("dis")
@@ -205,26 +200,26 @@ class Tables:
         active = (self.onset[person] < day[:, None]) & (self.resolved[person] >= day[:, None])
         # Primary diagnosis: a condition-specific reason half the time when the person has one.
         primary = np.where(
-            age < 16,
+            age < H.child_to,
             _pick(rng, P.EMERGENCY_DIAGNOSES_CHILD, n),
-            np.where(age >= 75, _pick(rng, P.EMERGENCY_DIAGNOSES_OLDER, n), _pick(rng, P.EMERGENCY_DIAGNOSES_ADULT, n)),
+            np.where(
+                age >= H.older_from,
+                _pick(rng, P.EMERGENCY_DIAGNOSES_OLDER, n),
+                _pick(rng, P.EMERGENCY_DIAGNOSES_ADULT, n),
+            ),
         ).astype(object)
         secondary = [[] for _ in range(n)]
         for i, c in enumerate(P.CONDITIONS):
             has = active[:, i]
-            use = has & (rng.random(n) < 0.5 * c.log_hazard + 0.1)
+            use = has & (rng.random(n) < E.condition_primary * c.log_hazard + E.condition_primary_base)
             primary[use] = _pick(rng, c.icd10_emergency, int(use.sum()))
             for r in np.flatnonzero(has):
                 secondary[r].append(c.icd10_secondary[rng.integers(0, len(c.icd10_secondary))])
         n_def = (self.deficit[person] < day[:, None]).sum(1)
-        for r in np.flatnonzero(n_def >= 3):
+        for r in np.flatnonzero(n_def >= E.frailty_secondary_from):
             secondary[r].append(P.FRAILTY_SECONDARY[rng.integers(0, len(P.FRAILTY_SECONDARY))])
         via_ae = rng.random(n) < P.VIA_AE_SHARE
-        method = np.where(
-            via_ae,
-            "21",
-            _pick(rng, ("22", "23", "24", "28", "2A", "2B", "2D"), n, p=(0.55, 0.05, 0.1, 0.15, 0.05, 0.05, 0.05)),
-        )
+        method = np.where(via_ae, "21", _pick(rng, E.other_methods, n, p=E.other_method_shares))
         self.adm_via_ae = (person[via_ae], day[via_ae])
         died_here = (self.death[person] == dis) & (dis < o.end)
         dest = np.where(died_here, "79", np.where(self.carehome[person] < day, "54", "19")).astype(object)
@@ -238,8 +233,8 @@ class Tables:
             "secondary": np.array([";".join(s) if s else None for s in secondary], dtype=object),
             "procedure": np.full(n, None, dtype=object),
             "destination": dest,
-            "cost": np.round(1400 + 420 * (dis - day) * rng.uniform(0.7, 1.3, n), 2),
-            "tfc": np.where(age < 16, "420", np.where(age >= 75, "430", "300")).astype(object),
+            "cost": np.round(E.cost_base + E.cost_per_day * (dis - day) * rng.uniform(*E.cost_range, n), 2),
+            "tfc": np.where(age < H.child_to, "420", np.where(age >= H.older_from, "430", "300")).astype(object),
         }
         elective = self._elective_spells()
         merged = {k: np.concatenate([spells[k], elective[k]]) for k in spells}
@@ -247,12 +242,12 @@ class Tables:
         return table, (elective["person"], elective["admission"])
 
     def _elective_spells(self) -> dict[str, np.ndarray]:
-        o, rng, m = self.o, self.rng, self.m
+        o, rng, m, E, M = self.o, self.rng, self.m, P.ELECTIVE_SPELLS, P.MATERNITY
         lo = np.maximum(self.entry, o.start)
         last = self._last_day(np.arange(m))
         span = np.clip(last - lo, 0, None)
         age_now = (o.end - self.dob) / YEAR
-        rate = P.ELECTIVE_PER_PERSON * np.interp(age_now, [0, 18, 40, 60, 75, 90], [0.3, 0.4, 0.8, 1.4, 2.0, 1.4])
+        rate = P.ELECTIVE_PER_PERSON * np.interp(age_now, E.ages, E.factors)
         k = rng.poisson(rate * span / YEAR)
         person = np.repeat(np.arange(m), k)
         day = lo[person] + (rng.random(person.size) * span[person]).astype(np.int64)
@@ -260,22 +255,22 @@ class Tables:
         proc = np.array(P.ELECTIVE_PROCEDURES, dtype=object)
         w = np.array([x[3] for x in P.ELECTIVE_PROCEDURES], dtype=float)
         pick = rng.choice(len(proc), size=person.size, p=w / w.sum())
-        bad = (age < proc[pick, 4].astype(float)) | ((proc[pick, 2] == "502") & (self.sex[person] != "2"))
-        pick[bad] = 4  # colonoscopy instead
-        # Maternity: women 18-44.
-        mp = np.flatnonzero((self.sex == "2") & (age_now > 18) & (age_now < 46))
-        mk = rng.random(mp.size) < 0.05 * span[mp] / YEAR
+        bad = (age < proc[pick, 4].astype(float)) | ((proc[pick, 2] == E.women_only_tfc) & (self.sex[person] != "2"))
+        pick[bad] = E.fallback
+        # Maternity: women of childbearing age.
+        mp = np.flatnonzero((self.sex == "2") & (age_now > M.ages[0]) & (age_now < M.ages[1]))
+        mk = rng.random(mp.size) < M.per_year * span[mp] / YEAR
         mp = mp[mk]
         mday = lo[mp] + (rng.random(mp.size) * span[mp]).astype(np.int64)
-        day_case = rng.random(person.size) < 0.75
-        los = np.where(day_case, 0, rng.integers(1, 6, person.size))
-        mlos = rng.integers(0, 4, mp.size)
+        day_case = rng.random(person.size) < E.day_case_share
+        los = np.where(day_case, 0, rng.integers(*E.inpatient_days, person.size))
+        mlos = rng.integers(*M.days, mp.size)
         n, nm = person.size, mp.size
         return {
             "person": np.concatenate([person, mp]),
             "admission": np.concatenate([day, mday]),
             "discharge": np.concatenate([day + los, mday + mlos]),
-            "method": np.concatenate([_pick(rng, ("11", "12", "13"), n, p=(0.6, 0.3, 0.1)), np.full(nm, "31")]),
+            "method": np.concatenate([_pick(rng, E.methods, n, p=E.method_shares), np.full(nm, "31")]),
             "classification": np.concatenate([np.where(day_case, "2", "1"), np.full(nm, "1")]),
             "primary": np.concatenate([proc[pick, 0].astype(str), np.full(nm, "O800")]),
             "secondary": np.full(n + nm, None, dtype=object),
@@ -283,7 +278,10 @@ class Tables:
             "destination": np.full(n + nm, "19", dtype=object),
             "cost": np.round(
                 np.concatenate(
-                    [np.where(day_case, 950, 4200) * rng.uniform(0.7, 1.3, n), 2600 * rng.uniform(0.8, 1.2, nm)]
+                    [
+                        np.where(day_case, E.cost_day_case, E.cost_inpatient) * rng.uniform(*E.cost_range, n),
+                        M.cost * rng.uniform(*M.cost_range, nm),
+                    ]
                 ),
                 2,
             ),
@@ -292,11 +290,12 @@ class Tables:
 
     def _episodes(self, s: dict[str, np.ndarray]) -> pa.Table:
         """Split spells into consultant episodes: longer emergency stays often change consultant."""
-        o, rng = self.o, self.rng
+        o, rng, C = self.o, self.rng, P.EPISODES
         n = s["person"].size
         los = s["discharge"] - s["admission"]
         emergency = np.char.startswith(s["method"].astype(str), "2")
-        n_ep = 1 + ((los >= 3) & emergency & (rng.random(n) < 0.28)) + ((los >= 7) & emergency & (rng.random(n) < 0.08))
+        second = (los >= C.second_from) & emergency & (rng.random(n) < C.second_share)
+        n_ep = 1 + second + ((los >= C.third_from) & emergency & (rng.random(n) < C.third_share))
         rep = np.repeat(np.arange(n), n_ep)
         ep = np.arange(rep.size) - np.repeat(np.cumsum(n_ep) - n_ep, n_ep)
         cuts = np.floor(los[rep] * ep / n_ep[rep]).astype(np.int64)
@@ -307,7 +306,7 @@ class Tables:
         discharge = s["discharge"][rep]
         open_spell = discharge >= o.end
         spell_no = self.spell_offset + np.arange(n)
-        second_tfc = _pick(rng, ("320", "340", "430", "300", "100"), rep.size)
+        second_tfc = _pick(rng, C.later_tfcs, rep.size)
         tfc = np.where(ep == 0, s["tfc"][rep], second_tfc)
         later = ep > 0
         primary = s["primary"][rep].astype(object)
@@ -349,7 +348,7 @@ class Tables:
         return tbl.take(pa.array(order))
 
     def _sus_ecds(self) -> pa.Table:
-        rng = self.rng
+        rng, A = self.rng, P.AE_RECORDING
         ap, ad = self.adm_via_ae
         np_, nd = self.ae.get("person"), self.ae.get("day")
         keep = nd < self._last_day(np_)
@@ -359,13 +358,14 @@ class Tables:
         admitted = np.concatenate([np.ones(ap.size, bool), np.zeros(np_.size, bool)])
         n = person.size
         age = (day - self.dob[person]) / YEAR
-        amb_p = np.where(admitted, 0.55, np.interp(age, [0, 40, 75, 100], [0.05, 0.1, 0.35, 0.5]))
+        amb_p = np.where(admitted, A.ambulance_admitted, np.interp(age, A.ambulance_ages, A.ambulance_shares))
         ambulance = rng.random(n) < amb_p
-        dept = np.where(admitted, "01", _pick(rng, ("01", "03", "02", "04"), n, p=(0.6, 0.33, 0.04, 0.03)))
-        complaint = np.where(rng.random(n) < 0.7, _pick(rng, P.AE_COMPLAINTS, n), None)
-        falls = (age >= 65) & (rng.random(n) < 0.25)
+        dept = np.where(admitted, "01", _pick(rng, A.departments, n, p=A.department_shares))
+        complaint = np.where(rng.random(n) < A.complaint_share, _pick(rng, P.AE_COMPLAINTS, n), None)
+        falls = (age >= A.falls_from) & (rng.random(n) < A.falls_share)
         complaint = np.where(falls, self.codes.falls[rng.integers(0, self.codes.falls.size, n)], complaint)
-        cost = np.round(np.where(dept == "03", 90, np.where(admitted, 420, 260)) * rng.uniform(0.8, 1.2, n), 2)
+        unit = np.where(dept == "03", A.cost_type3, np.where(admitted, A.cost_admitted, A.cost_other))
+        cost = np.round(unit * rng.uniform(*A.cost_range, n), 2)
         order = np.lexsort((day, person))
         return _drop_duplicates(
             pa.table(
@@ -384,22 +384,22 @@ class Tables:
         )
 
     def _sus_op(self, elective: tuple[np.ndarray, np.ndarray]) -> pa.Table:
-        o, rng, m = self.o, self.rng, self.m
+        o, rng, m, O = self.o, self.rng, self.m, P.OUTPATIENTS
         lo = np.maximum(self.entry, o.start)
         last = self._last_day(np.arange(m))
         span = np.clip(last - lo, 0, None)
         age_now = (o.end - self.dob) / YEAR
         n_cond = (self.onset < o.end).sum(1)
-        rate = np.interp(age_now, [0, 18, 40, 65, 80, 100], [0.6, 0.6, 1.0, 1.8, 2.4, 2.0]) * (1 + 0.25 * n_cond)
+        rate = np.interp(age_now, O.ages, O.rates) * (1 + O.per_condition * n_cond)
         adm_p, adm_d = self.adm.get("person"), self.adm.get("day")
         follow = np.concatenate([adm_p, elective[0]])
         follow_d = np.concatenate([adm_d, elective[1]])
-        target_total = 1.08 * P.OP_PER_PERSON * span.sum() / YEAR
+        target_total = O.total_factor * P.OP_PER_PERSON * span.sum() / YEAR
         rate *= max(target_total - follow.size, 0) / max((rate * span / YEAR).sum(), 1e-9)
         k = rng.poisson(rate * span / YEAR)
         person = np.repeat(np.arange(m), k)
         day = lo[person] + (rng.random(person.size) * span[person]).astype(np.int64)
-        fday = follow_d + rng.integers(14, 90, follow.size)
+        fday = follow_d + rng.integers(*O.follow_up_days, follow.size)
         person = np.concatenate([person, follow])
         day = np.concatenate([day, fday])
         keep = day < last[person]
@@ -408,36 +408,35 @@ class Tables:
         age = (day - self.dob[person]) / YEAR
         tfc = _pick(rng, P.OP_GENERAL_TFC, n).astype(object)
         for i, c in enumerate(P.CONDITIONS):
-            has = (self.onset[person, i] < day) & (rng.random(n) < 0.5)
+            has = (self.onset[person, i] < day) & (rng.random(n) < O.condition_clinic_share)
             if c.op_tfc:
                 tfc[has] = _pick(rng, c.op_tfc, int(has.sum()))
-        tfc[age < 16] = P.PAEDIATRIC_TFC
-        first = _pick(rng, ("1", "2", "3", "4"), n, p=(0.33, 0.52, 0.05, 0.10))
-        dna_p = 1.25 * P.OP_DNA_SHARE * (0.6 + 0.8 * self.dep01[person]) * np.where((age > 16) & (age < 35), 1.4, 0.85)
-        draw = rng.random(n)
-        status = np.where(
-            draw < dna_p,
-            "3",
-            np.where(
-                draw < dna_p + 0.04,
-                "2",
-                np.where(
-                    draw < dna_p + 0.09,
-                    "4",
-                    np.where(draw < dna_p + 0.095, "7", _pick(rng, ("5", "6"), n, p=(0.9, 0.1))),
-                ),
-            ),
+        tfc[age < P.HOSPITAL.child_to] = P.PAEDIATRIC_TFC
+        first = _pick(rng, O.first_attendance, n, p=O.first_attendance_shares)
+        young = (age > O.dna_young_ages[0]) & (age < O.dna_young_ages[1])
+        dna_p = (
+            O.dna_factor
+            * P.OP_DNA_SHARE
+            * (O.dna_base + O.dna_deprivation * self.dep01[person])
+            * np.where(young, O.dna_young_factor, O.dna_other_factor)
         )
-        return self._op_table(rng, person, day, tfc, first, status, (165, 110))
+        draw = rng.random(n)
+        status = _pick(rng, O.attended, n, p=O.attended_shares)
+        for code, upto in reversed(O.not_seen):  # the first threshold a draw falls under wins
+            status = np.where(draw < dna_p + upto, code, status)
+        status = np.where(draw < dna_p, "3", status)
+        return self._op_table(rng, person, day, tfc, first, status, O.tariff)
 
     def _op_table(self, rng, person, day, tfc, first, status, tariff: tuple[float, float]) -> pa.Table:
         """The ``sus_op`` rows of appointments already drawn: costs (``tariff``: first and
-        follow-up attendances, pounds, ±20%) and referral sources drawn here, sorted by person."""
+        follow-up attendances, pounds, x uniform in ``OUTPATIENTS.cost_range``) and referral sources
+        drawn here, sorted by person."""
         n = person.size
         attended = (status == "5") | (status == "6")
         new = np.isin(first, ("1", "3"))
-        cost = np.where(attended, np.where(new, tariff[0], tariff[1]) * rng.uniform(0.8, 1.2, n), 0)
-        referral = np.where(new, _pick(rng, ("03", "05", "11"), n, p=(0.7, 0.2, 0.1)), None)
+        O = P.OUTPATIENTS
+        cost = np.where(attended, np.where(new, tariff[0], tariff[1]) * rng.uniform(*O.cost_range, n), 0)
+        referral = np.where(new, _pick(rng, O.referral_sources, n, p=O.referral_source_shares), None)
         order = np.lexsort((day, person))
         return _drop_duplicates(
             pa.table(
