@@ -1,4 +1,4 @@
-"""The input data contract, version 1, as code.
+"""The input data contract, version 1.1, as code.
 
 One :class:`Table` declaration per table of ``shared/spec/data-contract.md``. Each
 declaration (typed columns, whether a value is required, the rules a value must meet, a
@@ -31,9 +31,11 @@ from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
 
 __all__ = [
+    "CARE_REGISTER",
     "CONTRACT_VERSION",
     "EARLIEST_DATE",
     "PERSON_KEY",
+    "REGISTER_STATUSES",
     "TABLES",
     "WHOLE_ROW",
     "WHOLE_ROW_RULES",
@@ -62,7 +64,7 @@ __all__ = [
     "table",
 ]
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "1.1"
 PSEUDONYM = "pseudonym"
 #: A dense integer for each pseudonym of one pseudonymisation: the pseudonym's rank among that
 #: run's pseudonyms sorted as text. Written beside ``pseudonym`` in the linked tables so that the
@@ -586,6 +588,10 @@ class Table:
     required: bool = True
     checks: tuple[RowCheck, ...] = field(default=())
     identifiable: bool = True  # carries nhs_number
+    #: the contract version that brought the table (later versions only add optional tables)
+    since: str = "1"
+    #: never written to the pseudonymised zone: read in the identifiable zone only (the care register)
+    identifiable_zone_only: bool = False
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -650,6 +656,10 @@ ATTENDED_STATUS = ("5", "6")
 DID_NOT_ATTEND_STATUS = ("3",)
 DEPARTMENT_TYPES = ("01", "02", "03", "04")
 OPT_OUT_TYPES = ("type1", "ndoo")
+#: the statuses of the practice's care register (contract v1.1): each keeps a patient on the list, marked
+REGISTER_STATUSES = ("case_managed", "declined", "not_appropriate")
+#: the care register's table (contract v1.1), kept in the identifiable zone only
+CARE_REGISTER = "care_register"
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -894,6 +904,28 @@ TABLES: dict[str, Table] = {
             required=False,
         ),
         Table(
+            "care_register",
+            "The practice's case-management register (v1.1): patients it already case-manages, who declined, "
+            "or for whom case management is not appropriate. Read in the identifiable zone only; it reaches a "
+            "practice's own list as a mark, and nothing else.",
+            (
+                Column(
+                    "practice_code", S, "ODS code of the practice that keeps the register", code=CodeType.ODS_PRACTICE
+                ),
+                _nhs(),
+                Column(
+                    "status",
+                    S,
+                    "case_managed, declined or not_appropriate",
+                    rules=(AllowedValues(REGISTER_STATUSES),),
+                ),
+                Column("recorded_date", D, "date the status was recorded (the latest before D applies)"),
+            ),
+            required=False,
+            since="1.1",
+            identifiable_zone_only=True,
+        ),
+        Table(
             "ref_practices",
             "The practices of the commissioning region.",
             (
@@ -953,6 +985,8 @@ def contract_markdown() -> str:
     rules: dict[str, tuple[Severity, str]] = {}
     for tbl in TABLES.values():
         status = "required" if tbl.required else "optional"
+        if tbl.since != "1":
+            status += f", since v{tbl.since}"
         lines += [f"## {tbl.name} ({status})", "", tbl.description, ""]
         lines += ["| column | type | required | rules | description |", "|---|---|---|---|---|"]
         for c in tbl.columns:

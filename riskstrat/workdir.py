@@ -57,6 +57,12 @@ class WorkDir:
         return self.identifiable / "vault.bin"
 
     @property
+    def care_register(self) -> Path:
+        """The practices' care registers (contract v1.1), encrypted with the vault key: never
+        pseudonymised, read only to mark a practice's own list."""
+        return self.identifiable / "care_register.bin"
+
+    @property
     def audit(self) -> Path:
         return self.identifiable / "audit.jsonl"
 
