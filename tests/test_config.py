@@ -76,7 +76,8 @@ USES = "training, scoring, direct_care, commissioner"
         # unknown keys: named with their place, and the keys that are known there
         (
             "colums: {}\n",
-            "colums: unknown key; known keys: region, tables, validation, opt_outs, opt_out_policy, disclosure, mlflow",
+            "colums: unknown key; known keys: region, tables, validation, opt_outs, opt_out_policy, disclosure, mlflow, "
+            "practice_list",
         ),
         ("mlflow:\n  uri: x\n", "mlflow.uri: unknown key; known keys: tracking_uri"),
         ("tables:\n  sus_apc:\n    colums: {}\n", "tables.sus_apc.colums: unknown key; known keys: file, columns"),
@@ -95,6 +96,11 @@ USES = "training, scoring, direct_care, commissioner"
             f"opt_out_policy.ndoo[1]: must be one of {USES} (got 'research')",
         ),
         ("validation:\n  batch_rows: 0\n", "validation.batch_rows: must be greater than 0 (got 0)"),
+        ("practice_list:\n  register: hide\n", "practice_list.register: must be one of exclude, include (got 'hide')"),
+        (
+            "practice_list:\n  import_batch_size: 0\n",
+            "practice_list.import_batch_size: must be greater than 0 (got 0)",
+        ),
         (
             "validation:\n  practice_drop_warning_share: 1.5\n",
             "validation.practice_drop_warning_share: must be less than or equal to 1 (got 1.5)",
