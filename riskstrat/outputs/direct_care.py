@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from riskstrat.atomic import write_private
+from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
 from riskstrat.workdir import WorkDir
@@ -23,6 +24,7 @@ __all__ = [
     "LIST_COLUMNS",
     "practice_list",
     "recent_activity",
+    "recently_discharged",
     "record_export",
     "write_atomically",
 ]
@@ -62,6 +64,7 @@ def practice_list(
     with_pseudonyms: bool = False,
     model: str = "",
     with_registered: bool = False,
+    with_births: bool = False,
 ):
     """The list for one practice: ``scored`` is scores joined to features, by pseudonym; every
     row carries the as-of date and the model (``model``, e.g. "emergency_admission_12m version 3").
@@ -71,7 +74,8 @@ def practice_list(
     this practice's rows; only people the vault has registered at the practice on D *and*
     whose pseudonymised record puts them there are listed. With ``with_pseudonyms`` also
     returns the pseudonyms in list order (never written out); with ``with_registered`` also the
-    number of people the vault has registered at the practice on D (listed or not).
+    number of people the vault has registered at the practice on D (listed or not); with
+    ``with_births`` also the dates of birth in list order (from the vault: identifiable zone).
     """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
     lst = people.merge(scored[scored["practice_code"] == practice], on="pseudonym", how="inner")
@@ -86,6 +90,13 @@ def practice_list(
         out += (lst["pseudonym"].tolist(),)
     if with_registered:
         out += (len(people),)
+    if with_births:
+        if "date_of_birth" not in lst.columns:
+            raise RiskstratError(
+                "the re-identification vault was made by an earlier riskstrat that did not keep dates of birth: "
+                "run 'riskstrat pseudonymise' again to export the import files"
+            )
+        out += (lst["date_of_birth"].tolist(),)
     return out if len(out) > 1 else out[0]
 
 
@@ -128,6 +139,41 @@ def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> p
         ORDER BY 1, 2 DESC, 3, 4, 5  -- every column: rows alike but for one keep one order
     """).df()
     con.close()
+    return frame
+
+
+def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:
+    """Emergency spells (an emergency admission method, :data:`~riskstrat.schema.EMERGENCY_ADMISSION_METHODS`,
+    as the outcome uses) that ended in the ``days`` days before D (``discharge_date`` in
+    ``[D - days, D - 1]``: a discharge on or after D is not yet known at D), one row per spell:
+    ``pseudonym``, ``admission_date``, ``discharge_date``, ``length_of_stay_days`` (discharge
+    minus admission, 0 for a same-day spell), ``provider_code`` (of the first episode), most
+    recent discharge first."""
+    from riskstrat.duck import connect
+    from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
+
+    con = connect()
+    d = f"DATE '{as_of.isoformat()}'"
+    methods = ", ".join(f"'{m}'" for m in EMERGENCY_ADMISSION_METHODS)
+    apc = f"read_parquet('{wd.table('sus_apc').as_posix()}')"
+    frame = con.execute(f"""
+        WITH spells AS (
+            SELECT pseudonym, spell_id, min(admission_date) AS admission_date, max(discharge_date) AS discharge_date,
+                   first(provider_code ORDER BY episode_number) AS provider_code,
+                   first(admission_method ORDER BY episode_number) AS admission_method
+            FROM {apc} WHERE admission_date < {d}
+            GROUP BY pseudonym, spell_id
+        )
+        SELECT pseudonym, admission_date, discharge_date,
+               CAST(date_diff('day', admission_date, discharge_date) AS INTEGER) AS length_of_stay_days, provider_code
+        FROM spells
+        WHERE admission_method IN ({methods})
+          AND discharge_date BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY
+        ORDER BY discharge_date DESC, pseudonym, admission_date, provider_code
+    """).df()
+    con.close()
+    for c in ("admission_date", "discharge_date"):
+        frame[c] = pd.to_datetime(frame[c]).dt.date
     return frame
 
 

@@ -100,6 +100,7 @@ def export_by_practice(
                 vault_key,
                 lambda code: _practice_rows(by_practice, code, empty),
                 audit,
+                config.practice_list,
             )
         finally:
             shutil.rmtree(by_practice, ignore_errors=True)
