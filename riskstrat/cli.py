@@ -658,7 +658,7 @@ def print_training(result) -> None:
     help="Model specification (default: the packaged riskstrat/defaults/models/emergency_admission_12m.yaml).",
 )
 @_tracking_uri_option()
-@_config_option("YAML configuration (mlflow.tracking_uri).")
+@_config_option("YAML configuration (mlflow.tracking_uri, monitoring.exposure_handling).")
 @click.option(
     "--truth",
     type=click.Path(path_type=Path),
@@ -675,7 +675,9 @@ def train(workdir, as_of, model_spec, tracking_uri, config_path, truth):
 
     key = load_key(KeyName.PSEUDONYM) if truth is not None else None
     with err_console.status(f"training at {as_of}"):
-        result = run_train(workdir, as_of, model_spec, _tracking_uri(tracking_uri, config_path), truth, key)
+        result = run_train(
+            workdir, as_of, model_spec, _tracking_uri(tracking_uri, config_path), truth, key, load_config(config_path)
+        )
     print_training(result)
 
 
@@ -722,7 +724,9 @@ def run_export(workdir: Path, as_of: dt.date, config_path: Path | None = None):
         vault_key = load_key(KeyName.VAULT)
     except RiskstratError:
         vault_key = None  # the stage says when it is needed
-    result = run(workdir, as_of, vault_key, load_config(config_path))
+    config = load_config(config_path)
+    region_key = load_key(KeyName.PSEUDONYM) if config.monitoring.holdout_share > 0 else None
+    result = run(workdir, as_of, vault_key, config, region_key)
     print_export(result)
     return result
 
@@ -750,14 +754,176 @@ def print_warnings(warnings: list[str]) -> None:
 @main.command()
 @_workdir_option()
 @_as_of_option("As-of date D of the scores.")
-@_config_option("YAML configuration (disclosure rules, validation.practice_drop_warning_share).")
+@_config_option(
+    "YAML configuration (disclosure rules, validation.practice_drop_warning_share, monitoring.holdout_share)."
+)
 @_locked
 def export(workdir, as_of, config_path):
     """Direct-care lists for every practice and commissioner outputs from the scores at D.
 
-    Practice lists need RISKSTRAT_VAULT_KEY: each holds only that practice's patients.
+    Practice lists need RISKSTRAT_VAULT_KEY: each holds only that practice's patients. With a
+    randomised hold-out (monitoring.holdout_share above 0) RISKSTRAT_PSEUDONYM_KEY chooses it.
+    Writes the exposure log W/pseudonymised/exposure/<D>.parquet.
     """
     run_export(workdir, as_of, config_path)
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def _figure(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_monitoring(result, warnings: bool = True) -> None:
+    e, ref = result.expected, result.reference_expected
+    console.print(
+        f"monitoring at {result.as_of} ({result.model}): score PSI {result.psi_score:.3f}, largest feature PSI "
+        f"{max(result.psi_features.values(), default=0.0):.3f}; expected AUROC {_figure(e.get('expected_auroc'))} "
+        f"(validation people {_figure(ref.get('expected_auroc'))})"
+    )
+    if result.realised is not None:
+        r, x = result.realised["realised"], result.realised["expected"]
+        console.print(
+            f"      realised, scores at {result.realised['as_of']} ({result.realised['model']}): AUROC "
+            f"{_figure(r.get('auroc'))} (expected {_figure(x.get('expected_auroc'))}), observed/expected events "
+            f"{_figure(r.get('observed_over_expected'), 2)}"
+        )
+    else:
+        console.print("      realised: no earlier scores whose outcome window has closed")
+    console.print(f"      report: {result.page}; {len(result.warnings)} warning(s)")
+    if warnings:
+        print_warnings(result.warnings)
+
+
+@main.command()
+@_workdir_option()
+@_as_of_option("As-of date D of the scores.")
+@_tracking_uri_option()
+@_config_option("YAML configuration (monitoring thresholds, mlflow.tracking_uri).")
+@_uses_mlflow
+@_locked
+def monitor(workdir, as_of, tracking_uri, config_path):
+    """The monitoring report of the scores at D: population stability, performance expected
+    without labels, realised performance of the scores a horizon earlier, warnings.
+
+    Writes W/pseudonymised/monitoring/<D>.json and W/reports/monitoring_<D>.html, and logs an
+    MLflow run "monitoring at D" (riskstrat run does this after every export).
+    """
+    from riskstrat.stages.monitor import monitor as run_monitor
+
+    with err_console.status(f"monitoring the scores at {as_of}"):
+        result = run_monitor(workdir, as_of, _tracking_uri(tracking_uri, config_path), load_config(config_path))
+    print_monitoring(result)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _registry(workdir: Path | None, tracking_uri: str | None, config_path: Path | None) -> None:
+    """Point MLflow at the registry: the option, the configuration, MLFLOW_TRACKING_URI, else W's."""
+    from riskstrat.tracking import point_at
+
+    uri = _tracking_uri(tracking_uri, config_path)
+    if uri is None and workdir is None:
+        raise click.UsageError("give --workdir (its embedded registry) or --tracking-uri")
+    point_at(workdir or Path("."), uri)
+
+
+def _registry_options(fn):
+    fn = _config_option("YAML configuration (mlflow.tracking_uri).")(fn)
+    fn = _tracking_uri_option()(fn)
+    return click.option(
+        "--workdir", type=click.Path(path_type=Path), default=None, help="Work directory W (its embedded registry)."
+    )(fn)
+
+
+@main.group()
+def models() -> None:
+    """The model registry: versions with their metrics, the champion's history, promotion by hand."""
+
+
+@models.command("list")
+@click.argument("name", default="emergency_admission_12m")
+@_registry_options
+@_uses_mlflow
+def models_list(name, workdir, tracking_uri, config_path):
+    """Every version of the registered model NAME, newest first, with its key validation metrics."""
+    from riskstrat.tracking import model_versions
+
+    _registry(workdir, tracking_uri, config_path)
+    table = RichTable(title=f"{name}: registered versions")
+    for col in ("version", "champion", "registered", "trained at", "learner", "decision", "AUROC", "Brier", "O/E"):
+        table.add_column(col, justify="right" if col in ("version", "AUROC", "Brier", "O/E") else "left")
+    for v in model_versions(name):
+        m = v["metrics"]
+        table.add_row(
+            v["version"],
+            "champion" if v["champion"] else "",
+            v["registered"],
+            v["train_as_of"],
+            v["learner"],
+            v["decision"],
+            _figure(m.get("auroc"), 4),
+            _figure(m.get("brier"), 4),
+            _figure(m.get("observed_over_expected")),
+        )
+    console.print(table)
+
+
+@models.command("history")
+@click.argument("name", default="emergency_admission_12m")
+@_registry_options
+@_uses_mlflow
+def models_history(name, workdir, tracking_uri, config_path):
+    """Every move of the champion alias of NAME, oldest first: when, from and to which version, how,
+    by whom and why, with the new champion's validation AUROC."""
+    from riskstrat.tracking import champion_history
+
+    _registry(workdir, tracking_uri, config_path)
+    moves = champion_history(name)
+    table = RichTable(title=f"{name}: champion history")
+    for col in ("time (UTC)", "from", "to", "how", "user", "AUROC", "reason"):
+        table.add_column(col, justify="right" if col in ("from", "to", "AUROC") else "left")
+    for m in moves:
+        table.add_row(
+            m.time, m.from_version or "-", m.to_version, m.how, m.user, _figure(m.metrics.get("auroc"), 4), m.reason
+        )
+    console.print(table)
+    if not moves:
+        console.print("no recorded moves of the champion alias")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why the alias moves (recorded in the registry and the audit log).")
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), required=True, help="Work directory W (its audit log and registry)."
+)
+@_tracking_uri_option()
+@_config_option("YAML configuration (mlflow.tracking_uri).")
+@_uses_mlflow
+@_locked
+def models_promote(name, version, reason, workdir, tracking_uri, config_path):
+    """Make VERSION of NAME the champion by hand (a rollback, or a model the gate kept), recorded
+    with the reason in the registry and in W's audit log. The next run scores with it."""
+    from riskstrat.privacy.audit import AuditLog
+    from riskstrat.tracking import champion_version, move_champion
+    from riskstrat.workdir import WorkDir
+
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    _registry(workdir, tracking_uri, config_path)
+    current = champion_version(name)
+    if current == str(version):
+        console.print(f"{name} version {version} is already the champion: nothing moved")
+        return
+    move = move_champion(name, str(version), reason, "manual", AuditLog(WorkDir(workdir).audit))
+    console.print(
+        f"{name}: champion moved from version {move.from_version or '-'} to {move.to_version} "
+        f"(recorded in the registry and in {WorkDir(workdir).audit})"
+    )
 
 
 # --------------------------------------------------------------------------- run
@@ -770,9 +936,11 @@ def run_pipeline(
     config_path: Path | None,
     truth: Path | None = None,
     show_validation: bool = False,
+    engine: str = "duckdb",
 ) -> None:
     """The stages of :data:`riskstrat.stages.pipeline.PIPELINE` in order, printed as they go
-    (``show_validation``: the validation report too, as the demo shows it)."""
+    (``show_validation``: the validation report too, as the demo shows it; ``engine``
+    ``spark``: pseudonymisation, features, scoring and export on Spark, riskstrat.scaleout)."""
     from riskstrat.privacy.keys import KeyName, load_key
     from riskstrat.stages.pipeline import Run, StageName
     from riskstrat.stages.pipeline import run_pipeline as run_stages
@@ -787,6 +955,8 @@ def run_pipeline(
             print_training(result)
         elif stage is StageName.EXPORT:
             print_export(result)
+        elif stage is StageName.MONITOR:
+            print_monitoring(result, warnings=False)
 
     started = time.perf_counter()
     config = load_config(config_path)
@@ -809,8 +979,16 @@ def run_pipeline(
         console.print,
         show,
     )
+    if engine == "spark":
+        from riskstrat.scaleout import cluster_session
+        from riskstrat.scaleout.batch import spark_functions
+
+        run.functions = spark_functions(cluster_session())
     clock = run_stages(run)
     wd = WorkDir(workdir)
+    if run.warnings:
+        console.print(f"{len(run.warnings)} warning{'s' if len(run.warnings) != 1 else ''} this run:")
+        print_warnings(run.warnings)
     console.print(
         f"run finished in {time.perf_counter() - started:.1f} s, peak memory {clock.peak_rss_mb / 1024:.1f} GB "
         f"(stages: {wd.run_report(as_of)}); audit trail in {wd.audit}"
@@ -841,53 +1019,7 @@ def run(extracts, workdir, as_of, config_path, truth, engine):
     """Everything in order: pseudonymise, features, train when no model is registered (at D
     minus two horizons of the model specification and the dates a horizon apart before it,
     validated out of time one horizon later), score and export at D."""
-    if engine == "spark":
-        run_pipeline_on_spark(extracts, workdir, as_of, config_path, truth)
-    else:
-        run_pipeline(extracts, workdir, as_of, config_path, truth)
-
-
-def run_pipeline_on_spark(extracts: Path, workdir: Path, as_of: dt.date, config_path: Path | None, truth: Path | None):
-    """The monthly batch with pseudonymisation, features and scoring on Spark (riskstrat.scaleout)."""
-    from riskstrat.privacy.keys import KeyName, load_key
-    from riskstrat.scaleout import cluster_session, run_batch
-
-    started = time.perf_counter()
-    config = load_config(config_path)
-    pseudonym_key = load_key(KeyName.PSEUDONYM)
-    try:
-        vault_key = load_key(KeyName.VAULT)
-    except RiskstratError:
-        vault_key = None  # needed only when registrations carry NHS numbers; the stages say so
-    spark = cluster_session()
-    with _table_progress() as progress:
-        result = run_batch(
-            spark,
-            extracts,
-            workdir,
-            as_of,
-            config,
-            pseudonym_key,
-            vault_key,
-            _tracking_uri(None, config_path),
-            truth,
-            progress,
-            say=console.print,
-        )
-    print_pseudonymise(result.pseudonymise)
-    if result.trained is not None:
-        print_training(result.trained)
-    m = result.scored.manifest
-    bands = ", ".join(f"{k} {v:,}" for k, v in m["people_by_band"].items())
-    console.print(f"scored {m['people_scored']:,} people at {as_of} ({bands}) -> {result.scored.path}")
-    e = result.exported
-    print_warnings(e.warnings)
-    if e.direct_care is not None:
-        console.print(f"direct care: {e.patients_listed:,} patients in {e.practices} practice lists -> {e.direct_care}")
-    else:
-        console.print(e.note)
-    console.print(f"commissioners: cohort table of {e.cohort_rows:,} pseudonymised people -> {e.commissioner}")
-    console.print(f"run on Spark finished in {time.perf_counter() - started:.1f} s")
+    run_pipeline(extracts, workdir, as_of, config_path, truth, engine=engine)
 
 
 # --------------------------------------------------------------------------- demo

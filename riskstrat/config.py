@@ -54,7 +54,9 @@ __all__ = [
     "DEFAULT_CONFIG",
     "DROP_WARNING_SHARE",
     "Config",
+    "ExposureHandling",
     "MlflowSettings",
+    "MonitoringSettings",
     "OptOutsSettings",
     "PracticeListSettings",
     "RegisterHandling",
@@ -199,6 +201,43 @@ class MlflowSettings(Settings):
     tracking_uri: str | None = None
 
 
+class ExposureHandling(StrEnum):
+    """How training treats people whose outcomes the practice lists may have changed: rows whose
+    outcome window overlaps the horizon of a list that showed the person in an at-risk band
+    (``docs/modelling.md``, "Exposure to the lists")."""
+
+    #: train on everyone, exposed or not (the default: the reason is in docs/modelling.md)
+    INCLUDE = "include"
+    #: leave the exposed rows out of training
+    EXCLUDE = "exclude"
+    #: keep a share ``exposed_weight`` of the exposed rows (a keyed hash of the pseudonym picks
+    #: them): each counts, in expectation, as ``exposed_weight`` of a row
+    WEIGHT = "weight"
+
+
+class MonitoringSettings(Settings):
+    """The ``monitoring`` section: the exposure log's use in training, the randomised hold-out,
+    and the thresholds above which the monthly monitoring report warns (``docs/modelling.md``)."""
+
+    #: how training treats rows whose outcomes the lists may have changed
+    exposure_handling: ExposureHandling = ExposureHandling.INCLUDE
+    #: with ``exposure_handling: weight``, the weight of an exposed row (the share of them kept)
+    exposed_weight: float = Field(0.5, gt=0, lt=1)
+    #: share of people scored but never shown on a practice list (a keyed, stable hash of the
+    #: pseudonym chooses them); 0 turns the hold-out off. A governance decision of the ICB.
+    holdout_share: float = Field(0.0, ge=0, le=0.5)
+    #: population stability index of a feature or of the score, against the training population,
+    #: above which the report warns (0.25: the conventional "major shift")
+    psi_warning: float = Field(0.25, gt=0)
+    #: AUROC (expected without labels, or realised) below its reference by more than this warns
+    auroc_drop_warning: float = Field(0.03, gt=0, lt=0.5)
+    #: expected PPV at a band threshold below the training population's by more than this share
+    #: of it warns
+    ppv_drop_warning: float = Field(0.2, gt=0, lt=1)
+    #: realised observed/expected events further from 1 than this warns
+    oe_warning: float = Field(0.2, gt=0, lt=1)
+
+
 class _DisclosureSettings(Settings):
     """The ``disclosure`` section: only how rates are rounded can be chosen (counts are always
     redacted 1-7 and rounded to 5: :data:`riskstrat.privacy.disclosure.DEFAULT_RULES`)."""
@@ -244,6 +283,7 @@ class Config(Settings):
     ] = DEFAULT_RULES
     mlflow: MlflowSettings = MlflowSettings()
     practice_list: PracticeListSettings = PracticeListSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     _source: str = PrivateAttr(default="embedded defaults")
 

@@ -1,7 +1,18 @@
-"""Population groups that reports and the fairness audit break people down by.
+"""Population groups that reports, reasons and the fairness audit break people down by.
 
-Age bands, IMD quintiles and sex in words, each computed from the feature table's
-``age_years``, ``imd_decile`` and ``sex`` in one place.
+Age bands, IMD quintiles, sex and eFI frailty categories, each computed from the feature
+table's ``age_years``, ``imd_decile``, ``sex`` and ``efi_score`` in one place.
+
+Sex is written the same way in every output (practice lists and pages, the commissioner
+cohort table, aggregates and report, the fairness audit): one letter, M male, F female,
+I indeterminate, U not known (:data:`riskstrat.schema.SEX_LETTERS`, from the Person Stated
+Gender Code).
+
+The eFI categories are those published with the electronic Frailty Index (Clegg A, Bates C,
+Young J, et al. Development and validation of an electronic frailty index using routine
+primary care electronic health record data. *Age and Ageing* 2016;45(3):353-360): fit
+0-0.12, mild frailty >0.12-0.24, moderate frailty >0.24-0.36, severe frailty >0.36. With the
+36 deficits of the index that is 0-4 deficits fit, 5-8 mild, 9-12 moderate, 13 or more severe.
 
 Two age-band schemes are declared, on purpose:
 
@@ -23,15 +34,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskstrat.schema import SEX_LABELS
+from riskstrat.schema import SEX_LETTERS
 
 __all__ = [
     "COMMISSIONER_AGE_BANDS",
+    "EFI_CATEGORIES",
     "FAIRNESS_AGE_BANDS",
     "UNKNOWN_QUINTILE",
+    "UNKNOWN_SEX",
     "AgeBands",
+    "EfiCategory",
+    "efi_category",
     "imd_quintile",
-    "sex_in_words",
+    "is_frail",
+    "sex_letter",
 ]
 
 
@@ -66,6 +82,46 @@ def imd_quintile(deciles: pd.Series) -> np.ndarray:
     return np.where(deciles == 0, UNKNOWN_QUINTILE, ((deciles + 1) // 2).astype(str))
 
 
-def sex_in_words(sex: pd.Series) -> pd.Series:
-    """Person Stated Gender Code in words (male, female, indeterminate, not known)."""
-    return sex.astype(str).map(SEX_LABELS).fillna("not known")
+#: the letter of a code that is not a Person Stated Gender Code (read as not known)
+UNKNOWN_SEX = SEX_LETTERS["0"]
+
+
+def sex_letter(sex: pd.Series) -> pd.Series:
+    """Person Stated Gender Code as every output writes it: M, F, I (indeterminate), U (not known)."""
+    return sex.astype(str).map(SEX_LETTERS).fillna(UNKNOWN_SEX)
+
+
+@dataclass(frozen=True)
+class EfiCategory:
+    """An eFI category: scores above the previous category's ``upper`` up to this ``upper``."""
+
+    name: str  # "fit", "mild", "moderate", "severe"
+    upper: float  # the highest score in the category (inclusive)
+    words: str  # as a clinician reads it: "fit", "mild frailty", ...
+
+
+#: The published eFI categories (Clegg et al. 2016), lowest first; upper limits inclusive.
+EFI_CATEGORIES = (
+    EfiCategory("fit", 0.12, "fit"),
+    EfiCategory("mild", 0.24, "mild frailty"),
+    EfiCategory("moderate", 0.36, "moderate frailty"),
+    EfiCategory("severe", float("inf"), "severe frailty"),
+)
+#: categories at or above which a person counts as frail for service planning (the
+#: commissioners' "frail and elderly" cohort: moderate or severe frailty)
+_FRAIL_FROM = "moderate"
+
+
+def efi_category(score: float) -> EfiCategory:
+    """The eFI category of one score: 0.12 is fit, 0.13 mild, 0.24 mild, 0.25 moderate, 0.36
+    moderate, 0.37 severe. The score is taken to 3 decimals first (as the feature table holds
+    it), so 13 deficits of 36 (0.361) are severe."""
+    s = round(float(score), 3)
+    return next(c for c in EFI_CATEGORIES if s <= c.upper)
+
+
+def is_frail(scores: pd.Series) -> pd.Series:
+    """True where the eFI category is moderate frailty or worse."""
+    limit = next(c for c in EFI_CATEGORIES if c.name == _FRAIL_FROM)
+    below = EFI_CATEGORIES[EFI_CATEGORIES.index(limit) - 1].upper
+    return scores.round(3) > below

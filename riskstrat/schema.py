@@ -1,5 +1,8 @@
 """The input data contract, version 1.1, as code.
 
+Version 1.1 only adds optional tables (each declares the version that brought it,
+:attr:`Table.since`): an extract valid under version 1 stays valid.
+
 One :class:`Table` declaration per table of ``shared/spec/data-contract.md``. Each
 declaration (typed columns, whether a value is required, the rules a value must meet, a
 description) drives reading and validation (:mod:`riskstrat.ingest`), the generated
@@ -17,10 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -541,18 +543,71 @@ R = TypeVar("R", bound=Rule)
 
 @dataclass(frozen=True)
 class RowCheck:
-    """A rule across columns of one row, e.g. a discharge not before its admission.
-
-    ``passes`` takes the typed batch and returns a boolean mask; rows where any input is
-    missing pass (missing values are the business of the column rules). Its severity is
-    always :attr:`Severity.ERROR`.
+    """A rule across columns of one row, e.g. a discharge not before its admission: its name,
+    the column a failure is reported against, what it means, its check and, for fault
+    injection, how to break a row for it. Rows where any input is missing pass (missing values
+    are the business of the column rules). Its severity is always :attr:`Severity.ERROR`.
     """
 
     name: str
     column: str  # the column the failure is reported against
     message: str
-    passes: Callable[[pa.Table], np.ndarray]
-    severity: Severity = Severity.ERROR
+    severity: ClassVar[Severity] = Severity.ERROR
+
+    def passes(self, batch: pa.Table) -> np.ndarray:
+        """A boolean mask over the typed ``batch``: True where the row keeps the rule."""
+        raise NotImplementedError
+
+    def breakable(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Fault injection: True where :meth:`break_rows` can make the row fail (``columns``:
+        the table's columns as object arrays, dates as ``YYYY-MM-DD`` text)."""
+        raise NotImplementedError
+
+    def break_rows(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        """Fault injection: change ``rows`` of ``columns`` in place so that they fail."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class NotBefore(RowCheck):
+    """``later`` is not before ``earlier`` (reported against ``later``)."""
+
+    earlier: str = ""
+
+    def __init__(self, name: str, later: str, earlier: str):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "column", later)
+        object.__setattr__(self, "message", f"{later} is before {earlier}")
+        object.__setattr__(self, "earlier", earlier)
+
+    @property
+    def later(self) -> str:
+        return self.column
+
+    def passes(self, batch: pa.Table) -> np.ndarray:
+        ok = pc.greater_equal(batch[self.later], batch[self.earlier])
+        return pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
+
+    def breakable(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Rows with both dates (a missing one is left missing: it counts for other rules)."""
+        later, earlier = columns[self.later], columns[self.earlier]
+        return np.array(
+            [_iso_date(a) is not None and _iso_date(b) is not None for a, b in zip(later, earlier, strict=True)], bool
+        )
+
+    def break_rows(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        """``later`` becomes the day before ``earlier``."""
+        day = dt.timedelta(days=1)
+        columns[self.later][rows] = [(_iso_date(v) - day).isoformat() for v in columns[self.earlier][rows]]
+
+
+def _iso_date(value: object) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def counted_rules(severity: Severity | None = None) -> dict[str, Rule]:
@@ -568,14 +623,6 @@ def counted_rules(severity: Severity | None = None) -> dict[str, Rule]:
                     if rule.severity is sev:
                         found.setdefault(rule.counted_as, rule)
     return found
-
-
-def _not_before(later: str, earlier: str) -> Callable[[pa.Table], np.ndarray]:
-    def passes(batch: pa.Table) -> np.ndarray:
-        ok = pc.greater_equal(batch[later], batch[earlier])
-        return pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
-
-    return passes
 
 
 @dataclass(frozen=True)
@@ -598,6 +645,12 @@ class Table:
             if col.name == name:
                 return col
         raise KeyError(f"{self.name} has no column {name}")
+
+    def check(self, name: str) -> RowCheck:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(f"{self.name} has no row check {name}")
 
     @property
     def column_names(self) -> list[str]:
@@ -639,8 +692,9 @@ def _nhs(description: str = "NHS number of the patient") -> Column:
 
 
 SEX_CODES = ("1", "2", "9", "0")
-#: Person Stated Gender Code in words, for outputs that group people by sex
-SEX_LABELS = {"1": "male", "2": "female", "9": "indeterminate", "0": "not known"}
+#: Person Stated Gender Code as every output writes it (one letter, as GP systems show sex):
+#: M male, F female, I indeterminate, U not known
+SEX_LETTERS = {"1": "M", "2": "F", "9": "I", "0": "U"}
 ETHNIC_CATEGORIES = (*tuple("ABCDEFGHJKLMNPRSZ"), "99")
 EMERGENCY_ADMISSION_METHODS = ("21", "22", "23", "24", "25", "2A", "2B", "2C", "2D", "28")
 ELECTIVE_ADMISSION_METHODS = ("11", "12", "13")
@@ -694,18 +748,8 @@ TABLES: dict[str, Table] = {
                 Column("lsoa_code", S, "LSOA 2021 of residence", required=False, code=CodeType.LSOA),
             ),
             checks=(
-                RowCheck(
-                    "registration_end_before_start",
-                    "registration_end",
-                    "registration_end is before registration_start",
-                    _not_before("registration_end", "registration_start"),
-                ),
-                RowCheck(
-                    "registration_before_birth",
-                    "registration_start",
-                    "registration_start is before date_of_birth",
-                    _not_before("registration_start", "date_of_birth"),
-                ),
+                NotBefore("registration_end_before_start", "registration_end", "registration_start"),
+                NotBefore("registration_before_birth", "registration_start", "date_of_birth"),
             ),
         ),
         Table(
@@ -808,24 +852,9 @@ TABLES: dict[str, Table] = {
                 ),
             ),
             checks=(
-                RowCheck(
-                    "discharge_before_admission",
-                    "discharge_date",
-                    "discharge_date is before admission_date",
-                    _not_before("discharge_date", "admission_date"),
-                ),
-                RowCheck(
-                    "episode_end_before_start",
-                    "episode_end",
-                    "episode_end is before episode_start",
-                    _not_before("episode_end", "episode_start"),
-                ),
-                RowCheck(
-                    "episode_before_admission",
-                    "episode_start",
-                    "episode_start is before admission_date",
-                    _not_before("episode_start", "admission_date"),
-                ),
+                NotBefore("discharge_before_admission", "discharge_date", "admission_date"),
+                NotBefore("episode_end_before_start", "episode_end", "episode_start"),
+                NotBefore("episode_before_admission", "episode_start", "admission_date"),
             ),
         ),
         Table(
@@ -946,6 +975,18 @@ TABLES: dict[str, Table] = {
             ),
             required=False,
             identifiable=False,
+        ),
+        Table(
+            "ref_providers",
+            "Names of the hospital providers (trusts and sites) that SUS+ activity names by ODS code, for the "
+            "activity shown on practice lists; a provider not listed is shown by its code.",
+            (
+                Column("provider_code", S, "ODS code of the provider or site", code=CodeType.ODS_PROVIDER),
+                Column("provider_name", S, "name of the provider, as practices know it"),
+            ),
+            required=False,
+            identifiable=False,
+            since="1.1",
         ),
     )
 }

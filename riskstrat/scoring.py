@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from riskstrat.features import BUILDERS, DAYS_SINCE_NONE
+from riskstrat.features.registry import ReasonKind, RowReason
 
-__all__ = ["assign_bands", "bands_of_ranks", "describe", "top_reasons"]
+__all__ = [
+    "GROUPS",
+    "TOP",
+    "assign_bands",
+    "bands_of_ranks",
+    "describe",
+    "kind_of",
+    "reason_inputs",
+    "reasons",
+    "top_reasons",
+]
 
 #: a reason must raise the log-odds by at least this much (smaller pushes are not reasons)
 MIN_CONTRIBUTION = 0.05
@@ -44,32 +57,61 @@ def bands_of_ranks(rank: np.ndarray, people: int, bands: list[tuple[str, float]]
     return names[np.searchsorted(limits, share - 1e-12, side="left")]
 
 
-def describe(feature: str, value) -> str:
+def describe(feature: str, value, row: Mapping[str, float] | None = None) -> str:
     """A feature's value in plain words, for a clinician reading a practice list: the reason
-    the feature declares (:attr:`riskstrat.features.Feature.reason`); for a name no builder
-    declares, the name in words with its value."""
+    the feature declares (:attr:`riskstrat.features.Feature.reason`; ``row``, the person's
+    other features, for a reason that names them); for a name no builder declares, the name in
+    words with its value."""
     f = _FEATURES.get(feature)
     if f is not None:
-        return f.describe(value)
+        return f.describe(value, row)
     v = float(value)
     n = round(v)
     return f"{feature.replace('_', ' ')}: {n if v == n else round(v, 2)}"
 
 
-def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> list[list[str]]:
-    """The ``k`` features that raise each person's risk most (positive SHAP), in plain words.
+def kind_of(feature: str) -> ReasonKind:
+    """What a feature's reason is to a clinician (:class:`~riskstrat.features.registry.ReasonKind`,
+    declared on the feature); background for a name no builder declares."""
+    f = _FEATURES.get(feature)
+    return f.kind if f is not None else ReasonKind.BACKGROUND
 
-    Only features the person has count as reasons (a zero count or an absent condition is
-    never a reason, whatever its contribution).
+
+def reason_inputs(inputs: list[str]) -> list[str]:
+    """The feature columns, beyond a model's ``inputs``, that the reasons of those inputs read
+    (a register count names the registers): scoring reads them with the inputs."""
+    extra: dict[str, None] = {}
+    for name in inputs:
+        f = _FEATURES.get(name)
+        if f is not None and isinstance(f.reason, RowReason):
+            extra |= dict.fromkeys(c for c in f.reason.reads if c not in inputs)
+    return list(extra)
+
+
+#: the groups of reasons :func:`reasons` gives: the top ones whatever their kind, then each kind
+TOP = "top"
+GROUPS = (TOP, *(k.value for k in ReasonKind))
+
+
+def reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> dict[str, list[list[str]]]:
+    """Each person's reasons in plain words, in three groups: ``"top"``, the ``k`` features that
+    raise the risk most (largest positive SHAP contribution), whatever their kind; and, by
+    :class:`~riskstrat.features.registry.ReasonKind`, the ``k`` largest ``"actionable"`` ones and
+    the ``k`` largest ``"background"`` ones, so that something to act on shows even when the
+    background outweighs it.
+
+    Only features the person has count as reasons (a zero count or an absent condition is never
+    a reason, whatever its contribution), and a contribution below :data:`MIN_CONTRIBUTION` is
+    never one. ``features`` holds the contributions' columns and may hold more: the columns a
+    reason names (:func:`reason_inputs`).
     """
     contrib = contributions.drop(columns=["bias"], errors="ignore")
     names = list(contrib.columns)
     values = contrib.to_numpy()
-    feats = features[names]
     numeric = np.zeros(values.shape, dtype=float)
     usable = np.zeros(values.shape, dtype=bool)
     for j, name in enumerate(names):
-        col = feats[name]
+        col = features[name]
         if col.dtype == object or str(col.dtype).startswith(("str", "string", "category")):
             continue
         v = col.to_numpy(dtype=float)
@@ -81,17 +123,36 @@ def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3)
         else:
             usable[:, j] = v > 0
     score = np.where(usable & (values >= MIN_CONTRIBUTION), values, -np.inf)
-    order = np.argsort(-score, axis=1, kind="stable")[:, :k]
-    out = []
+    kinds = np.array([kind_of(n).value for n in names])
+    row_reads = {
+        j: _FEATURES[n].reason.reads
+        for j, n in enumerate(names)
+        if n in _FEATURES and isinstance(_FEATURES[n].reason, RowReason)
+    }
+    read_values = {c: features[c].to_numpy(dtype=float) for reads in row_reads.values() for c in reads}
     cache: dict[tuple[int, float], str] = {}
-    for i in range(values.shape[0]):
-        reasons = []
-        for j in order[i]:
-            if score[i, j] == -np.inf:
-                break
-            key = (int(j), numeric[i, j])
-            if key not in cache:
-                cache[key] = describe(names[j], numeric[i, j])
-            reasons.append(cache[key])
-        out.append(reasons)
+
+    def words(i: int, j: int) -> str:
+        if j in row_reads:  # named from the person's other features: not cached by value
+            return describe(names[j], numeric[i, j], {c: read_values[c][i] for c in row_reads[j]})
+        key = (j, numeric[i, j])
+        if key not in cache:
+            cache[key] = describe(names[j], numeric[i, j])
+        return cache[key]
+
+    out: dict[str, list[list[str]]] = {}
+    for group in GROUPS:
+        masked = score if group == TOP else np.where(kinds == group, score, -np.inf)
+        order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+        valid = (np.take_along_axis(masked, order, axis=1) != -np.inf).tolist()
+        out[group] = [
+            [words(i, j) for j, ok in zip(js, oks, strict=True) if ok]
+            for i, (js, oks) in enumerate(zip(order.tolist(), valid, strict=True))
+        ]
     return out
+
+
+def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, k: int = 3) -> list[list[str]]:
+    """The ``k`` features that raise each person's risk most (positive SHAP), in plain words:
+    the ``"top"`` group of :func:`reasons`."""
+    return reasons(contributions, features, k)[TOP]

@@ -8,6 +8,7 @@ and data summaries as counts: never patient rows, never input examples, never ke
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import tempfile
@@ -24,17 +25,27 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from riskstrat.privacy.audit import AuditLog, current_user
 from riskstrat.workdir import WorkDir
 
 __all__ = [
     "CHAMPION",
+    "ChampionMove",
+    "ModelInfo",
     "RiskModelPyfunc",
+    "champion_history",
     "champion_version",
     "configure",
     "load_model",
     "log_metric_history",
     "log_model",
+    "log_monitoring",
     "log_run",
+    "model_info",
+    "model_versions",
+    "move_champion",
+    "point_at",
+    "reference_profile_of",
     "set_champion",
     "show_mlflow_prints",
     "tracking_uri",
@@ -56,6 +67,14 @@ def tracking_uri(workdir: Path, configured: str | None = None) -> str:
     if configured:
         return configured
     return f"sqlite:///{WorkDir(workdir).mlflow_db.resolve()}"
+
+
+def point_at(workdir: Path, uri: str | None = None) -> str:
+    """Point MLflow's tracking and registry at the store (``uri``, else W's embedded one)."""
+    store = tracking_uri(workdir, uri)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    return store
 
 
 WORKDIR_TAG = "riskstrat.workdir"
@@ -230,8 +249,174 @@ def champion_version(name: str) -> str | None:
         return None
 
 
-def set_champion(name: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+#: each move of the champion alias is a registered-model tag ``<prefix><UTC time>``
+HISTORY_TAG_PREFIX = "riskstrat.champion_move."
+#: the metrics of a version shown with it (``models list``, the champion history)
+KEY_METRICS = ("auroc", "auprc", "brier", "calibration_slope", "observed_over_expected", "ppv_top1pct")
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    """One move of the ``champion`` alias: when, from which version to which, why, by whom, and
+    the key validation metrics of the version made champion."""
+
+    time: str
+    model: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    how: str  # "training" (the champion gate), "manual" (riskstrat models promote), "completed"
+    user: str
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "model": self.model,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "reason": self.reason,
+            "how": self.how,
+            "user": self.user,
+            "metrics": self.metrics,
+        }
+
+
+def _version_metrics(client: MlflowClient, name: str, version: str) -> dict[str, float]:
+    mv = client.get_model_version(name, version)
+    try:
+        found = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    except MlflowException:
+        found = {}
+    return {k: round(float(found[k]), 6) for k in KEY_METRICS if k in found}
+
+
+def move_champion(name: str, version: str, reason: str, how: str, audit: AuditLog | None = None) -> ChampionMove:
+    """Move the ``champion`` alias of ``name`` to ``version`` and record the move: a tag of the
+    registered model (``riskstrat.champion_move.<time>``, JSON), a tag of the version
+    (``riskstrat.champion_since``) and, with ``audit``, a ``champion_move`` line of the audit log.
+
+    Raises RiskstratError when the version does not exist."""
+    from riskstrat.errors import RiskstratError
+
+    client = MlflowClient()
+    try:
+        metrics = _version_metrics(client, name, version)
+    except MlflowException:
+        raise RiskstratError(f"no version {version} of the registered model {name}") from None
+    now = dt.datetime.now(dt.UTC)
+    move = ChampionMove(
+        time=now.isoformat(timespec="seconds"),
+        model=name,
+        from_version=champion_version(name),
+        to_version=str(version),
+        reason=" ".join(reason.split())[:1000],
+        how=how,
+        user=current_user(),
+        metrics=metrics,
+    )
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_registered_model_tag(
+        name, HISTORY_TAG_PREFIX + now.strftime("%Y%m%dT%H%M%S%fZ"), json.dumps(move.to_dict())
+    )
+    client.set_model_version_tag(name, str(version), "riskstrat.champion_since", move.time)
+    if audit is not None:
+        record = move.to_dict()
+        audit.append("champion_move", **{k: v for k, v in record.items() if k != "user"})
+    return move
+
+
+def set_champion(
+    name: str, version: str, reason: str = "", how: str = "training", audit: AuditLog | None = None
+) -> None:
+    """Make ``version`` the champion, recording the move (:func:`move_champion`)."""
+    move_champion(name, version, reason or f"version {version} made champion", how, audit)
+
+
+def champion_history(name: str) -> list[ChampionMove]:
+    """Every recorded move of the champion alias of ``name``, oldest first."""
+    from riskstrat.errors import RiskstratError
+
+    try:
+        tags = MlflowClient().get_registered_model(name).tags
+    except MlflowException:
+        raise RiskstratError(f"no registered model {name}") from None
+    moves = [json.loads(v) for k, v in sorted(tags.items()) if k.startswith(HISTORY_TAG_PREFIX)]
+    return [ChampionMove(**m) for m in moves]
+
+
+def model_versions(name: str) -> list[dict[str, Any]]:
+    """Every version of ``name``, newest first: version, when registered, aliases, champion
+    decision, training date, learner and key metrics (:data:`KEY_METRICS`)."""
+    from riskstrat.errors import RiskstratError
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        raise RiskstratError(f"no registered model {name}") from None
+    champion = champion_version(name)
+    out = []
+    for v in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        params: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        if v.run_id:
+            with_run = client.get_run(v.run_id)
+            params, tags = with_run.data.params, with_run.data.tags
+        out.append(
+            {
+                "version": str(v.version),
+                "registered": dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
+                "champion": str(v.version) == champion,
+                "decision": v.tags.get(DECISION_TAG, ""),
+                "train_as_of": params.get("train_as_of", ""),
+                "learner": tags.get("learner", ""),
+                "metrics": _version_metrics(client, name, str(v.version)),
+            }
+        )
+    return out
+
+
+#: the training run's artefact holding the monitoring reference (bins and shares, no rows)
+REFERENCE_PROFILE = "monitoring/reference_profile.json"
+
+
+def log_json(artifact: str, content: dict[str, Any]) -> None:
+    """A JSON artefact of the active run (``artifact``: its path in the run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact).name
+        path.write_text(json.dumps(content, indent=1, default=str))
+        parent = str(Path(artifact).parent)
+        mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
+
+
+def reference_profile_of(workdir: Path, uri: str | None, run_id: str) -> dict[str, Any] | None:
+    """The monitoring reference a training run logged, or None (a run from before monitoring)."""
+    import os
+
+    store = tracking_uri(workdir, uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    mlflow.set_tracking_uri(store)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(Path(MlflowClient().download_artifacts(run_id, REFERENCE_PROFILE, tmp)).read_text())
+    except (MlflowException, OSError):
+        return None
+
+
+def log_monitoring(
+    workdir: Path, name: str, as_of: str, metrics: dict[str, float], tags: dict[str, str], record: dict[str, Any]
+) -> str:
+    """One monitoring run of the experiment ``name`` ("monitoring at D"): the month's figures as
+    metrics, the warnings and the scoring model as tags, the record as ``monitoring.json``
+    (aggregate figures only). Returns the run id."""
+    with start_run(f"monitoring at {as_of}", workdir) as run:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
+        mlflow.set_tags({"riskstrat.stage": "monitor", "as_of": as_of, **{k: v[:5000] for k, v in tags.items()}})
+        log_json("monitoring.json", record)
+    return run.info.run_id
 
 
 def record_decision(name: str, version: str, decision: str) -> None:
@@ -239,7 +424,7 @@ def record_decision(name: str, version: str, decision: str) -> None:
     MlflowClient().set_model_version_tag(name, version, DECISION_TAG, decision)
 
 
-def complete_pending(name: str) -> str | None:
+def complete_pending(name: str, audit: AuditLog | None = None) -> str | None:
     """A version registered by a run killed before its champion decision: with no champion,
     the newest such version becomes champion (it passed every check before registration).
     Returns the version promoted, if any."""
@@ -256,7 +441,8 @@ def complete_pending(name: str) -> str | None:
     promoted = None
     if champion_version(name) is None:
         promoted = str(pending[0].version)
-        set_champion(name, promoted)
+        reason = f"version {promoted} was registered by a run stopped before its champion decision, with no champion"
+        set_champion(name, promoted, reason, "completed", audit)
     for v in pending:
         record_decision(name, str(v.version), "promoted" if str(v.version) == promoted else "kept")
     return promoted
@@ -313,3 +499,33 @@ def load_registered(workdir: Path, uri: str | None, model_uri: str) -> LoadedMod
         input_names=model.metadata.get_input_schema().input_names(),
         risk_bands=bands,
     )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered version says about itself, without loading it: its run, input features
+    and the metadata it was logged with (risk bands, outcome, horizon, training date)."""
+
+    name: str
+    version: str
+    run_id: str
+    input_names: list[str]
+    metadata: dict[str, Any]
+
+
+def model_info(workdir: Path, uri: str | None, name: str, version: str) -> ModelInfo:
+    """The :class:`ModelInfo` of version ``version`` of ``name`` (reads its MLmodel file only).
+
+    Raises RiskstratError when the version does not exist."""
+    from riskstrat.errors import RiskstratError
+
+    store = tracking_uri(workdir, uri)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    try:
+        mv = MlflowClient().get_model_version(name, version)
+        info = mlflow.models.get_model_info(f"models:/{name}/{version}")
+    except MlflowException as exc:
+        raise RiskstratError(f"no model {name} version {version}: {str(exc).splitlines()[0][:160]}") from None
+    schema = info.signature.inputs.input_names() if info.signature is not None else []
+    return ModelInfo(name, str(version), mv.run_id, list(schema), dict(info.metadata or {}))

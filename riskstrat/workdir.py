@@ -10,8 +10,8 @@ The pseudonymised zone is laid out by kind (``docs/design.md``)::
     W/pseudonymised/linked/<table>.parquet  linked tables, one per source table (and opt_out_uses)
     W/pseudonymised/features/<D>.parquet   the feature table of the population at D
     W/pseudonymised/scores/<D>.parquet     the scores at D
-    W/pseudonymised/exposure/              reserved: exposure records
-    W/pseudonymised/monitoring/            reserved: monitoring records
+    W/pseudonymised/exposure/<D>.parquet   who was shown on a practice list at D, in which band
+    W/pseudonymised/monitoring/<D>.json    the monitoring record of the run at D (figures only)
 
 Work directories made before this layout held every table directly in ``W/pseudonymised/``
 (``<table>.parquet``, ``features_<D>.parquet``, ``scores_<D>.parquet``);
@@ -26,6 +26,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from riskstrat.atomic import partial_path
 
 __all__ = ["CURRENT", "IMPORT_GROUPS", "PracticeFiles", "WorkDir", "private_files"]
 
@@ -85,13 +87,25 @@ class WorkDir:
 
     @property
     def exposure(self) -> Path:
-        """Reserved for exposure records (who was shown which list, when)."""
+        """The exposure records (who was shown on which list, in which band, when)."""
         return self.pseudonymised / "exposure"
 
     @property
     def monitoring(self) -> Path:
-        """Reserved for monitoring records (the model's performance month by month)."""
+        """The monitoring records (the model's stability and performance month by month)."""
         return self.pseudonymised / "monitoring"
+
+    def exposure_record(self, as_of: dt.date) -> Path:
+        """Who was shown on a practice list at D: ``W/pseudonymised/exposure/<D>.parquet``."""
+        return self.exposure / f"{as_of.isoformat()}.parquet"
+
+    def monitoring_record(self, as_of: dt.date) -> Path:
+        """The monitoring figures of the run at D: ``W/pseudonymised/monitoring/<D>.json``."""
+        return self.monitoring / f"{as_of.isoformat()}.json"
+
+    def monitoring_page(self, as_of: dt.date) -> Path:
+        """The monitoring report of the run at D: ``W/reports/monitoring_<D>.html``."""
+        return self.reports / f"monitoring_{as_of.isoformat()}.html"
 
     @property
     def spill(self) -> Path:
@@ -129,7 +143,7 @@ class WorkDir:
 
     def month_staging(self, kind: Path, as_of: dt.date) -> Path:
         """Transient: a month's folder of ``kind`` while it is written, before publication."""
-        return kind / f".{as_of.isoformat()}.partial"
+        return partial_path(self.month(kind, as_of))
 
     def month_replaced(self, kind: Path, as_of: dt.date) -> Path:
         """Transient: a month's earlier folder of ``kind`` while a new one takes its place."""

@@ -313,6 +313,7 @@ def test_run_does_everything_in_order(tmp_path):
         "train at 2024-10-01",
         "score at 2026-10-01",
         "export at 2026-10-01",
+        "monitor at 2026-10-01",
     ]
     assert all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 and not r["skipped"] for r in record["stages"])
     lists = {
@@ -408,6 +409,21 @@ def test_resource_errors_name_the_stage_and_what_ran_out():
     disk = raised(OSError(errno.ENOSPC, "No space left on device", "/w/scores.parquet"))
     assert str(disk).startswith("score at 2026-10-01: no space left on the disk (/w/scores.parquet)")
     assert raised(ValueError("a bug")) is None  # anything else is not dressed up as a resource problem
+
+
+def test_the_score_stage_names_itself_in_a_resource_error(monkeypatch, tmp_path):
+    import datetime as dt
+
+    from riskstrat.stages import score as score_stage
+    from riskstrat.stages.resources import as_resource_error
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(score_stage, "features_path", out_of_memory)
+    with pytest.raises(MemoryError) as caught:
+        score_stage.score(tmp_path, as_of=dt.date(2026, 10, 1))
+    assert str(as_resource_error(caught.value)).startswith("score at 2026-10-01: out of memory")
 
 
 def test_stage_records_are_the_same_in_every_process():

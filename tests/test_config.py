@@ -76,8 +76,8 @@ USES = "training, scoring, direct_care, commissioner"
         # unknown keys: named with their place, and the keys that are known there
         (
             "colums: {}\n",
-            "colums: unknown key; known keys: region, tables, validation, opt_outs, opt_out_policy, disclosure, mlflow, "
-            "practice_list",
+            "colums: unknown key; known keys: region, tables, validation, opt_outs, opt_out_policy, disclosure, "
+            "mlflow, practice_list, monitoring",
         ),
         ("mlflow:\n  uri: x\n", "mlflow.uri: unknown key; known keys: tracking_uri"),
         ("tables:\n  sus_apc:\n    colums: {}\n", "tables.sus_apc.colums: unknown key; known keys: file, columns"),
@@ -394,3 +394,21 @@ def test_to_dict_is_plain_values():
     assert d["search"] == {"time_budget_seconds": 180.0, "max_trials": 20, "sample_people": 100000}
     assert d["risk_bands"][0] == {"name": "very high", "top_share": 0.005}
     assert "practice_code" not in d["features"] and d["categorical"] == ["sex", "ethnicity_group"]
+
+
+def test_monitoring_settings_are_typed_with_one_line_errors(tmp_path):
+    from riskstrat.config import ExposureHandling
+
+    assert Config().monitoring.holdout_share == 0 and Config().monitoring.exposure_handling is ExposureHandling.INCLUDE
+    path = tmp_path / "c.yaml"
+    path.write_text("monitoring:\n  exposure_handling: drop\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert (
+        str(exc.value) == f"{path}: monitoring.exposure_handling: must be one of include, exclude, weight (got 'drop')"
+    )
+    path.write_text("monitoring:\n  holdout_share: 0.7\n")
+    with pytest.raises(ConfigError, match=r"monitoring\.holdout_share: must be less than or equal to 0\.5"):
+        load_config(path)
+    path.write_text("monitoring:\n  holdout_share: 0.05\n  exposure_handling: weight\n")
+    assert load_config(path).monitoring.exposure_handling is ExposureHandling.WEIGHT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -72,6 +73,58 @@ def test_each_list_holds_only_the_practice_s_own_patients_registered_on_d(export
     assert sorted(r["practice_code"] for r in exports) == sorted(practices)
 
 
+SEX = {"M", "F", "I", "U"}
+
+
+def test_sex_is_written_the_same_way_in_every_output(exported):
+    """M, F (I indeterminate, U not known) on practice lists and pages, in the commissioner
+    cohort table, aggregates and report, and in the fairness audit the report shows."""
+    work, _ = exported
+    month = work / "direct_care" / "current"
+    lists = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(month.glob("*.csv"))]
+    sexes = pd.concat([lst["sex"] for lst in lists])
+    assert set(sexes) <= SEX and {"M", "F"} <= set(sexes)
+    page = sorted(month.glob("*.html"))[0].read_text()  # the page of the first list's practice
+    first = lists[0].iloc[0]
+    cells = page.split(f'data-nhs="{first["nhs_number"]}">', 1)[1].split("</tr>", 1)[0]
+    assert f"<td>{first['age']}</td><td>{first['sex']}</td>" in cells
+    commissioner = work / "commissioner" / "current"
+    cohort = pq.read_table(commissioner / "cohort.parquet").to_pandas()
+    assert set(cohort["sex"]) <= SEX and {"M", "F"} <= set(cohort["sex"])
+    agg = pd.read_csv(commissioner / "aggregates.csv", dtype=str)
+    assert set(agg.loc[agg["dimension"] == "sex", "value"]) - {"Total"} <= SEX
+    report = (commissioner / "report.html").read_text()
+    fairness = report.split("How fair is the model?", 1)[1]
+    assert "<td>F</td>" in fairness and "<td>M</td>" in fairness
+    assert "female" not in fairness and "<td>male</td>" not in report
+    assert "Sex: M male, F female, I indeterminate, U not known." in report
+
+
+def test_practice_lists_show_reasons_to_act_on_and_background_and_activity_in_words(exported):
+    work, _ = exported
+    month = work / "direct_care" / "current"
+    lists = pd.concat(
+        [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(month.glob("*.csv"))], ignore_index=True
+    )
+    # every top reason is in one of the two groups, and the groups hold no more than three each
+    for _, row in lists.head(300).iterrows():
+        groups = [r for g in ("actionable_reasons", "background_reasons") for r in row[g].split("; ") if r]
+        assert all(row[f"reason_{i}"] in groups for i in (1, 2, 3) if row[f"reason_{i}"]), row["rank_in_practice"]
+        assert all(len([r for r in row[g].split("; ") if r]) <= 3 for g in ("actionable_reasons", "background_reasons"))
+    assert (lists["actionable_reasons"] != "").any() and (lists["background_reasons"] != "").any()
+    shown = [r for g in ("actionable_reasons", "background_reasons") for cell in lists[g] for r in cell.split("; ")]
+    assert not [r for r in shown if re.fullmatch(r"[0-9]+ long-term conditions?", r)]  # named, never counted
+    assert not [r for r in shown if "frail" in r and "(fit)" in r]
+    assert not [r for r in shown if r.startswith("frailty")]  # always its category
+    pages = "".join(p.read_text() for p in sorted(month.glob("*.html")))
+    assert "<strong>To act on:</strong>" in pages and "Background: " in pages
+    # activity in words: ICD-10 descriptions with the code, treatment functions by name, providers by name
+    assert re.search(r"<td>[A-Z][^<(]+ \([A-Z][0-9]{2}(\.[0-9])?\); discharged 20", pages)
+    assert re.search(r"<td>[A-Z][A-Za-z ]+ Service \([0-9]{3}\)", pages)
+    assert "<td>Synthetic Hospitals NHS Trust A</td>" in pages
+    assert "treatment function " not in pages  # every synthetic clinic code has its Data Dictionary name
+
+
 def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported):
     work, _ = exported
     assert scan_directory(work / "commissioner" / "current") == []
@@ -110,7 +163,7 @@ def test_commissioner_outputs_hold_no_nhs_numbers_and_obey_suppression(exported)
                     assert abs(int(shown) - n) <= 2 and (n == 0) == (int(shown) == 0), (dim, value, band, n)
     # the scoring model's fairness summary, from its training run, counts protected
     report = (work / "commissioner" / "current" / "report.html").read_text()
-    assert "How fair is the model?" in report and "<td>female</td>" in report and "<td>65-79</td>" in report
+    assert "How fair is the model?" in report and "<td>F</td>" in report and "<td>65-79</td>" in report
     # the decision record accounts for every published cell, with no true value in it
     log = pd.read_csv(work / "commissioner" / "current" / "disclosure_log.csv", dtype=str)
     keys = ["dimension", "value", "measure"]
@@ -173,6 +226,8 @@ def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d
         reason_1=None,
         reason_2=None,
         reason_3=None,
+        actionable_reasons=None,
+        background_reasons=None,
         age_years=50,
         sex="2",
         **dict.fromkeys(KEY_COUNTS, 0),

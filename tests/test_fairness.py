@@ -190,3 +190,15 @@ def test_audit_of_150k_people_runtime():
     seconds = time.perf_counter() - started
     print(f"fairness audit of 150,000 people, 200 resamples: {seconds:.1f} s")
     assert len(result.by_group) == 1 + 2 + 5 + 6 + 6
+
+
+def test_calibration_intervals_hold_the_rate_even_for_a_bin_with_no_events():
+    from riskstrat.modelling.fairness import _calibration_rows, _Group
+
+    y = np.zeros(100, dtype=np.float32)
+    y[-10:] = 1  # bins of 10: the top one all events (where rounding put the upper end below 1), the rest none
+    g = _Group("sex", "F", np.arange(100), y, np.linspace(0.001, 0.5, 100), np.zeros(0, dtype=int), "")
+    rows = pd.DataFrame(_calibration_rows(g, 10))
+    assert (rows["observed_rate"] == 0).any() and (rows["observed_rate"] == 1).any()
+    assert (rows["observed_lo"] <= rows["observed_rate"]).all() and (rows["observed_rate"] <= rows["observed_hi"]).all()
+    assert (rows["observed_lo"] >= 0).all() and (rows["observed_hi"] <= 1).all()

@@ -4,6 +4,7 @@ a new rule needs no edit outside its declaration."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from dataclasses import dataclass, replace
@@ -115,8 +116,8 @@ def test_every_rule_is_documented_with_its_severity_and_on_its_columns():
 def test_every_planned_fault_names_a_declared_rule():
     for name, plan in FAULT_PLAN.items():
         for fault in plan:
-            if fault.column == "*":
-                assert fault.rule == "duplicate_row"
+            if fault.column == "*":  # a repeated row, or a row check broken across columns
+                assert fault.rule == "duplicate_row" or TABLES[name].check(fault.rule)
                 continue
             rule = TABLES[name].column(fault.column).rule(fault.rule)  # KeyError if not declared
             assert fault.key == f"{fault.column}:{rule.name}"
@@ -246,3 +247,18 @@ def test_a_rule_declared_on_a_column_can_be_injected_as_a_fault(new_rules, monke
     long_ids = sum(v.endswith("LONG") for v in out["sus_apc"]["spell_id"].to_pylist())
     assert long_ids > 0 and counts.counted["long_spell_ids"]["sus_apc"] == {"spell_id": long_ids}
     assert counts.to_dict()["long_spell_ids"] == {"sus_apc": {"spell_id": long_ids}}
+
+
+def test_a_row_check_is_injected_as_a_fault_and_validation_quarantines_it_under_its_key(monkeypatch, tmp_path):
+    monkeypatch.setitem(FAULT_PLAN, "sus_apc", [Fault("*", "discharge_before_admission")])
+    out, counts = inject_faults({"sus_apc": _typed("sus_apc", 400)}, 0.05, np.random.default_rng(3))
+    apc = out["sus_apc"].to_pydict()
+    admitted, discharged = GOOD["sus_apc"]["admission_date"], GOOD["sus_apc"]["discharge_date"]
+    day_before = (dt.date.fromisoformat(admitted) - dt.timedelta(days=1)).isoformat()
+    broken = [d for d in apc["discharge_date"] if d != discharged]
+    assert broken and set(broken) == {day_before}  # discharged the day before admission
+    assert apc["admission_date"] == [admitted] * 400  # the other column is untouched
+    assert counts.quarantined["sus_apc"] == {"discharge_date:discharge_before_admission": len(broken)}
+    # validation quarantines such a row under the same key
+    report = run(tmp_path, {"sus_apc": [{"discharge_date": day_before}]})
+    assert dict(report.tables["sus_apc"].quarantined) == {"discharge_date:discharge_before_admission": 1}

@@ -173,6 +173,15 @@ def test_spark_path_exports_byte_identical_practice_lists_and_the_same_commissio
         r for r in AuditLog(work / "identifiable" / "audit.jsonl").records() if r["event"] == "direct_care_export"
     ]
     assert len(exports) == 5 and sum(r["patients"] for r in exports) == result.exported.patients_listed > 1000
+    # the same pipeline as a run on one machine (PIPELINE), with its run record; no training: a champion exists
+    record = json.loads(wd.run_report(D).read_text())
+    assert [s["stage"] for s in record["stages"]] == [
+        "pseudonymise",
+        f"features at {D}",
+        f"score at {D}",
+        f"export at {D}",
+        f"monitor at {D}",
+    ]
 
 
 @pytest.mark.slow

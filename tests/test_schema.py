@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from riskstrat.schema import TABLES, ColumnType, contract_markdown
 
 from .conftest import REPO
@@ -50,16 +48,32 @@ def test_every_written_table_and_column_has_a_declaration():
             assert c.required is col_required, f"{name}.{col}"
 
 
-def test_written_spec_keeps_the_shared_contract_v1_and_only_adds_optional_tables():
-    """The shared spec is contract v1; the project's adds v1.1 (an extract valid under v1 stays valid)."""
+def _version_1(text: str) -> str:
+    """The written contract without the tables later versions added (a ``###`` heading naming
+    the version, e.g. ``### ref_providers (optional) — v1.1: ...``, up to the next heading)."""
+    out, later = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#"):
+            later = line.startswith("### ") and re.search(r"— v1\.\d+:", line) is not None
+        if not later:
+            out.append(line)
+    return "".join(out)
+
+
+def test_written_spec_is_the_shared_contract_when_available():
+    """The project's written contract is the shared contract v1 plus the optional tables of
+    later versions, each under a heading that names its version."""
     shared = REPO.parent / "shared" / "spec" / "data-contract.md"
-    if not shared.exists():
-        pytest.skip("no shared contract beside the repository")
-    v1, ours = _written_contract(shared), _written_contract()
-    assert {name: ours[name] for name in v1} == v1
-    added = set(ours) - set(v1)
-    assert added == {name for name, t in TABLES.items() if t.since != "1"}
-    assert all(not TABLES[name].required for name in added)
+    if shared.exists():
+        assert shared.read_text(encoding="utf-8") == _version_1(SPEC.read_text(encoding="utf-8"))
+
+
+def test_tables_of_later_versions_are_optional_and_say_their_version():
+    written = SPEC.read_text(encoding="utf-8")
+    for name, tbl in TABLES.items():
+        if tbl.since != "1":
+            assert not tbl.required, name
+            assert f"### {name} (optional) — v{tbl.since}:" in written, name
 
 
 def test_enumerations_match_the_written_contract():

@@ -50,7 +50,15 @@ def test_bands_follow_the_cumulative_shares():
         ("heart_failure", 1, "heart failure"),
         ("distinct_medicines_182d", 12, "10+ regular medicines"),
         ("distinct_medicines_182d", 6, "6 different medicines in 6 months"),
-        ("efi_score", 0.3611, "frailty (eFI 0.36)"),
+        ("efi_score", 0.3611, "severe frailty (eFI 0.361)"),
+        ("efi_score", 0.306, "moderate frailty (eFI 0.306)"),
+        ("efi_score", 0.139, "mild frailty (eFI 0.139)"),
+        ("efi_score", 0.111, "eFI 0.111 (fit)"),
+        ("efi_deficits", 3, "3 eFI deficits recorded"),
+        ("hfrs", 4.9, "Hospital Frailty Risk Score 4.9 (low risk)"),
+        ("hfrs", 15.0, "Hospital Frailty Risk Score 15.0 (intermediate risk)"),
+        ("hfrs", 15.1, "Hospital Frailty Risk Score 15.1 (high risk)"),
+        ("ltc_count", 4, "4 long-term conditions"),  # without the registers at hand: the count
         ("age_years", 84, "age 84"),
         ("items_anticoagulants_182d", 6, "anticoagulants prescribed (6 items in 6 months)"),
         ("emergency_admissions_1095d", 3, "3 emergency admissions in the last 3 years"),
@@ -186,4 +194,12 @@ def test_every_feature_reason_reads_as_it_did_before_reasons_moved_onto_the_feat
     numeric = {f.name for b in BUILDERS for f in b.features if f.dtype != "string"}
     assert numeric <= set(recorded["reasons"])  # a new feature is added to the record deliberately
     for name, words in recorded["reasons"].items():
+        if name in REWORDED_BY_ISSUE_16:
+            continue
         assert [describe(name, v) for v in values] == words, name
+
+
+#: reasons reworded on purpose by issue 16 (words a clinician trusts), each tested above: the
+#: eFI named by its published category, never "frailty" for a fit person (efi_score, efi_deficits);
+#: the HFRS with its published risk group; the long-term conditions named (ltc_count)
+REWORDED_BY_ISSUE_16 = frozenset({"efi_score", "efi_deficits", "hfrs", "ltc_count"})

@@ -115,6 +115,7 @@ def test_clean_population_is_valid_with_nothing_quarantined(clean_population, tm
         "opt_outs",
         "ref_practices",
         "ref_lsoa",
+        "ref_providers",
     }
 
 

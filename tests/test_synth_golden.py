@@ -2,7 +2,8 @@
 
 The digests were recorded from the generator before it was split into modules
 (issue 15); any refactor of ``riskstrat/synth/generator`` must keep them. A change
-that is meant to alter the synthetic population updates them deliberately.
+that is meant to alter the synthetic population updates them deliberately. Issue 16 added
+``ref_providers`` (contract v1.1); every other table is as recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXPECTED = {
     "opt_outs": "101f6b70a06df96eea856eab3cf881ef99de09c163b6475aa91bd098b3d34c83",
     "ref_lsoa": "04fb5f6b4c89d441a72474298d827b93710da97785a57aa986aa8d6dd16007be",
     "ref_practices": "deab848d2e8f7ee30c37c3c262f7ca82adfb2d017a2feca7753c4a73fd0f5509",
+    "ref_providers": "c4b4e70ba6c373eaa4858050f93779c80f0200141d3b3b0e55536c82145dbfde",  # issue 16: added
     "sus_apc": "2a69c8bce7759b7bfa727ba1c64ee8b4d8d7f28cfdabfd635d5fb861ae7930a3",
     "sus_ecds": "7094fb73b9f1f8e349e635c90d5169881f59478d8b16779cc8bed56a194cc5be",
     "sus_op": "f667dfc996591ba3291b00b616b132d861d0537678ae8b238c7664e97dac2dc7",

@@ -80,8 +80,10 @@ def _list() -> pd.DataFrame:
             "reason_1": ["heart failure", "COPD", None],
             "reason_2": [None, "10+ regular medicines", None],
             "reason_3": ["3 emergency admissions", None, None],
+            "actionable_reasons": ["NSAID prescribed with heart failure", "10+ regular medicines", None],
+            "background_reasons": [f"long-term conditions: heart failure and COPD; {SCRIPT}", "COPD", None],
             "age": [81, 67, 34],
-            "sex": ["2", "1", "9"],
+            "sex": ["F", "M", "I"],
             **{c: [3, 0, 1] for c in KEY_COUNTS.values()},
             "as_of": D.isoformat(),
             "model_version": "emergency_admission_12m version 3",
@@ -119,7 +121,7 @@ def test_script_in_a_practice_name_a_provider_and_a_diagnosis_arrives_escaped_on
     note = f"1 registration could not be used: {SCRIPT}."
     page = practice_html(_practice(), D, lst, details, "emergency_admission_12m version 3", (note,))
     assert "<script" not in page.lower()
-    assert page.count(ESCAPED) == 4  # practice name, note, diagnosis, provider
+    assert page.count(ESCAPED) == 5  # practice name, note, a reason, diagnosis, provider
     read = _Page(page)
     assert "script" not in read.tags and "b" not in read.tags
     assert read.texts["h1"] == [f"Patients at risk of emergency admission: {SCRIPT} Surgery (Y90001)"]
@@ -129,11 +131,23 @@ def test_script_in_a_practice_name_a_provider_and_a_diagnosis_arrives_escaped_on
     assert "3 registered patients, highest risk first." in page
     people = [r[:7] for r in read.rows if len(r) == 8]
     assert people == [
-        ["#", "NHS number", "risk", "band", "age", "sex", "main reasons"],
-        ["1", "999 000 0018", "34.6%", "very high", "81", "F", "heart failure; 3 emergency admissions"],
-        ["2", "999 000 0026", "12.0%", "high", "67", "M", "COPD; 10+ regular medicines"],
-        ["3", "999 000 0034", "0.5%", "low", "34", "-", ""],
+        ["#", "NHS number", "risk", "band", "age", "sex", "reasons: to act on, background"],
+        [
+            "1",
+            "999 000 0018",
+            "34.6%",
+            "very high",
+            "81",
+            "F",
+            "To act on: NSAID prescribed with heart failure"
+            f"Background: long-term conditions: heart failure and COPD; {SCRIPT}",
+        ],
+        ["2", "999 000 0026", "12.0%", "high", "67", "M", "To act on: 10+ regular medicinesBackground: COPD"],
+        ["3", "999 000 0034", "0.5%", "low", "34", "I", ""],
     ]
+    # both groups in their own paragraph, the group named, the background set apart
+    assert '<p class="actionable"><strong>To act on:</strong> 10+ regular medicines</p>' in page
+    assert '<p class="background">Background: COPD</p>' in page
     assert read.texts["summary"] == ["2 events", "0 events", "2 events"]
     assert page.count("<p>No hospital activity in the last 12 months.</p>") == 1  # p2
     assert [r for r in read.rows if len(r) == 4][1][3] == SCRIPT  # p1's provider, as text

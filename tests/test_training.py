@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -23,58 +20,6 @@ from riskstrat.tracking import load_model
 from .conftest import REGION_KEY
 
 AS_OF = dt.date(2024, 10, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    log = (base / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{base / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(base / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"mlflow server did not start: {(base / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield uri, base
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")

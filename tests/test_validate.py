@@ -98,6 +98,7 @@ GOOD: dict[str, dict[str, str]] = {
         "sub_icb_code": "99X",
     },
     "ref_lsoa": {"lsoa_code": "E01900001", "imd_decile": "3"},
+    "ref_providers": {"provider_code": "R9A", "provider_name": "Synthetic Hospitals NHS Trust A"},
 }
 
 

@@ -11,7 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.atomic import partial_path, replacing, write_private
-from riskstrat.groups import COMMISSIONER_AGE_BANDS, FAIRNESS_AGE_BANDS, imd_quintile, sex_in_words
+from riskstrat.groups import (
+    COMMISSIONER_AGE_BANDS,
+    EFI_CATEGORIES,
+    FAIRNESS_AGE_BANDS,
+    efi_category,
+    imd_quintile,
+    is_frail,
+    sex_letter,
+)
 from riskstrat.privacy.optout import Use
 from riskstrat.stages.objections import objectors, without_objectors
 from riskstrat.stages.pseudonymise import OPT_OUT_USES_TABLE
@@ -61,11 +69,40 @@ def test_the_two_age_band_schemes_split_older_people_differently():
     ]  # fmt: skip
 
 
-def test_imd_quintiles_and_sex_in_words():
+def test_imd_quintiles_and_sex_as_one_letter():
     assert imd_quintile(pd.Series([0, 1, 2, 3, 9, 10])).tolist() == ["unknown", "1", "1", "2", "5", "5"]
-    assert sex_in_words(pd.Series(["1", "2", "9", "0", None])).tolist() == [
-        "male", "female", "indeterminate", "not known", "not known",
-    ]  # fmt: skip
+    assert sex_letter(pd.Series(["1", "2", "9", "0", None, "X"])).tolist() == ["M", "F", "I", "U", "U", "U"]
+
+
+@pytest.mark.parametrize(
+    ("score", "category"),
+    [
+        (0.0, "fit"),
+        (0.12, "fit"),
+        (0.13, "mild"),
+        (0.24, "mild"),
+        (0.25, "moderate"),
+        (0.36, "moderate"),
+        (0.37, "severe"),
+        (4 / 36, "fit"),  # 0.111: 4 deficits
+        (5 / 36, "mild"),  # 0.139
+        (8 / 36, "mild"),  # 0.222
+        (9 / 36, "moderate"),  # 0.25
+        (12 / 36, "moderate"),  # 0.333
+        (13 / 36, "severe"),  # 0.361: above 0.36
+        (1.0, "severe"),
+    ],
+)
+def test_efi_categories_are_the_published_ones(score, category):
+    """Clegg et al. 2016: fit 0-0.12, mild >0.12-0.24, moderate >0.24-0.36, severe >0.36."""
+    assert efi_category(score).name == category
+
+
+def test_frail_means_moderate_or_severe_and_a_fit_person_is_never_called_frail():
+    scores = pd.Series([0.0, 0.111, 0.12, 0.139, 0.24, 0.25, 0.361])
+    assert is_frail(scores).tolist() == [False, False, False, False, False, True, True]
+    assert [c.words for c in EFI_CATEGORIES] == ["fit", "mild frailty", "moderate frailty", "severe frailty"]
+    assert "frail" not in EFI_CATEGORIES[0].words
 
 
 def test_the_opt_out_filter_removes_only_the_people_excluded_from_that_use(tmp_path):

@@ -68,19 +68,31 @@ def feature_table(src: Sources, as_of: dt.date, builders: list[Builder] | None =
     return assemble(cut(src, as_of), as_of, builders)
 
 
-def data_dictionary() -> str:
+def data_dictionary(with_kinds: bool = True) -> str:
+    """The data dictionary (``docs/features.md``); ``with_kinds=False`` leaves out each reason's
+    kind, which changes no feature's value (the feature stage's fingerprint of the definitions)."""
     lines = [
         "# Feature data dictionary (generated from `riskstrat/features`)",
         "",
         "Every feature is computed from records dated strictly before the as-of date D (the cut in",
         "`riskstrat/features/asof.py`), for the population at D, one row per `pseudonym`.",
         "",
-        "| feature | builder | source | definition | window | default | type |",
-        "|---|---|---|---|---|---|---|",
+    ]
+    if with_kinds:
+        lines += [
+            "The reason kind says what the feature is as a reason on a practice list: *actionable* (something",
+            "the practice could act on now) or *background* (`riskstrat/features/registry.py:ReasonKind`).",
+            "",
+        ]
+    kind_head, kind_rule = (" reason kind |", "---|") if with_kinds else ("", "")
+    lines += [
+        f"| feature | builder | source | definition | window | default | type |{kind_head}",
+        f"|---|---|---|---|---|---|---|{kind_rule}",
     ]
     for b, f in all_features():
+        kind = f" {f.kind} |" if with_kinds else ""
         lines.append(
             f"| `{f.name}` | {b.name} | {', '.join(b.sources)} | {f.definition} | {f.window} | "
-            f"{f.default!r} | {f.dtype} |"
+            f"{f.default!r} | {f.dtype} |{kind}"
         )
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ up by building names from strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,10 +21,13 @@ __all__ = [
     "Dtype",
     "Feature",
     "Reason",
+    "ReasonKind",
+    "RowReason",
     "all_features",
     "count_reason",
     "feature_named",
     "in_the_last",
+    "listed",
     "plural",
     "register",
     "trend_reason",
@@ -39,6 +42,43 @@ DAYS_SINCE_NONE = 9999
 #: number, ``{v}`` the value as is (a float, e.g. ``{v:.1f}``), ``{s}`` "s" unless ``n`` is 1,
 #: ``{ies}`` "y" when ``n`` is 1 else "ies".
 Reason = str | Callable[[float], str]
+
+
+class ReasonKind(StrEnum):
+    """What a reason is to the clinician reading it.
+
+    ``actionable``: something the practice could act on now (a prescribing-safety alert,
+    polypharmacy to review, frequent A&E attendance, a discharge to follow up, a condition not
+    under control); ``background``: what the person is or has been (age, deprivation, long-term
+    conditions, past hospital use, frailty), which explains the risk but is not itself a task.
+    """
+
+    ACTIONABLE = "actionable"
+    BACKGROUND = "background"
+
+
+@dataclass(frozen=True)
+class RowReason:
+    """A reason whose words need more of the person's features than the one it explains: ``words``
+    is called with the value and a mapping of the features named in ``reads`` (a register count
+    names the registers). :func:`riskstrat.scoring.reason_inputs` tells scoring which columns to
+    read for it; ``fallback`` is the template used when they are not at hand."""
+
+    reads: tuple[str, ...]
+    words: Callable[[float, Mapping[str, float]], str]
+    fallback: str
+
+    def __call__(self, value: float, row: Mapping[str, float] | None = None) -> str:
+        if row is None or any(name not in row for name in self.reads):
+            n = round(value)
+            return self.fallback.format(n=n, v=value, s=plural(n))
+        return self.words(value, row)
+
+
+def listed(items: list[str]) -> str:
+    """Items as a clinician writes them: "diabetes, COPD and heart failure"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
 
 #: a look-back window in days -> the same window in words
 _WINDOW_WORDS = {
@@ -95,14 +135,18 @@ class Feature:
     window: str  # e.g. "365 days before D", "all history before D", "on D"
     default: int | float | str | None  # value for people with no records
     dtype: Dtype = Dtype.INT
-    reason: Reason | None = None  # the value in plain words (None: the definition and the value)
+    reason: Reason | RowReason | None = None  # the value in plain words (None: the definition and the value)
+    kind: ReasonKind = ReasonKind.BACKGROUND  # what the reason is to a clinician (declared once, here)
 
-    def describe(self, value: float) -> str:
-        """This feature's ``value`` in plain words, for a clinician reading a practice list."""
+    def describe(self, value: float, row: Mapping[str, float] | None = None) -> str:
+        """This feature's ``value`` in plain words, for a clinician reading a practice list;
+        ``row``: the person's other features, for a :class:`RowReason`."""
         v = float(value)
         n = round(v)
         if self.reason is None:
             return f"{self.definition}: {n if v == n else round(v, 2)}"
+        if isinstance(self.reason, RowReason):
+            return self.reason(v, row)
         if callable(self.reason):
             return self.reason(v)
         return self.reason.format(n=n, v=v, s=plural(n), ies="y" if n == 1 else "ies")

@@ -455,8 +455,10 @@ def _calibration_rows(g: _Group, min_people: int) -> list[dict]:
                 "people": people,
                 "mean_predicted": float(g.p[idx].mean()),
                 "observed_rate": rate,
-                "observed_lo": centre - half,
-                "observed_hi": centre + half,
+                # the Wilson interval holds the rate; min/max keep rounding (a rate of 0 or 1) from
+                # putting it a hair outside
+                "observed_lo": max(0.0, min(centre - half, rate)),
+                "observed_hi": min(1.0, max(centre + half, rate)),
             }
         )
     return rows

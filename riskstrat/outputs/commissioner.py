@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from riskstrat.groups import COMMISSIONER_AGE_BANDS, imd_quintile, sex_in_words
+from riskstrat.groups import COMMISSIONER_AGE_BANDS, imd_quintile, is_frail, sex_letter
 from riskstrat.modelling.spec import RiskBand
 from riskstrat.privacy.disclosure import (
     DEFAULT_RULES,
@@ -46,7 +46,7 @@ def measure_name(band: str) -> str:
 COHORTS = {
     "highest_risk_of_admission": f"in the at-risk bands: the top {AT_RISK_SHARE:.0%} of the population",
     "high_cost": "top 15% of SUS+ plus prescribing cost in the last year",
-    "frail_and_elderly": "aged 75+ with moderate or severe frailty (eFI 0.25 or more)",
+    "frail_and_elderly": "aged 75+ with moderate or severe frailty (eFI above 0.24: Clegg et al. 2016)",
     "currently_in_hospital": "in a hospital spell that is open on D",
     "most_referrals_to_secondary_care": "top 5% by first outpatient attendances in the last year (at least 1)",
     "most_emergency_activity": "top 5% by emergency admissions plus A&E attendances in the last year (at least 1)",
@@ -89,14 +89,14 @@ def cohort_table(scored: pd.DataFrame, bands: list[RiskBand]) -> pd.DataFrame:
             "practice_code": s["practice_code"],
             "pcn_code": s["pcn_code"],
             "age_band": COMMISSIONER_AGE_BANDS.of(s["age_years"]),
-            "sex": sex_in_words(s["sex"]),
+            "sex": sex_letter(s["sex"]),
             "imd_quintile": imd_quintile(s["imd_decile"]),
             "risk_score": s["risk_score"],
             "risk_band": s["risk_band"],
             "long_term_conditions": s["ltc_count"],
             "highest_risk_of_admission": s["risk_band"].isin(at_risk_bands(bands)),
             "high_cost": _top(cost, 0.15),
-            "frail_and_elderly": (s["age_years"] >= 75) & (s["efi_score"] >= 0.25),
+            "frail_and_elderly": (s["age_years"] >= 75) & is_frail(s["efi_score"]),
             "currently_in_hospital": s["in_hospital_on_d"] == 1,
             "most_referrals_to_secondary_care": _top(s["op_first_attendances_365d"], 0.05),
             "most_emergency_activity": _top(s["emergency_admissions_365d"] + s["ae_attendances_365d"], 0.05),

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from riskstrat.atomic import write_private
+from riskstrat.codelists import icd10_description, icd10_with_dot, treatment_function_name
 from riskstrat.errors import RiskstratError
+from riskstrat.groups import sex_letter
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
 from riskstrat.workdir import WorkDir
@@ -48,6 +50,8 @@ LIST_COLUMNS = [
     "reason_1",
     "reason_2",
     "reason_3",
+    "actionable_reasons",
+    "background_reasons",
     "age",
     "sex",
     *KEY_COUNTS.values(),
@@ -68,6 +72,9 @@ def practice_list(
 ):
     """The list for one practice: ``scored`` is scores joined to features, by pseudonym; every
     row carries the as-of date and the model (``model``, e.g. "emergency_admission_12m version 3").
+    Reasons come three ways: ``reason_1..3`` (the three that raise the risk most) and, by kind,
+    ``actionable_reasons`` and ``background_reasons`` (up to three each, joined by ``"; "``);
+    sex as every output writes it (M, F, I, U: :func:`riskstrat.groups.sex_letter`).
 
     Highest risk first: by calibrated risk, then by the model's own score (``model_score``)
     where calibration ties people, then by pseudonym. ``scored`` may hold everyone or only
@@ -83,6 +90,7 @@ def practice_list(
     lst = lst.sort_values(order, ascending=[False, False, True]).reset_index(drop=True)
     lst["rank_in_practice"] = range(1, len(lst) + 1)
     lst = lst.rename(columns={"age_years": "age", **KEY_COUNTS})
+    lst["sex"] = sex_letter(lst["sex"])
     lst["as_of"] = as_of.isoformat()
     lst["model_version"] = model
     out = (lst[LIST_COLUMNS],)
@@ -109,37 +117,81 @@ def write_atomically(content: pd.DataFrame | str, path: Path) -> None:
 def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> pd.DataFrame:
     """SUS+ activity of the ``days`` days before D (default :data:`ACTIVITY_DAYS`), one row per
     event: pseudonym, date, setting, detail, provider (admissions by spell, A&E attendances,
-    outpatient appointments), from the linked tables of ``wd``."""
+    outpatient appointments), from the linked tables of ``wd``, in words a clinician reads:
+    the primary diagnosis by its WHO ICD-10 description and code ("Congestive heart failure
+    (I50.0)"), the clinic by its NHS Data Dictionary treatment function ("Cardiology Service
+    (320)") and the provider by its name from ``ref_providers`` (contract v1.1) when the
+    extracts carry it, else by its ODS code. A code with no description is shown as a code."""
     from riskstrat.duck import connect
 
     con = connect()
     d = f"DATE '{as_of.isoformat()}'"
     window = f"BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY"
-    src = {n: f"read_parquet('{wd.table(n).as_posix()}')" for n in ("sus_apc", "sus_ecds", "sus_op")}
+    src = {n: f"read_parquet('{_parquet(wd.table(n))}')" for n in ("sus_apc", "sus_ecds", "sus_op")}
+    providers = wd.table("ref_providers")
+    names = (
+        f"(SELECT provider_code, any_value(provider_name) AS provider_name FROM read_parquet('{_parquet(providers)}') "
+        "GROUP BY provider_code)"
+        if providers.exists()
+        else "(SELECT NULL::VARCHAR AS provider_code, NULL::VARCHAR AS provider_name WHERE false)"
+    )
     frame = con.execute(f"""
-        SELECT pseudonym, admission_date AS date,
-               CASE WHEN admission_method LIKE '2%' THEN 'emergency admission'
-                    WHEN admission_method IN ('11','12','13') THEN 'planned admission' ELSE 'admission' END AS setting,
-               'diagnosis ' || first(primary_diagnosis ORDER BY episode_number)
-                 || coalesce('; discharged ' || CAST(max(discharge_date) AS VARCHAR), '; still in hospital') AS detail,
-               first(provider_code ORDER BY episode_number) AS provider
-        FROM {src["sus_apc"]} WHERE admission_date {window}
-        GROUP BY pseudonym, spell_id, admission_date, admission_method
-        UNION ALL
-        SELECT pseudonym, arrival_date, 'A&E',
-               CASE WHEN admitted THEN 'admitted' ELSE 'not admitted' END
-                 || CASE WHEN ambulance_arrival THEN ', by ambulance' ELSE '' END, provider_code
-        FROM {src["sus_ecds"]} WHERE arrival_date {window}
-        UNION ALL
-        SELECT pseudonym, appointment_date, 'outpatients',
-               'treatment function ' || treatment_function_code || CASE attendance_status
-                 WHEN '3' THEN ', did not attend' WHEN '2' THEN ', cancelled by patient'
-                 WHEN '4' THEN ', cancelled by hospital' ELSE '' END, provider_code
-        FROM {src["sus_op"]} WHERE appointment_date {window}
-        ORDER BY 1, 2 DESC, 3, 4, 5  -- every column: rows alike but for one keep one order
+        WITH events AS (
+            SELECT pseudonym, admission_date AS date,
+                   CASE WHEN admission_method LIKE '2%' THEN 'emergency admission'
+                        WHEN admission_method IN ('11','12','13') THEN 'planned admission' ELSE 'admission' END
+                     AS setting,
+                   first(primary_diagnosis ORDER BY episode_number) AS code,
+                   coalesce('; discharged ' || CAST(max(discharge_date) AS VARCHAR), '; still in hospital') AS rest,
+                   first(provider_code ORDER BY episode_number) AS provider_code
+            FROM {src["sus_apc"]} WHERE admission_date {window}
+            GROUP BY pseudonym, spell_id, admission_date, admission_method
+            UNION ALL
+            SELECT pseudonym, arrival_date, 'A&E', NULL,
+                   CASE WHEN admitted THEN 'admitted' ELSE 'not admitted' END
+                     || CASE WHEN ambulance_arrival THEN ', by ambulance' ELSE '' END, provider_code
+            FROM {src["sus_ecds"]} WHERE arrival_date {window}
+            UNION ALL
+            SELECT pseudonym, appointment_date, 'outpatients', treatment_function_code,
+                   CASE attendance_status WHEN '3' THEN ', did not attend' WHEN '2' THEN ', cancelled by patient'
+                     WHEN '4' THEN ', cancelled by hospital' ELSE '' END, provider_code
+            FROM {src["sus_op"]} WHERE appointment_date {window}
+        )
+        SELECT e.pseudonym, e.date, e.setting, e.code, e.rest,
+               coalesce(p.provider_name, e.provider_code) AS provider
+        FROM events e LEFT JOIN {names} p ON p.provider_code = e.provider_code
+        ORDER BY 1, 2 DESC, 3, 4, 5, 6  -- every column: rows alike but for one keep one order
     """).df()
     con.close()
-    return frame
+    frame.insert(3, "detail", _described(frame["setting"], frame["code"]) + frame["rest"].fillna(""))
+    return frame.drop(columns=["code", "rest"])
+
+
+def _parquet(path: Path) -> str:
+    """A linked table for DuckDB's ``read_parquet``: the file, or the part files of Spark's folder."""
+    return (path / "*.parquet").as_posix() if path.is_dir() else path.as_posix()
+
+
+def _described(settings: pd.Series, codes: pd.Series) -> pd.Series:
+    """Each event's code in words: an admission's primary diagnosis by its ICD-10 description,
+    an appointment's treatment function by its name, the code itself (and what it is) where
+    there is no description; A&E attendances carry no code."""
+    admission = settings.str.endswith("admission").to_numpy()
+    outpatients = (settings == "outpatients").to_numpy()
+    words: dict[tuple[bool, str], str] = {}
+    for is_admission, code in {(bool(a), str(c)) for a, c in zip(admission, codes, strict=True) if pd.notna(c)}:
+        if is_admission:
+            description = icd10_description(code)
+            shown = icd10_with_dot(code)
+            words[(True, code)] = f"{description} ({shown})" if description else f"diagnosis {shown}"
+        else:
+            name = treatment_function_name(code)
+            words[(False, code)] = f"{name} ({code})" if name else f"treatment function {code}"
+    out = [
+        words[(bool(a), str(c))] if (a or o) and pd.notna(c) else ""
+        for a, o, c in zip(admission, outpatients, codes, strict=True)
+    ]
+    return pd.Series(out, index=settings.index, dtype=object)
 
 
 def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:

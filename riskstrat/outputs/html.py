@@ -3,7 +3,7 @@
 No scripts from elsewhere, no external fonts or images: each file opens offline in any
 browser and prints. The markup is in jinja2 templates (``riskstrat/outputs/templates``:
 ``base.html.j2``, ``practice_list.html.j2``, ``activity.html.j2``,
-``commissioner_report.html.j2``) rendered with autoescaping on, so every value from the data
+``commissioner_report.html.j2``, ``monitoring.html.j2``) rendered with autoescaping on, so every value from the data
 is HTML-escaped; the only HTML passed into a template is what another template rendered.
 """
 
@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from riskstrat.outputs.worklist import reason_key
 
-__all__ = ["FLAGS", "activity_details", "format_nhs_number", "practice_html", "report_html"]
+__all__ = ["FLAGS", "activity_details", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
 
 
 def format_nhs_number(n: str) -> str:
@@ -120,6 +120,7 @@ def practice_html(
         The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first,
         with the changes since the previous list when known
         (:data:`riskstrat.outputs.worklist.CHANGE_COLUMNS`; without them: no flags, no summary).
+        Its reasons are shown in two groups, what could be acted on and the background.
     activity : DataFrame
         ``events`` and ``table`` for each row of ``lst``, in the same order
         (:func:`activity_details`: ``table`` is HTML and is inserted as it is); people with
@@ -140,11 +141,8 @@ def practice_html(
     first_list = (not marked) or summary is None or summary.first_list
     bands = bands or list(dict.fromkeys(lst["risk_band"].astype(str)))
     band_rank = {b: i for i, b in enumerate(bands)}
-    reasons = [
-        [str(x) for x in r if x != ""]
-        for r in zip(*(_cells(lst[c]) for c in ("reason_1", "reason_2", "reason_3")), strict=True)
-    ]
-    keys = [[reason_key(x) for x in r] for r in reasons]
+    reasons = list(zip(_cells(lst["actionable_reasons"]), _cells(lst["background_reasons"]), strict=True))
+    keys = [[reason_key(x) for x in "; ".join(r for r in pair if r).split("; ") if x] for pair in reasons]
     changes = [
         _change(p, r, b, first_list)
         for p, r, b in zip(
@@ -177,8 +175,8 @@ def practice_html(
         [band_rank.get(str(b), len(bands)) for b in lst["risk_band"]],
         list(zip(flags, labels, strict=True)),
         lst["age"].astype(int).tolist(),
-        lst["sex"].astype(str).map({"1": "M", "2": "F"}).fillna("-").tolist(),
-        ["; ".join(r) for r in reasons],
+        _cells(lst["sex"]),
+        reasons,
         ["|".join(k) for k in keys],
         activity["events"].fillna(0).astype(int).tolist(),
         [None if none else Markup(t) for t, none in zip(tables.tolist(), tables.isna().tolist(), strict=True)],
@@ -362,3 +360,82 @@ def report_html(
 
 def _blank(value) -> object:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
+
+
+def _figure(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _monitoring_rows(bands: list[str]) -> list[tuple[str, str, str, str | None]]:
+    """The figures of the monitoring page, in order: label, the label-free key, the realised key
+    and the anticipated key (validation's figure moved by the label-free change)."""
+    rows = [
+        ("people", "people", "people", None),
+        ("events", "expected_events", "events", None),
+        ("event rate", "expected_prevalence", "", None),
+        ("Brier score", "expected_brier", "", None),
+        ("AUROC", "expected_auroc", "auroc", "anticipated_auroc"),
+        ("observed / expected events", "", "observed_over_expected", None),
+        ("calibration slope", "", "calibration_slope", None),
+    ]
+    for band in bands:
+        key = "_".join(band.split())
+        rows.append((f"PPV, {band} and above", f"expected_ppv_{key}", f"ppv_{key}", f"anticipated_ppv_{key}"))
+        rows.append((f"share of events flagged, {band} and above", f"expected_sensitivity_{key}", "", None))
+    return rows
+
+
+def monitoring_html(record: dict) -> str:
+    """The monitoring page of one month from its record (:func:`riskstrat.stages.monitor.monitor`:
+    figures only, no person's row)."""
+    rows = _monitoring_rows(list(record["flagged"]))
+    reference, validation, now = record["reference_expected"], record.get("validation") or {}, record["expected"]
+
+    def get(figures: dict, key: str | None) -> str:
+        return _figure(figures.get(key)) if key else ""
+
+    expected = [[label, get(reference, e), get(validation, r), get(now, e), get(now, a)] for label, e, r, a in rows]
+    realised = None
+    if record["realised"] is not None:
+        r = record["realised"]
+        table = [
+            [label, get(r["expected"], e), get(r["expected"], a), get(r["realised"], k)] for label, e, k, a in rows
+        ]
+        exposure = None
+        if r.get("at_risk_by_exposure"):
+            groups = r["at_risk_by_exposure"]
+            exposure = [
+                [label, _figure(g["people"]), _figure(g["events"]), _figure(g["observed_over_expected"])]
+                for label, g in (("shown on the lists", groups["shown"]), ("held out", groups["held_out"]))
+            ]
+        realised = {
+            "as_of": r["as_of"],
+            "model": r["model"],
+            "horizon_days": r["horizon_days"],
+            "rows": table,
+            "exposure": exposure,
+        }
+    warn = record["thresholds"]["psi_warning"]
+    measures = [("risk score", record["psi_score"]), *record["psi_features"].items()]
+    top = max([warn, *(v for _, v in measures)])
+    psi_rows = [
+        (name, f"{v:.3f}", "major" if v > warn else "moderate" if v > 0.1 else "ok", round(300 * v / top))
+        for name, v in measures
+    ]
+    thresholds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in record["thresholds"].items())
+    return _TEMPLATES.get_template("monitoring.html.j2").render(
+        as_of=record["as_of"],
+        model=record["model"],
+        people=record["people"],
+        reference=record["reference"],
+        warnings=record["warnings"],
+        expected=expected,
+        realised=realised,
+        psi=psi_rows,
+        psi_warning=warn,
+        thresholds=thresholds,
+    )

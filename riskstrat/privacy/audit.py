@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditLog", "file_checksum", "verify_chain"]
+__all__ = ["AuditLog", "current_user", "file_checksum", "verify_chain"]
 
 _GENESIS = "0" * 64
 
@@ -29,6 +29,11 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return "unknown"
+
+
+def current_user() -> str:
+    """Who runs riskstrat, as the audit log records it (``RISKSTRAT_USER``, else the login name)."""
+    return _user()
 
 
 def file_checksum(path: Path) -> str:

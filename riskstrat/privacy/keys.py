@@ -17,7 +17,7 @@ from pathlib import Path
 
 from riskstrat.errors import KeyMissingError
 
-__all__ = ["MIN_KEY_LENGTH", "KeyError_", "KeyName", "fingerprint", "load_key", "throwaway_keys"]
+__all__ = ["MIN_KEY_LENGTH", "KeyError_", "KeyName", "derived_key", "fingerprint", "load_key", "throwaway_keys"]
 
 MIN_KEY_LENGTH = 32
 
@@ -51,6 +51,12 @@ def load_key(name: KeyName) -> str:
 def fingerprint(key: str) -> str:
     """A short, non-reversible tag of a key, to tell two regions' work apart (not the key)."""
     return hmac.new(key.encode("utf-8"), b"riskstrat region fingerprint v1", hashlib.sha256).hexdigest()[:16]
+
+
+def derived_key(key: str, purpose: str) -> bytes:
+    """A 32-byte key for one ``purpose`` (e.g. ``"hold-out v1"``) derived from ``key`` by HMAC-SHA256:
+    knowing it reveals neither ``key`` nor any other purpose's key. Never logged or written."""
+    return hmac.new(key.encode("utf-8"), f"riskstrat {purpose}".encode(), hashlib.sha256).digest()
 
 
 def throwaway_keys() -> dict[str, str]:

@@ -1,35 +1,60 @@
-"""The monthly batch with its heavy stages on Spark (``riskstrat run --engine spark``)."""
+"""The monthly batch with its heavy stages on Spark (``riskstrat run --engine spark``).
+
+The same pipeline as a run on this machine (:data:`riskstrat.stages.pipeline.PIPELINE`: the
+same stages in the same order, the same skips, dates and conditions, the same run record),
+with Spark's stage functions in place of DuckDB's (:func:`spark_functions`): validation on
+the driver and pseudonymisation on Spark, features on Spark (the ibis definitions), scoring
+with reasons and bands on Spark, export by practice. Training is the one stage that stays on
+a single machine: it fits on at most ``training.max_people`` people per date (the model
+specification) and runs only when the registry has no champion.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from riskstrat import tracking
 from riskstrat.config import Config
-from riskstrat.modelling.spec import load_spec
 from riskstrat.scaleout.export import export_by_practice
 from riskstrat.scaleout.features import features_on_spark
 from riskstrat.scaleout.pseudonymise import pseudonymise_on_spark
 from riskstrat.scaleout.score import score_on_spark
 from riskstrat.stages.export import ExportResult
 from riskstrat.stages.features import FeaturesResult
-from riskstrat.stages.lock import held
+from riskstrat.stages.pipeline import Run, StageName, run_pipeline
 from riskstrat.stages.pseudonymise import PseudonymiseReport
 from riskstrat.stages.score import ScoreResult
-from riskstrat.stages.train import TrainResult, dates_to_train, run_training_as_of, train
+from riskstrat.stages.train import TrainResult
+from riskstrat.workdir import WorkDir
 
-__all__ = ["BatchResult", "run_batch"]
+__all__ = ["COMMAND", "BatchResult", "run_batch", "spark_functions"]
+
+COMMAND = "riskstrat run --engine spark"
 
 
 @dataclass
 class BatchResult:
-    pseudonymise: PseudonymiseReport
-    features: FeaturesResult
-    trained: TrainResult | None
-    scored: ScoreResult
-    exported: ExportResult
+    """What the stages of one Spark batch returned (``None``: the stage was skipped)."""
+
+    pseudonymise: PseudonymiseReport | None = None
+    features: FeaturesResult | None = None  # at D
+    trained: TrainResult | None = None
+    scored: ScoreResult | None = None
+    exported: ExportResult | None = None
+
+
+def spark_functions(spark) -> dict[StageName, Callable[..., Any]]:
+    """The stage functions of the Spark batch, by stage (training stays on the driver)."""
+    return {
+        StageName.PSEUDONYMISE: functools.partial(pseudonymise_on_spark, spark),
+        StageName.FEATURES: functools.partial(features_on_spark, spark),
+        StageName.SCORE: functools.partial(score_on_spark, spark),
+        StageName.EXPORT: functools.partial(export_by_practice, spark),
+    }
 
 
 def run_batch(
@@ -44,35 +69,44 @@ def run_batch(
     truth: Path | None = None,
     progress=None,
     say=None,
+    show=None,
 ) -> BatchResult:
-    """validate (driver) + pseudonymise (Spark) -> features at D (Spark) -> train when no
-    champion is registered (driver) -> score with reasons and bands (Spark) -> export per
-    practice (driver, one practice at a time) and commissioner outputs.
+    """:func:`riskstrat.stages.pipeline.run_pipeline` with :func:`spark_functions`.
 
-    Training is the one stage that stays on a single machine: it fits on at most
-    ``training.max_people`` people per date (the model specification), and runs only when
-    the registry has no champion; :func:`riskstrat.stages.train.train` builds the features
-    of its dates with DuckDB from the pseudonymised tables Spark wrote. ``say(text)``, when
-    given, is told what starts.
+    ``progress`` opens a progress display for pseudonymisation (a context manager factory, as
+    :class:`~riskstrat.stages.pipeline.Run` takes it); ``say(text)`` is told what starts;
+    ``show(stage, result)`` is given each stage's result as it comes.
     """
-    say = say or (lambda _text: None)
-    say(f"[1/5] validate on the driver, apply opt-outs and pseudonymise on Spark -> {workdir}")
-    report = pseudonymise_on_spark(spark, extracts, workdir, config, pseudonym_key, vault_key, progress=progress)
-    say(f"[2/5] features at {as_of} on Spark")
-    feats = features_on_spark(spark, workdir, as_of)
-    spec = load_spec()
-    tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=held(workdir))
-    trained = None
-    tracking.complete_pending(spec.name)  # a version registered just before a kill becomes champion
-    if tracking.champion_version(spec.name) is None:
-        train_as_of = run_training_as_of(workdir, as_of, spec)
-        dates = ", ".join(str(d) for d in dates_to_train(workdir, train_as_of, spec))
-        say(f"[3/5] no champion registered: train at {train_as_of} on the driver (features at {dates})")
-        trained = train(workdir, train_as_of, None, tracking_uri, truth, pseudonym_key if truth else None)
-    else:
-        say("[3/5] a champion is registered: no training")
-    say(f"[4/5] score the population at {as_of} on Spark")
-    scored = score_on_spark(spark, workdir, as_of, None, tracking_uri)
-    say("[5/5] practice lists (one practice at a time) and commissioner outputs")
-    exported = export_by_practice(spark, workdir, as_of, vault_key, config)
-    return BatchResult(report, feats, trained, scored, exported)
+    result = BatchResult()
+
+    def keep(name: StageName, value: Any) -> None:
+        if name is StageName.PSEUDONYMISE:
+            result.pseudonymise = value
+        elif name is StageName.FEATURES and value.path == WorkDir(workdir).features(as_of):
+            result.features = value
+        elif name is StageName.TRAIN:
+            result.trained = value
+        elif name is StageName.SCORE:
+            result.scored = value
+        elif name is StageName.EXPORT:
+            result.exported = value
+        if show is not None:
+            show(name, value)
+
+    run = Run(
+        extracts,
+        workdir,
+        as_of,
+        config,
+        pseudonym_key,
+        vault_key,
+        tracking_uri,
+        truth,
+        COMMAND,
+        progress,
+        say or (lambda _text: None),
+        keep,
+        functions=spark_functions(spark),
+    )
+    run_pipeline(run)
+    return result

@@ -32,7 +32,9 @@ from riskstrat.scaleout.session import spark_path
 from riskstrat.stages.export import (
     ExportResult,
     Month,
+    hold_out,
     publish_month,
+    record_exposure,
     write_commissioner_outputs,
     write_practice_lists,
 )
@@ -59,15 +61,22 @@ def _practice_rows(listed: Path, code: str, empty: pd.DataFrame) -> pd.DataFrame
 
 @named_stage("export")
 def export_by_practice(
-    spark, workdir: Path, as_of: dt.date, vault_key: str | None, config: Config | None = None
+    spark,
+    workdir: Path,
+    as_of: dt.date,
+    vault_key: str | None,
+    config: Config | None = None,
+    region_key: str | None = None,
 ) -> ExportResult:
     """Direct-care lists and commissioner outputs at ``as_of`` from scores written by Spark
-    (or DuckDB): the same files, in the same places, published the same way, as ``riskstrat export``."""
+    (or DuckDB): the same files, in the same places, published the same way, as ``riskstrat export``
+    (the randomised hold-out left off the lists, the exposure log written)."""
     config = config or Config()
     started = time.perf_counter()
     wd = WorkDir(workdir)
     if not scores_path(workdir, as_of).exists():
         raise RiskstratError(f"{workdir}: no scores at {as_of}: score first")
+    holdout = hold_out(wd, as_of, config, region_key)
     scores = spark.read.parquet(spark_path(scores_path(workdir, as_of)))
     feats = spark.read.parquet(spark_path(features_path(workdir, as_of))).select(*_FEATURE_COLUMNS)
     scored = scores.join(feats, "pseudonym")
@@ -81,13 +90,16 @@ def export_by_practice(
     )
     # Direct care: each practice's own patients, through the vault, one practice at a time.
     practices = pq.read_table(wd.table("ref_practices"), columns=["practice_code"]).num_rows  # a file or Spark's folder
-    note, counts = "", {}
+    note, counts, listed = "", {}, []
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
         raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
         direct = without_objectors(scored, wd, Use.DIRECT_CARE)
+        if holdout.share > 0:
+            held = spark.createDataFrame([(p,) for p in sorted(holdout.people)], "pseudonym string")
+            direct = direct.join(held, "pseudonym", "left_anti")
         by_practice = wd.listed(as_of)
         shutil.rmtree(by_practice, ignore_errors=True)
         try:
@@ -101,8 +113,11 @@ def export_by_practice(
                 lambda code: _practice_rows(by_practice, code, empty),
                 audit,
                 config.practice_list,
+                listed,
+                holdout.share > 0,
             )
         finally:
             shutil.rmtree(by_practice, ignore_errors=True)
+    record_exposure(wd, as_of, holdout, listed)
     command = f"riskstrat export --as-of {as_of} --engine spark"
     return publish_month(wd, month, as_of, command, practices, len(cohort), counts, note, started, config)

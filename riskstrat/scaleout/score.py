@@ -4,7 +4,7 @@ The model is loaded once on the driver through :mod:`riskstrat.tracking` (the on
 that imports MLflow) and travels to the executors inside the scoring function. Each
 executor scores its people with :func:`riskstrat.stages.score.score_people`, the code of
 ``riskstrat score``: the pyfunc's calibrated probability, ``model_score`` (the sum of the
-TreeSHAP contributions) and three reasons (:func:`riskstrat.scoring.top_reasons`).
+TreeSHAP contributions), three reasons and up to three of each kind (:func:`riskstrat.scoring.reasons`).
 
 Bands are shares of the whole population, so they cannot be given per partition: the
 scored people are sorted once across the cluster by (risk, model score, pseudonym), each
@@ -31,7 +31,7 @@ from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.optout import Use
 from riskstrat.scaleout.session import remove, spark_path
-from riskstrat.scoring import bands_of_ranks
+from riskstrat.scoring import bands_of_ranks, reason_inputs
 from riskstrat.stages.features import features_path
 from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
@@ -40,12 +40,20 @@ from riskstrat.workdir import WorkDir
 
 __all__ = ["dataset_checksum", "score_on_spark"]
 
-_SCORED = "pseudonym string, risk_score double, model_score double, reason_1 string, reason_2 string, reason_3 string"
-_BANDED = (
-    "pseudonym string, risk_score double, model_score double, risk_band string, "
-    "reason_1 string, reason_2 string, reason_3 string"
-)
-_COLUMNS = ["pseudonym", "risk_score", "model_score", "risk_band", "reason_1", "reason_2", "reason_3"]
+_REASONS = "reason_1 string, reason_2 string, reason_3 string, actionable_reasons string, background_reasons string"
+_SCORED = f"pseudonym string, risk_score double, model_score double, {_REASONS}"
+_BANDED = f"pseudonym string, risk_score double, model_score double, risk_band string, {_REASONS}"
+_COLUMNS = [
+    "pseudonym",
+    "risk_score",
+    "model_score",
+    "risk_band",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "actionable_reasons",
+    "background_reasons",
+]
 
 
 def dataset_checksum(path: Path) -> str:
@@ -62,8 +70,9 @@ def dataset_checksum(path: Path) -> str:
 _SPARK_TYPES = {"double": "double", "float": "float", "long": "bigint", "integer": "int", "string": "string"}
 
 
-def _as_signed(feats, model):
-    """The model's inputs with the types of its signature (schema enforcement refuses others).
+def _as_signed(feats, model, extra: list[str]):
+    """The model's inputs with the types of its signature (schema enforcement refuses others),
+    and the ``extra`` columns their reasons name, as they are.
 
     Spark writes every feature with its declared type; the DuckDB feature stage writes some
     counts (sums) as doubles, and a model trained on those declares doubles.
@@ -71,7 +80,8 @@ def _as_signed(feats, model):
     from pyspark.sql import functions as F
 
     declared = {c.name: c.type.name for c in model.metadata.get_input_schema().inputs}
-    return feats.select("pseudonym", *[F.col(n).cast(_SPARK_TYPES.get(t, t)).alias(n) for n, t in declared.items()])
+    signed = [F.col(n).cast(_SPARK_TYPES.get(t, t)).alias(n) for n, t in declared.items()]
+    return feats.select("pseudonym", *signed, *extra)
 
 
 def _score(model, estimator, inputs: list[str], batches):
@@ -117,7 +127,8 @@ def score_on_spark(
         raise RiskstratError(f"{workdir}: no features at {as_of}: build them first")
     loaded = tracking.load_registered(workdir, tracking_uri, model_uri)
     inputs = list(loaded.input_names)
-    feats = spark.read.parquet(spark_path(feats_path)).select("pseudonym", *inputs)
+    extra = reason_inputs(inputs)
+    feats = spark.read.parquet(spark_path(feats_path)).select("pseudonym", *inputs, *extra)
     population = feats.count()
     feats = without_objectors(feats, wd, Use.SCORING)
     work = wd.scores_work(as_of)
@@ -125,7 +136,7 @@ def score_on_spark(
     try:
         # 1. risk, model score and reasons, once, on the executors
         score_fn = functools.partial(_score, loaded.model, loaded.estimator, inputs)
-        _as_signed(feats, loaded.model).mapInPandas(score_fn, _SCORED).write.parquet(spark_path(work / "scored"))
+        _as_signed(feats, loaded.model, extra).mapInPandas(score_fn, _SCORED).write.parquet(spark_path(work / "scored"))
         scored = spark.read.parquet(spark_path(work / "scored"))
         people = scored.count()
         if people == 0:

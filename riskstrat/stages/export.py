@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -40,8 +41,10 @@ from riskstrat.outputs.worklist import (
 )
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
+from riskstrat.privacy.holdout import held_out
 from riskstrat.privacy.optout import Use
 from riskstrat.privacy.vault import open_vault
+from riskstrat.stages.exposure import write_exposure
 from riskstrat.stages.features import features_path
 from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
@@ -51,8 +54,11 @@ from riskstrat.workdir import PracticeFiles, WorkDir
 
 __all__ = [
     "ExportResult",
+    "HoldOut",
     "Month",
     "export",
+    "hold_out",
+    "record_exposure",
     "write_commissioner_outputs",
     "write_practice_lists",
 ]
@@ -74,6 +80,11 @@ def _scored(workdir: Path, as_of: dt.date) -> pd.DataFrame:
     if not scores_path(workdir, as_of).exists():
         raise RiskstratError(f"{workdir}: no scores at {as_of}: run 'riskstrat score --as-of {as_of}' first")
     scores = pq.read_table(scores_path(workdir, as_of)).to_pandas()
+    if "actionable_reasons" not in scores.columns:
+        raise RiskstratError(
+            f"the scores at {as_of} were made by an earlier riskstrat that did not split reasons into actionable "
+            f"and background: run 'riskstrat score --as-of {as_of}' again"
+        )
     # Only the feature columns the outputs show or use.
     columns = ["pseudonym", *dict.fromkeys([*COHORT_INPUTS, "age_years", "sex", *KEY_COUNTS])]
     feats = pq.read_table(features_path(workdir, as_of), columns=columns).to_pandas()
@@ -183,6 +194,46 @@ def write_commissioner_outputs(
     return cohort
 
 
+@dataclass(frozen=True)
+class HoldOut:
+    """The randomised hold-out at D: every person scored (``pseudonyms``, as in the scores file)
+    and whether they are held out of the practice lists (``held``, aligned)."""
+
+    pseudonyms: np.ndarray
+    risk_band: np.ndarray
+    held: np.ndarray
+    share: float
+
+    @property
+    def people(self) -> set[str]:
+        return set(self.pseudonyms[self.held].tolist())
+
+
+def hold_out(wd: WorkDir, as_of: dt.date, config: Config, region_key: str | None) -> HoldOut:
+    """Who is held out of the practice lists at ``as_of`` (``monitoring.holdout_share`` of everyone
+    scored, chosen by :func:`riskstrat.privacy.holdout.held_out` under the region key)."""
+    share = config.monitoring.holdout_share
+    scores = pq.read_table(scores_path(wd.root, as_of), columns=["pseudonym", "risk_band"])
+    pseudonyms = np.asarray(scores["pseudonym"].to_pylist(), dtype=object)
+    if share > 0 and region_key is None:
+        raise KeyMissingError(
+            "no key: the hold-out (monitoring.holdout_share) is chosen under the region key: set "
+            "RISKSTRAT_PSEUDONYM_KEY (or RISKSTRAT_PSEUDONYM_KEY_FILE)"
+        )
+    held = held_out(pseudonyms, region_key or "", share)
+    return HoldOut(pseudonyms, np.asarray(scores["risk_band"].to_pylist(), dtype=object), held, share)
+
+
+def record_exposure(wd: WorkDir, as_of: dt.date, holdout: HoldOut, listed: list[str]) -> None:
+    """The exposure log of ``as_of`` (:mod:`riskstrat.stages.exposure`): everyone scored, in
+    which band, whether shown (``listed``: the pseudonyms on the practice lists), held out."""
+    manifest = json.loads(wd.score_report(as_of).read_text())
+    people = pd.DataFrame({"pseudonym": holdout.pseudonyms, "risk_band": holdout.risk_band})
+    write_exposure(
+        wd, as_of, people, bands_of(wd, as_of), manifest["model_name"], manifest["model_version"], listed, holdout.held
+    )
+
+
 def write_practice_lists(
     wd: WorkDir,
     folder: Path,
@@ -191,13 +242,17 @@ def write_practice_lists(
     rows_of: Callable[[str], pd.DataFrame],
     audit: AuditLog,
     settings: PracticeListSettings | None = None,
+    listed: list[str] | None = None,
+    holdout: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Each practice's files in ``folder`` (:class:`riskstrat.workdir.PracticeFiles`), one
     practice at a time through the vault (``rows_of(code)``: the scored rows of that practice's
     people): the list (CSV) marked with what changed since the practice's previous list, its
     care register and the recently discharged (:mod:`riskstrat.outputs.worklist`); the page
     (HTML) with its summary; the recently discharged (CSV); the import files. ``settings``: the
-    ``practice_list`` section of the configuration (default: the embedded defaults).
+    ``practice_list`` section of the configuration (default: the embedded defaults). ``listed``,
+    when given, receives the pseudonyms of everyone listed (for the exposure log); ``holdout``: a
+    randomised hold-out is in force (the page names it among the reasons, never who).
 
     Returns, per practice, the people listed and the registered people not listed, with the
     reasons counted (the page says the same to the practice), and the summary's counts."""
@@ -217,8 +272,7 @@ def write_practice_lists(
         lst, pseudonyms, registered, births = practice_list(
             vault, code, as_of, rows_of(code), with_pseudonyms=True, model=model, with_registered=True, with_births=True
         )
-        listed = set(pseudonyms)
-        mine = spells[spells["pseudonym"].isin(listed)]
+        mine = spells[spells["pseudonym"].isin(set(pseudonyms))]
         marked = mark_changes(
             lst,
             pseudonyms,
@@ -231,6 +285,8 @@ def write_practice_lists(
             settings,
         )
         flags = flag_counts(marked, settings)
+        if listed is not None:
+            listed.extend(pseudonyms)
         counts[code] = {
             "listed": len(lst),
             "registered_not_listed": registered - len(lst),
@@ -250,7 +306,7 @@ def write_practice_lists(
             marked,
             details.reindex(pseudonyms),
             model,
-            _notes(counts[code]),
+            _notes(counts[code], holdout),
             bands=band_names,
             top_bands=top,
             summary=flags,
@@ -325,7 +381,7 @@ def _file_purposes(
     return out
 
 
-def _notes(counts: dict[str, int]) -> tuple[str, ...]:
+def _notes(counts: dict[str, int], holdout: bool = False) -> tuple[str, ...]:
     notes = []
     if counts["registrations_quarantined"]:
         n = counts["registrations_quarantined"]
@@ -334,7 +390,8 @@ def _notes(counts: dict[str, int]) -> tuple[str, ...]:
         n = counts["registered_not_listed"]
         notes.append(
             f"{n:,} registered patient{'s are' if n != 1 else ' is'} not on this list: not in the population the model "
-            "scores on this date (for example deceased, or outside its ages) or an objection to this use."
+            "scores on this date (for example deceased, or outside its ages) or an objection to this use"
+            + (", or in the region's randomised evaluation group (scored, not listed)." if holdout else ".")
         )
     return tuple(notes)
 
@@ -454,14 +511,23 @@ def publish_month(
 
 
 @named_stage("export")
-def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config | None = None) -> ExportResult:
+def export(
+    workdir: Path,
+    as_of: dt.date,
+    vault_key: str | None,
+    config: Config | None = None,
+    region_key: str | None = None,
+) -> ExportResult:
     """The month's outputs at ``as_of`` (:class:`Month`): commissioner files from the people
-    commissioners may see, practice lists of the people direct care may see (``config``:
-    disclosure rules and the practice-list warning share; default the embedded defaults)."""
+    commissioners may see (the hold-out included), practice lists of the people direct care may
+    see less the randomised hold-out, and the exposure log (``config``: disclosure rules, the
+    practice-list warning share and the hold-out share, default the embedded defaults;
+    ``region_key`` chooses the hold-out, needed when its share is above 0)."""
     config = config or Config()
     started = time.perf_counter()
     wd = WorkDir(workdir)
     scored = _scored(workdir, as_of)
+    holdout = hold_out(wd, as_of, config, region_key)
     audit = AuditLog(wd.audit)
     month = Month(wd, as_of)
     # Commissioners: pseudonymised cohort table and suppressed aggregates.
@@ -471,13 +537,15 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
     )
     # Direct care: each practice's own patients, through the vault.
     practices = pq.read_metadata(wd.table("ref_practices")).num_rows
-    note, counts = "", {}
+    note, counts, listed = "", {}, []
     if not wd.vault.exists():
         note = "no direct-care lists: the registrations were pseudonymised at source, so no one can be re-identified"
     elif vault_key is None:
         raise KeyMissingError("no key: set RISKSTRAT_VAULT_KEY (or RISKSTRAT_VAULT_KEY_FILE) to export practice lists")
     else:
         direct = without_objectors(scored, wd, Use.DIRECT_CARE)
+        if holdout.share > 0:
+            direct = direct[~direct["pseudonym"].isin(holdout.people)]
         by_practice = dict(tuple(direct.groupby("practice_code", sort=False)))
         empty = direct.iloc[:0]
         counts = write_practice_lists(
@@ -488,7 +556,10 @@ def export(workdir: Path, as_of: dt.date, vault_key: str | None, config: Config 
             lambda code: by_practice.get(code, empty),
             audit,
             config.practice_list,
+            listed,
+            holdout.share > 0,
         )
+    record_exposure(wd, as_of, holdout, listed)
     return publish_month(
         wd, month, as_of, f"riskstrat export --as-of {as_of}", practices, len(cohort), counts, note, started, config
     )

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstrat import __version__
+from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.features import BUILDERS, data_dictionary, feature_table, finished, part
 from riskstrat.features.asof import SOURCE_TABLES, cut, population
@@ -49,7 +50,7 @@ def stage_inputs(workdir: Path, as_of: dt.date) -> dict:
     the feature definitions (the data dictionary, which names every feature and its rule)."""
     wd = WorkDir(workdir)
     tables = {n: manifest.fingerprint(wd.table(n)) for n in SOURCE_TABLES if wd.table(n).exists()}
-    definitions = hashlib.sha256(data_dictionary().encode()).hexdigest()
+    definitions = hashlib.sha256(data_dictionary(with_kinds=False).encode()).hexdigest()
     return {"as_of": str(as_of), "tables": tables, "definitions": definitions, "riskstrat": __version__}
 
 
@@ -163,14 +164,13 @@ def build_features(workdir: Path, as_of: dt.date, engine: Engine | str = Engine.
     engine = Engine(engine)
     out = wd.features(as_of)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    if engine is Engine.DUCKDB:
-        _build_in_parts(wd, as_of, tmp)
-    else:
-        con = connect(engine, spark)
-        table = con.to_pyarrow(feature_table(load_sources(con, wd.linked), as_of))
-        pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(out)
+    with replacing(out) as tmp:
+        if engine is Engine.DUCKDB:
+            _build_in_parts(wd, as_of, tmp)
+        else:
+            con = connect(engine, spark)
+            table = con.to_pyarrow(feature_table(load_sources(con, wd.linked), as_of))
+            pq.write_table(table, tmp, compression="zstd")
     manifest.record(wd, stage_name(as_of), stage_inputs(workdir, as_of), [out])
     meta = pq.read_metadata(out)
     result = FeaturesResult(out, meta.num_rows, meta.num_columns - 1, time.perf_counter() - started, str(engine))

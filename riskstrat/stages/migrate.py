@@ -22,6 +22,7 @@ import re
 import shutil
 from pathlib import Path
 
+from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.workdir import WorkDir
@@ -106,9 +107,8 @@ def _rewrite_stage_records(wd: WorkDir, moves: dict[Path, Path]) -> None:
         if not any(os.path.abspath(p) in renamed for p in outputs):
             continue
         body["outputs"] = {_renamed(p, renamed): f for p, f in outputs.items()}
-        tmp = record.with_name(f".{record.name}.partial")
-        tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
-        tmp.replace(record)
+        with replacing(record) as tmp:
+            tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _renamed(path: str, renamed: dict[str, Path]) -> str:

@@ -17,9 +17,13 @@ A run (``run_pipeline``):
 3. **train** there when no champion is registered;
 4. **score** the population at D with the champion (skipped when features, opt-outs and model
    are unchanged);
-5. **export** practice lists and commissioner outputs at D.
+5. **export** practice lists (less the randomised hold-out, when configured) and commissioner
+   outputs at D, and the exposure log;
+6. **monitor** the scores at D: population stability, performance expected without labels, the
+   realised performance of the scores a horizon earlier, warnings.
 
-Each stage is timed with its peak memory; the record goes to ``W/reports/run_<D>.json``. What
+Each stage is timed with its peak memory; the record goes to ``W/reports/run_<D>.json`` with the
+run's warnings (export's and monitoring's). What
 a run says goes through ``say(text)`` and the results of pseudonymisation, training and export
 through ``show(stage, result)``: the command line prints them; this module prints nothing.
 """
@@ -39,6 +43,7 @@ from typing import Any
 from riskstrat import tracking
 from riskstrat.config import Config
 from riskstrat.modelling.spec import ModelSpec, load_spec
+from riskstrat.privacy.audit import AuditLog
 from riskstrat.stages import manifest
 from riskstrat.stages.clock import RunClock
 from riskstrat.stages.export import export
@@ -46,6 +51,7 @@ from riskstrat.stages.features import build_features
 from riskstrat.stages.features import stage_inputs as features_inputs
 from riskstrat.stages.features import stage_name as features_stage
 from riskstrat.stages.lock import held
+from riskstrat.stages.monitor import monitor
 from riskstrat.stages.pseudonymise import STAGE as PSEUDONYMISE_RECORD
 from riskstrat.stages.pseudonymise import extract_checksums, pseudonymise
 from riskstrat.stages.pseudonymise import stage_inputs as pseudonymise_inputs
@@ -64,6 +70,7 @@ class StageName(StrEnum):
     TRAIN = "train"
     SCORE = "score"
     EXPORT = "export"
+    MONITOR = "monitor"
 
 
 class Place(StrEnum):
@@ -78,10 +85,14 @@ class Place(StrEnum):
     SCORES = "W/pseudonymised/scores/<D>.parquet"
     DIRECT_CARE = "W/direct_care/<D>/<practice_code>.csv"
     COMMISSIONER = "W/commissioner/<D>/"
+    EXPOSURE = "W/pseudonymised/exposure/<D>.parquet"
+    MONITORING = "W/pseudonymised/monitoring/<D>.json, W/reports/monitoring_<D>.html"
+    #: what earlier runs left: their exposure logs (training) and their scores (realised performance)
+    EARLIER_RUNS = "W/pseudonymised/exposure/<earlier D>.parquet, W/pseudonymised/scores/<earlier D>.parquet"
 
 
-#: places no stage of the pipeline writes: they come from outside a run
-EXTERNAL = frozenset({Place.EXTRACTS})
+#: places no stage of the pipeline writes in this run: they come from outside it (or from earlier runs)
+EXTERNAL = frozenset({Place.EXTRACTS, Place.EARLIER_RUNS})
 
 
 @dataclass
@@ -105,10 +116,19 @@ class Run:
     spec: ModelSpec | None = None
     train_as_of: dt.date | None = None
     must_train: bool = False
+    #: stage functions used in place of :data:`PIPELINE`'s, by stage: the Spark batch
+    #: (:func:`riskstrat.scaleout.run_batch`) runs the same pipeline with its own
+    functions: dict[StageName, Callable[..., Any]] = field(default_factory=dict)
+    #: what the stages warned about (export's and monitoring's), for the run summary
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def wd(self) -> WorkDir:
         return WorkDir(self.workdir)
+
+    def function(self, name: StageName) -> Callable[..., Any]:
+        """The function that carries out stage ``name`` in this run."""
+        return self.functions.get(name) or stage(name).function
 
 
 @dataclass(frozen=True)
@@ -131,7 +151,7 @@ def _pseudonymise(run: Run, number: str) -> None:
             run.say("      extracts, configuration and key unchanged since the last run today: kept")
             return
         with run.progress() if run.progress is not None else nullcontext(None) as progress:
-            report = pseudonymise(
+            report = run.function(StageName.PSEUDONYMISE)(
                 run.extracts,
                 run.workdir,
                 run.config,
@@ -155,7 +175,7 @@ def _pseudonymised_unchanged(run: Run) -> bool:
 def _features(run: Run, number: str) -> None:
     spec = run.spec = load_spec()
     tracking.configure(run.workdir, run.tracking_uri, spec.name, end_abandoned=held(run.workdir))
-    completed = tracking.complete_pending(spec.name)
+    completed = tracking.complete_pending(spec.name, AuditLog(run.wd.audit))
     if completed is not None:
         run.say(f"      a run stopped after registering {spec.name} version {completed}: made champion now")
     run.must_train = tracking.champion_version(spec.name) is None
@@ -168,7 +188,8 @@ def _features(run: Run, number: str) -> None:
                 timing.skipped = True
                 run.say(f"      {d}: pseudonymised tables and feature definitions unchanged: kept")
                 continue
-            built = build_features(run.workdir, d)
+            built = run.function(StageName.FEATURES)(run.workdir, d)
+        run.show(StageName.FEATURES, built)
         run.say(f"      {d}: {built.people:,} people x {built.features} features in {built.seconds:.1f} s")
 
 
@@ -179,7 +200,9 @@ def _train(run: Run, number: str) -> None:
     run.say(f"{number} no champion registered: train at {run.train_as_of} and the years before")
     key = run.pseudonym_key if run.truth is not None else None
     with run.clock.stage(f"train at {run.train_as_of}"):
-        trained = train(run.workdir, run.train_as_of, None, run.tracking_uri, run.truth, key)
+        trained = run.function(StageName.TRAIN)(
+            run.workdir, run.train_as_of, None, run.tracking_uri, run.truth, key, run.config
+        )
         _give_back_memory()
     run.show(StageName.TRAIN, trained)
 
@@ -192,7 +215,8 @@ def _score(run: Run, number: str) -> None:
             timing.skipped = True
             run.say(f"{number} features, opt-outs and model ({champion}) unchanged: scores at {run.as_of} kept")
             return
-        scored = score(run.workdir, run.as_of, None, run.tracking_uri)
+        scored = run.function(StageName.SCORE)(run.workdir, run.as_of, None, run.tracking_uri)
+    run.show(StageName.SCORE, scored)
     bands = ", ".join(f"{k} {v:,}" for k, v in scored.manifest["people_by_band"].items())
     run.say(f"{number} scored {scored.manifest['people_scored']:,} people at {run.as_of} ({bands}) -> {scored.path}")
 
@@ -200,8 +224,17 @@ def _score(run: Run, number: str) -> None:
 def _export(run: Run, number: str) -> None:
     run.say(f"{number} outputs")
     with run.clock.stage(f"export at {run.as_of}"):
-        exported = export(run.workdir, run.as_of, run.vault_key, run.config)
+        exported = run.function(StageName.EXPORT)(run.workdir, run.as_of, run.vault_key, run.config, run.pseudonym_key)
+    run.warnings.extend(exported.warnings)
     run.show(StageName.EXPORT, exported)
+
+
+def _monitor(run: Run, number: str) -> None:
+    run.say(f"{number} monitoring")
+    with run.clock.stage(f"monitor at {run.as_of}"):
+        monitored = monitor(run.workdir, run.as_of, run.tracking_uri, run.config)
+    run.warnings.extend(monitored.warnings)
+    run.show(StageName.MONITOR, monitored)
 
 
 def _give_back_memory() -> None:
@@ -225,14 +258,21 @@ PIPELINE: tuple[Stage, ...] = (
         _pseudonymise,
     ),
     Stage(StageName.FEATURES, build_features, (Place.LINKED,), (Place.FEATURES,), _features),
-    Stage(StageName.TRAIN, train, (Place.LINKED, Place.FEATURES), (Place.MODEL,), _train),
+    Stage(StageName.TRAIN, train, (Place.LINKED, Place.FEATURES, Place.EARLIER_RUNS), (Place.MODEL,), _train),
     Stage(StageName.SCORE, score, (Place.FEATURES, Place.LINKED, Place.MODEL), (Place.SCORES,), _score),
     Stage(
         StageName.EXPORT,
         export,
         (Place.SCORES, Place.FEATURES, Place.LINKED, Place.VAULT, Place.QUARANTINE, Place.MODEL),
-        (Place.DIRECT_CARE, Place.COMMISSIONER),
+        (Place.DIRECT_CARE, Place.COMMISSIONER, Place.EXPOSURE),
         _export,
+    ),
+    Stage(
+        StageName.MONITOR,
+        monitor,
+        (Place.SCORES, Place.FEATURES, Place.LINKED, Place.EARLIER_RUNS, Place.MODEL),
+        (Place.MONITORING, Place.MODEL),
+        _monitor,
     ),
 )
 
@@ -244,9 +284,14 @@ def stage(name: StageName | str) -> Stage:
 
 def run_pipeline(run: Run) -> RunClock:
     """Every stage of :data:`PIPELINE` in order for ``run``; writes ``W/reports/run_<D>.json``
-    (each stage's wall time and peak memory) and returns the clock."""
+    (each stage's wall time and peak memory, and the run's warnings) and returns the clock."""
     started = time.perf_counter()
     for i, s in enumerate(PIPELINE, start=1):
         s.step(run, f"[{i}/{len(PIPELINE)}]")
-    run.clock.write(run.wd.run_report(run.as_of), as_of=str(run.as_of), seconds=round(time.perf_counter() - started, 1))
+    run.clock.write(
+        run.wd.run_report(run.as_of),
+        as_of=str(run.as_of),
+        seconds=round(time.perf_counter() - started, 1),
+        warnings=run.warnings,
+    )
     return run.clock

@@ -4,9 +4,11 @@ Everyone in the population at D (registered, not dead before D) is scored unless
 opt-out policy excludes them from scoring. Each person gets a calibrated probability, the
 model's log-odds before calibration (``model_score``, which orders people the calibrated
 probability ties), a risk band from the model specification and up to three reasons in
-plain words (their largest positive SHAP contributions). Output: ``W/pseudonymised/scores/<D>.parquet`` and a
-run manifest ``W/reports/score_<D>.json`` (model, version, counts, checksums). The same
-inputs and model give the same outputs.
+plain words (their largest positive SHAP contributions), and beside them up to three
+reasons of each kind, what could be acted on and the background (``actionable_reasons``,
+``background_reasons``: :func:`riskstrat.scoring.reasons`, joined by ``"; "``). Output:
+``W/pseudonymised/scores/<D>.parquet`` and a run manifest ``W/reports/score_<D>.json`` (model,
+version, counts, checksums). The same inputs and model give the same outputs.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import pyarrow.parquet as pq
 from riskstrat import tracking
 from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
+from riskstrat.features.registry import ReasonKind
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.optout import Use
-from riskstrat.scoring import assign_bands, top_reasons
+from riskstrat.scoring import assign_bands, reason_inputs, reasons
 from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.objections import objectors
@@ -49,8 +52,12 @@ _SCORE_SCHEMA = pa.schema(
         ("reason_1", pa.string()),
         ("reason_2", pa.string()),
         ("reason_3", pa.string()),
+        ("actionable_reasons", pa.string()),
+        ("background_reasons", pa.string()),
     ]
 )
+#: the reasons of each kind as one text cell (scores, practice lists)
+REASON_SEPARATOR = "; "
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,14 @@ def scores_path(workdir: Path, as_of: dt.date) -> Path:
 
 
 def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd.DataFrame:
-    """Risk, model score and reasons of the people of ``feats`` (``pseudonym`` and the model's
-    ``inputs``): the pyfunc ``model``'s probability and ``estimator``'s SHAP contributions; no
-    bands (they are shares of the whole population)."""
+    """Risk, model score and reasons of the people of ``feats`` (``pseudonym``, the model's
+    ``inputs`` and the columns their reasons name, :func:`riskstrat.scoring.reason_inputs`): the
+    pyfunc ``model``'s probability and ``estimator``'s SHAP contributions; no bands (they are
+    shares of the whole population)."""
     risk = np.asarray(model.predict(feats[inputs]), dtype=float)
     contrib = estimator.contributions(feats[inputs])
-    reasons = top_reasons(contrib, feats[inputs])
+    groups = reasons(contrib, feats[[*inputs, *reason_inputs(inputs)]])
+    top = groups["top"]
     return pd.DataFrame(
         {
             "pseudonym": feats["pseudonym"].to_numpy(),
@@ -101,14 +110,17 @@ def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd
             # The contributions add up to the model's log-odds before calibration:
             # it orders people whom the (step-wise) calibrated probability ties.
             "model_score": np.round(contrib.to_numpy().sum(axis=1), 6),
-            "reason_1": [r[0] if len(r) > 0 else None for r in reasons],
-            "reason_2": [r[1] if len(r) > 1 else None for r in reasons],
-            "reason_3": [r[2] if len(r) > 2 else None for r in reasons],
+            "reason_1": [r[0] if len(r) > 0 else None for r in top],
+            "reason_2": [r[1] if len(r) > 1 else None for r in top],
+            "reason_3": [r[2] if len(r) > 2 else None for r in top],
+            **{
+                f"{kind}_reasons": [REASON_SEPARATOR.join(r) if r else None for r in groups[kind]]
+                for kind in ReasonKind
+            },
         }
     )
 
 
-@named_stage("score")
 def stage_name(as_of: dt.date) -> str:
     return f"score_{as_of.isoformat()}"
 
@@ -125,6 +137,7 @@ def stage_inputs(workdir: Path, as_of: dt.date, model: str) -> dict:
     }
 
 
+@named_stage("score")
 def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_uri: str | None = None) -> ScoreResult:
     started = time.perf_counter()
     wd = WorkDir(workdir)
@@ -139,7 +152,8 @@ def score(workdir: Path, as_of: dt.date, model_uri: str | None = None, tracking_
     # People are scored in batches, so memory follows the batch, not the population.
     parts, excluded = [], 0
     source = pq.ParquetFile(features_path(workdir, as_of))
-    for batch in source.iter_batches(batch_size=SCORE_BATCH_ROWS, columns=["pseudonym", *inputs]):
+    columns = ["pseudonym", *inputs, *reason_inputs(inputs)]
+    for batch in source.iter_batches(batch_size=SCORE_BATCH_ROWS, columns=columns):
         feats = batch.to_pandas()
         kept = ~feats["pseudonym"].isin(excluded_people)
         excluded += int((~kept).sum())

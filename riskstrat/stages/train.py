@@ -34,13 +34,15 @@ import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
 from riskstrat import __version__, tracking
+from riskstrat.config import Config, ExposureHandling
 from riskstrat.errors import RiskstratError
 from riskstrat.features.engine import connect, load_sources
-from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_in_words
+from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_letter
 from riskstrat.labels import data_end, data_start, labels
 from riskstrat.modelling.estimators import PriorAdmissionsRule, QAdmissionsLikeLogistic
 from riskstrat.modelling.evaluation import evaluate
 from riskstrat.modelling.fairness import audit, commissioner_summary
+from riskstrat.modelling.monitoring import expected_performance, realised_performance, reference_profile
 from riskstrat.modelling.plots import (
     bar_plot,
     calibration_plot,
@@ -54,6 +56,7 @@ from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.optout import Use
 from riskstrat.privacy.pseudonym import pseudonymise
+from riskstrat.stages.exposure import exposed_rows
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.lock import held as lock_held
 from riskstrat.stages.objections import without_objectors
@@ -73,6 +76,8 @@ __all__ = [
 ]
 
 IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time validation is impossible
+#: the seed offset of the keyed hash that keeps a share of the exposed rows (exposure_handling: weight)
+_EXPOSED_SEED = 7
 #: the run's table (``tables/<name>.csv``) that commissioners see on their report
 FAIRNESS_SUMMARY = "fairness_commissioner"
 
@@ -167,7 +172,7 @@ def load_dataset(
 def _groups(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "sex": sex_in_words(frame["sex"]),
+            "sex": sex_letter(frame["sex"]),
             "age_band": FAIRNESS_AGE_BANDS.of(frame["age_years"]),
             "imd_quintile": imd_quintile(frame["imd_decile"]),
             "ethnicity_group": frame["ethnicity_group"].astype(str),
@@ -275,6 +280,7 @@ class _Rows:
     validation: str  # how validation was done, in words
     held_practices: list[str]
     kept_share: float  # share of people kept under training.max_people
+    exposure: dict = field(default_factory=dict)  # what the exposure handling did, in counts
 
 
 @dataclass
@@ -296,8 +302,12 @@ def train(
     tracking_uri: str | None = None,
     truth_dir: Path | None = None,
     pseudonym_key: str | None = None,
+    config: Config | None = None,
 ) -> TrainResult:
+    """Train at ``as_of`` (see the module docstring); ``config``: how rows exposed to the practice
+    lists are treated (``monitoring.exposure_handling``, default the embedded defaults)."""
     started = time.perf_counter()
+    config = config or Config()
     spec = load_spec(spec_path)
     wd = WorkDir(workdir)
     if not wd.table("sus_apc").exists():
@@ -306,16 +316,17 @@ def train(
     src = load_sources(con, wd.linked)
     end = data_end(src)
     _require_closed_outcome_window(as_of, spec, end)
-    rows = _split_rows(workdir, as_of, spec, con, src, end)
+    rows = _split_rows(workdir, as_of, spec, con, src, end, config)
     _require_outcomes(rows)
     selection = _select_learner(spec, rows, as_of)
     model = selection.chosen.estimator
     validated = _validate(spec, rows, model, truth_dir, pseudonym_key)
     figures, tables = _run_report(spec, rows, model, selection, validated)
     summary = _summary(as_of, end, rows, spec, selection)
+    profile = _reference(spec, rows, model, validated, as_of)
     uri = tracking.configure(workdir, tracking_uri, spec.name, end_abandoned=lock_held(workdir))
     run_id, version, promoted, reason = _register(
-        workdir, spec, as_of, rows, model, selection, validated, figures, tables, summary
+        workdir, spec, as_of, rows, model, selection, validated, figures, tables, summary, profile
     )
     result = TrainResult(
         run_id,
@@ -352,11 +363,15 @@ def _require_closed_outcome_window(as_of: dt.date, spec: ModelSpec, end: dt.date
         )
 
 
-def _split_rows(workdir: Path, as_of: dt.date, spec: ModelSpec, con, src, end: dt.date | None) -> _Rows:
+def _split_rows(
+    workdir: Path, as_of: dt.date, spec: ModelSpec, con, src, end: dt.date | None, config: Config | None = None
+) -> _Rows:
     """The stacked training rows and the validation people, split into fitting, selection and
-    report rows (out of time when the data reach far enough; practices held out if asked)."""
+    report rows (out of time when the data reach far enough; practices held out if asked; rows
+    exposed to the lists treated as ``config.monitoring.exposure_handling`` says)."""
     dates = training_dates(as_of, spec, data_start(src))
     data, kept_share = _stack(workdir, dates, spec, con, src)
+    data, exposure = _handle_exposure(WorkDir(workdir), data, dates, spec, config or Config())
     val_as_of = validation_as_of(as_of, spec)
     if _out_of_time(as_of, spec, end):
         train_df = data
@@ -386,6 +401,54 @@ def _split_rows(workdir: Path, as_of: dt.date, spec: ModelSpec, con, src, end: d
         validation=validation,
         held_practices=held_practices,
         kept_share=kept_share,
+        exposure=exposure,
+    )
+
+
+def _handle_exposure(
+    wd: WorkDir, data: pd.DataFrame, dates: list[dt.date], spec: ModelSpec, config: Config
+) -> tuple[pd.DataFrame, dict]:
+    """The stacked rows less, or down-weighted for, the rows whose outcome the practice lists may
+    have changed (:func:`riskstrat.stages.exposure.exposed_rows`): ``include`` keeps them,
+    ``exclude`` drops them, ``weight`` keeps the share ``exposed_weight`` of them (a keyed hash
+    of the pseudonym picks which, so each counts as ``exposed_weight`` of a row in expectation).
+    The validation rows are never touched: they judge the model in the world the lists make.
+    Returns the rows and what was done, in counts."""
+    handling = config.monitoring.exposure_handling
+    exposed = exposed_rows(wd, dates, spec.horizon_days)
+    flag = (
+        data[["pseudonym", "as_of"]]
+        .merge(exposed.assign(_exposed=True), on=["pseudonym", "as_of"], how="left")["_exposed"]
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
+    record = {"exposure_handling": str(handling), "exposed_training_rows": int(flag.sum())}
+    if handling is ExposureHandling.INCLUDE or not flag.any():
+        return data, record
+    drop = flag.copy()
+    if handling is ExposureHandling.WEIGHT:
+        drop &= person_unit(data["pseudonym"], spec.seed + _EXPOSED_SEED) >= config.monitoring.exposed_weight
+    record["exposed_rows_left_out"] = int(drop.sum())
+    return data[~drop].reset_index(drop=True), record
+
+
+def _reference(spec: ModelSpec, rows: _Rows, model, validated: _Validation, as_of: dt.date) -> dict:
+    """The monitoring reference (:func:`riskstrat.modelling.monitoring.reference_profile`): the
+    bins of every feature and of the calibrated risk on the training population at ``as_of``,
+    and the performance expected without labels on the report half of validation."""
+    features = list(spec.features)
+    newest = rows.fit[rows.fit["as_of"] == as_of]
+    risk = model.predict_proba(newest[features])[:, 1]
+    bands = [(b.name, b.top_share) for b in spec.risk_bands]
+    p, rank = validated.scores["model"], validated.rank_by["model"]
+    return reference_profile(
+        newest[features],
+        list(spec.categorical),
+        risk,
+        expected_performance(p, rank, bands),
+        f"training population at {as_of} ({len(newest):,} people); expected and realised figures on the "
+        f"validation people at {rows.validation_as_of}",
+        realised_performance(rows.report["label"].to_numpy(), p, rank, bands),
     )
 
 
@@ -504,6 +567,7 @@ def _summary(as_of: dt.date, end: dt.date | None, rows: _Rows, spec: ModelSpec, 
         "features": len(spec.features),
         "learner": selection.chosen.learner,
         "search_trials": len(selection.trials),
+        **rows.exposure,
     }
 
 
@@ -518,6 +582,7 @@ def _register(
     figures: dict,
     tables: dict[str, pd.DataFrame],
     summary: dict,
+    profile: dict | None = None,
 ) -> tuple[str, str, bool, str]:
     """Log the run to MLflow, register the model and decide the champion on the report half:
     ``(run id, version, promoted, reason)``."""
@@ -544,6 +609,8 @@ def _register(
         )
         if not selection.trials.empty:
             tracking.log_metric_history("search_trial_selection_auroc", selection.trials["selection_auroc"].tolist())
+        if profile is not None:
+            tracking.log_json(tracking.REFERENCE_PROFILE, profile)
         metadata = {
             "risk_bands": spec.to_dict()["risk_bands"],
             "features": features,
@@ -559,7 +626,7 @@ def _register(
             {"outcome": str(spec.outcome), "horizon_days": str(spec.horizon_days), "riskstrat": __version__},
             f"{selection.chosen.learner} trained at {as_of} ({rows.validation}); validation AUROC {auroc:.4f}",
         )
-        promoted, reason = _decide(spec.name, version, rows.report, yv, auroc)
+        promoted, reason = _decide(spec.name, version, rows.report, yv, auroc, AuditLog(WorkDir(workdir).audit))
         tracking.record_decision(spec.name, version, "promoted" if promoted else "kept")
         tracking.set_tags({"champion_decision": "promoted" if promoted else "kept", "champion_reason": reason})
     import matplotlib.pyplot as plt
@@ -604,13 +671,22 @@ def _fairness(yv, p, rank, groups: pd.DataFrame, spec: ModelSpec) -> tuple[dict,
     return figures, tables, result.headline_metrics()
 
 
-def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, new_auroc: float) -> tuple[bool, str]:
+def _decide(
+    name: str,
+    version: str,
+    validation: pd.DataFrame,
+    yv: np.ndarray,
+    new_auroc: float,
+    audit_log: AuditLog | None = None,
+) -> tuple[bool, str]:
     """Promote to champion only when the new version beats the champion on this validation set
-    (the champion scores the same people, from the feature columns it was trained on)."""
+    (the champion scores the same people, from the feature columns it was trained on). A move
+    is recorded in the registry and in ``audit_log`` (:func:`riskstrat.tracking.move_champion`)."""
     current = tracking.champion_version(name)
     if current is None:
-        tracking.set_champion(name, version)
-        return True, f"no champion yet: version {version} (validation AUROC {new_auroc:.4f}) becomes champion"
+        reason = f"no champion yet: version {version} (validation AUROC {new_auroc:.4f}) becomes champion"
+        tracking.set_champion(name, version, reason, "training", audit_log)
+        return True, reason
     old = tracking.load_model(f"models:/{name}@{tracking.CHAMPION}")
     inputs = old.metadata.get_input_schema().input_names()
     estimator = old.unwrap_python_model().estimator
@@ -618,6 +694,7 @@ def _decide(name: str, version: str, validation: pd.DataFrame, yv: np.ndarray, n
     ranking = getattr(estimator, "raw_proba", None) or (lambda X: old.predict(X))
     old_auroc = float(roc_auc_score(yv, ranking(validation[inputs])))
     if new_auroc > old_auroc:
-        tracking.set_champion(name, version)
-        return True, f"version {version} AUROC {new_auroc:.4f} beats champion version {current} ({old_auroc:.4f})"
+        reason = f"version {version} AUROC {new_auroc:.4f} beats champion version {current} ({old_auroc:.4f})"
+        tracking.set_champion(name, version, reason, "training", audit_log)
+        return True, reason
     return False, f"champion version {current} kept: AUROC {old_auroc:.4f} vs {new_auroc:.4f} for version {version}"

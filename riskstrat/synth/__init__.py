@@ -70,6 +70,10 @@ class SynthSummary:
         return asdict(self)
 
 
+#: the region's reference tables, written once (not per chunk of people)
+_REFERENCE_TABLES = ("ref_practices", "ref_lsoa", "ref_providers")
+
+
 def _file_schema(name: str, faulted: bool) -> pa.Schema:
     schema = arrow_schema(TABLES[name]).remove_metadata()
     if not faulted:
@@ -154,7 +158,7 @@ def generate(
     writers = {
         name: _Writer(out / f"{name}.{fmt}", _file_schema(name, faulted), fmt)
         for name in TABLES
-        if name not in ("ref_practices", "ref_lsoa")
+        if name not in _REFERENCE_TABLES
     }
     truth_writer = None
     if truth is not None:
@@ -182,7 +186,11 @@ def generate(
             for job in jobs:
                 result, c = _chunk_job(job)
                 done = _take(result, c, job, writers, truth_writer, counts, done, options, progress)
-        for name, table in (("ref_practices", region.ref_practices()), ("ref_lsoa", region.ref_lsoa())):
+        for name, table in (
+            ("ref_practices", region.ref_practices()),
+            ("ref_lsoa", region.ref_lsoa()),
+            ("ref_providers", region.ref_providers()),
+        ):
             w = _Writer(out / f"{name}.{fmt}", arrow_schema(TABLES[name]).remove_metadata(), fmt)
             w.write(table)
             writers[name] = w

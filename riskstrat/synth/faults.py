@@ -49,8 +49,9 @@ class FaultCounts:
 
 @dataclass(frozen=True)
 class Fault:
-    """Break ``rule`` of ``column`` (``*``, ``duplicate_row``: repeat a row); ``value``, if
-    given, is the value written instead of the rule's own breaking value."""
+    """Break ``rule`` of ``column`` (``*``, ``duplicate_row``: repeat a row; ``*`` and a row
+    check's name: break that check, :meth:`riskstrat.schema.RowCheck.break_rows`); ``value``,
+    if given, is the value written instead of the rule's own breaking value."""
 
     column: str
     rule: str
@@ -71,6 +72,7 @@ FAULT_PLAN: dict[str, list[Fault]] = {
         Fault("sex", "allowed_values", "7"),
         _DUPLICATE,
         Fault("ethnic_category", "missing"),
+        Fault(WHOLE_ROW, "registration_end_before_start"),
     ],
     "gp_events": [
         Fault("nhs_number", "nhs_number_mod11"),
@@ -97,6 +99,7 @@ FAULT_PLAN: dict[str, list[Fault]] = {
         Fault("primary_diagnosis", "unknown_code"),
         _DUPLICATE,
         Fault("cost", "missing"),
+        Fault(WHOLE_ROW, "discharge_before_admission"),
     ],
     "sus_op": [
         Fault("nhs_number", "nhs_number_mod11"),
@@ -121,7 +124,7 @@ def faulted_text_columns(name: str) -> set[str]:
     columns given a value that is not of their type."""
     decl = TABLES[name]
     text = {c.name for c in decl.columns if c.type is ColumnType.DATE}
-    plan = [f for f in FAULT_PLAN.get(name, []) if f != _DUPLICATE]
+    plan = [f for f in FAULT_PLAN.get(name, []) if f.column != WHOLE_ROW]
     return text | {f.column for f in plan if decl.column(f.column).rule(f.rule).breaks_type}
 
 
@@ -168,9 +171,13 @@ def inject_faults(
                 duplicate_rows = rows
                 q[fault.key] += rows.size
                 continue
-            rule = decl.column(fault.column).rule(fault.rule)
-            values = cols[fault.column]
-            breakable = rule.breakable(values[order[pos:]])
+            if fault.column == WHOLE_ROW:  # a row check, across columns
+                check = decl.check(fault.rule)
+                breakable = check.breakable({c: v[order[pos:]] for c, v in cols.items()})
+            else:
+                rule = decl.column(fault.column).rule(fault.rule)
+                values = cols[fault.column]
+                breakable = rule.breakable(values[order[pos:]])
             if breakable.all():
                 rows = order[pos : pos + kk]
             else:  # only rows the fault changes, moved to the front of what is left
@@ -179,6 +186,10 @@ def inject_faults(
                 order = np.concatenate([order[:pos], rows, rest])
             pos += rows.size
             if rows.size == 0:
+                continue
+            if fault.column == WHOLE_ROW:
+                check.break_rows(cols, rows)
+                q[RuleKey(check.column, check.name)] += rows.size
                 continue
             values[rows] = fault.value if fault.value is not None else rule.broken(values[rows])
             if rule.severity is Severity.ERROR:

@@ -6,7 +6,7 @@ import ibis
 
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import count_if, days_before, in_last
-from riskstrat.features.registry import Feature, count_reason, register
+from riskstrat.features.registry import Feature, ReasonKind, count_reason, register
 
 FREQUENT = 4
 
@@ -49,6 +49,7 @@ FREQUENT = 4
             "365 days before D",
             0,
             reason=f"frequent A&E attender ({FREQUENT}+ a year)",
+            kind=ReasonKind.ACTIONABLE,
         ),
     ],
 )

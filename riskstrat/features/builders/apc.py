@@ -21,7 +21,7 @@ from riskstrat.features.builders._common import (
     max_if,
     sum_if,
 )
-from riskstrat.features.registry import Dtype, Feature, count_reason, register
+from riskstrat.features.registry import Dtype, Feature, ReasonKind, count_reason, register
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 WINDOWS = (30, 90, 180, 365, 730)
@@ -113,6 +113,7 @@ _features += [
         "30 days before D",
         0,
         reason="discharged from hospital in the last 30 days",
+        kind=ReasonKind.ACTIONABLE,
     ),
 ]
 
@@ -184,6 +185,14 @@ ELIXHAUSER = _load("icd10/elixhauser_icd10_quan2005.csv")
 HFRS = _load("icd10/hfrs_icd10_gilbert2018.csv")
 CHARLSON_HIERARCHY = {"mld": "msld", "diab": "diabwc", "canc": "metacanc"}  # dropped when the other is present
 ELIXHAUSER_HIERARCHY = {"hypunc": "hypc", "diabunc": "diabc", "solidtum": "metacanc"}
+#: Hospital Frailty Risk Score risk groups (Gilbert et al., Lancet 2018): below 5 low, 5 to 15
+#: intermediate, above 15 high
+HFRS_INTERMEDIATE, HFRS_HIGH_ABOVE = 5.0, 15.0
+
+
+def _hfrs_reason(v: float) -> str:
+    group = "low" if v < HFRS_INTERMEDIATE else "intermediate" if v <= HFRS_HIGH_ABOVE else "high"
+    return f"Hospital Frailty Risk Score {v:.1f} ({group} risk)"
 
 
 def _category_weights(rows: list[dict[str, str]], weight: str) -> dict[str, int]:
@@ -242,7 +251,7 @@ def _index(cats: ibis.Table, weights: dict[str, int], hierarchy: dict[str, str],
             f"{COMORBIDITY_LOOKBACK} days before D",
             0.0,
             Dtype.FLOAT,
-            reason="Hospital Frailty Risk Score {v:.1f}",
+            reason=_hfrs_reason,
         ),
     ],
 )

@@ -12,7 +12,8 @@ import ibis
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import codes_table, count_if, in_last, present
-from riskstrat.features.registry import Dtype, Feature, count_reason, register
+from riskstrat.features.registry import Dtype, Feature, RowReason, count_reason, listed, register
+from riskstrat.groups import efi_category
 
 _PCD = "snomed/nhsd-primary-care-domain-refsets-{}_cod.csv"
 
@@ -74,6 +75,16 @@ BMI_BANDS: tuple[tuple[int, float, str], ...] = (
 )
 _BMI_WORDS = {band: words for band, _, words in BMI_BANDS}
 CURRENT_SMOKER = 2  # smoking_status of a current smoker (1 ex, 0 not recorded)
+
+
+def _named_conditions(v: float, row) -> str:
+    """The registers behind a register count, named (most telling first, the order of
+    :data:`CONDITION_WORDS`): "long-term conditions: heart failure, COPD and diabetes"."""
+    names = [CONDITION_WORDS[r] for r in CONDITION_WORDS if r in REGISTERS and row[r] >= 1]
+    if not names:
+        n = round(v)
+        return f"{n} long-term condition{'' if n == 1 else 's'}"
+    return f"long-term condition{'' if len(names) == 1 else 's'}: {listed(names)}"
 
 
 def _bmi_band_reason(v: float) -> str:
@@ -147,7 +158,7 @@ def register_flags(events: ibis.Table, flags: dict) -> ibis.Table:
             "number of the long-term condition registers above",
             "all history before D",
             0,
-            reason="{n} long-term conditions",
+            reason=RowReason(tuple(REGISTERS), _named_conditions, "{n} long-term condition{s}"),
         )
     ]
     + [
@@ -246,6 +257,20 @@ def gp_observations(src: Sources, as_of) -> ibis.Table:
 
 
 EFI_FILE = "efi/efi_deficits_gm_sde.csv"
+
+
+def _efi_reason(v: float) -> str:
+    """The eFI named by its published category (Clegg et al. 2016, :data:`riskstrat.groups.EFI_CATEGORIES`):
+    "moderate frailty (eFI 0.306)"; a fit person is never called frail: "eFI 0.111 (fit)". The
+    score is shown as the feature holds it (3 decimals), so that 13 deficits (0.361, severe)
+    never read as 0.36 (moderate)."""
+    category = efi_category(v)
+    score = f"{round(v, 3):g}"
+    if category.name == "fit":
+        return f"eFI {score} (fit)"
+    return f"{category.words} (eFI {score})"
+
+
 EFI_DEFICITS = 36  # 35 coded deficits + polypharmacy (Clegg et al. 2016)
 POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
 
@@ -259,7 +284,7 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
             "distinct eFI deficits coded (of 35; SNOMED CT sets)",
             "all history before D",
             0,
-            reason="{n} frailty deficits recorded",
+            reason="{n} eFI deficit{s} recorded",
         ),
         Feature(
             "efi_score",
@@ -268,7 +293,7 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
             "all history / 182 days before D",
             0.0,
             Dtype.FLOAT,
-            reason="frailty (eFI {v:.2f})",
+            reason=_efi_reason,
         ),
     ],
 )

@@ -11,7 +11,7 @@ import ibis
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import amount, count_if, days_before, in_last, starts_with_any
-from riskstrat.features.registry import Dtype, Feature, count_reason, register
+from riskstrat.features.registry import Dtype, Feature, ReasonKind, count_reason, register
 
 DRUG_CLASSES_FILE = "bnf/drug_classes.csv"
 
@@ -57,6 +57,7 @@ def _distinct_medicines_reason(v: float) -> str:
             "182 days before D",
             0,
             reason=_distinct_medicines_reason,
+            kind=ReasonKind.ACTIONABLE,
         ),
         Feature(
             "polypharmacy_10plus",
@@ -64,6 +65,7 @@ def _distinct_medicines_reason(v: float) -> str:
             "182 days before D",
             0,
             reason=f"{POLYPHARMACY}+ regular medicines",
+            kind=ReasonKind.ACTIONABLE,
         ),
         Feature(
             "items_365d",

@@ -25,7 +25,7 @@ from riskstrat.features.builders._common import count_if, days_before, in_last, 
 from riskstrat.features.builders.demographics import age_years
 from riskstrat.features.builders.gp_events import REGISTERS, register_flags
 from riskstrat.features.builders.medications import drug_class
-from riskstrat.features.registry import Feature, in_the_last, register, trend_reason
+from riskstrat.features.registry import Feature, ReasonKind, in_the_last, register, trend_reason
 
 __all__ = ["CURRENT_DAYS", "LOOKBACK", "NEW_LOOKBACK", "SAFETY_INDICATORS", "medicine_history"]
 
@@ -119,7 +119,8 @@ _features = [
     ),
 ]
 _features += [
-    Feature(name, definition, _WINDOW, 0, reason=_SAFETY_WORDS[name]) for name, definition in SAFETY_INDICATORS.items()
+    Feature(name, definition, _WINDOW, 0, reason=_SAFETY_WORDS[name], kind=ReasonKind.ACTIONABLE)
+    for name, definition in SAFETY_INDICATORS.items()
 ]
 _features.append(
     Feature(
@@ -128,6 +129,7 @@ _features.append(
         _WINDOW,
         0,
         reason="{n} prescribing safety alert{s}",
+        kind=ReasonKind.ACTIONABLE,
     )
 )
 

@@ -75,6 +75,16 @@ class Region:
             schema=arrow_schema(TABLES["ref_practices"]),
         )
 
+    def ref_providers(self) -> pa.Table:
+        """The providers' names (contract v1.1): one per provider code the activity uses."""
+        return pa.table(
+            {
+                "provider_code": self.provider_codes,
+                "provider_name": np.array([f"Synthetic Hospitals NHS Trust {c[-1]}" for c in self.provider_codes]),
+            },
+            schema=arrow_schema(TABLES["ref_providers"]),
+        )
+
     def ref_lsoa(self) -> pa.Table:
         return pa.table(
             {"lsoa_code": self.lsoa_codes, "imd_decile": self.lsoa_deciles.astype(np.int64)},
