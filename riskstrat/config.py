@@ -187,7 +187,7 @@ class PracticeListSettings(Settings):
     rising_points: float = Field(5.0, gt=0, le=100)
     #: patients on the practice's care register: ``exclude`` (from the to-review counts and the
     #: import files; still on the list, marked) or ``include``
-    register: RegisterHandling = RegisterHandling.EXCLUDE
+    care_register: RegisterHandling = RegisterHandling.EXCLUDE
     #: "recently discharged": discharged from an emergency spell in this many days before D
     discharged_days: int = Field(30, gt=0, le=365)
     #: patients per import file (Accurx takes at most 250); longer lists are split _1, _2, ...

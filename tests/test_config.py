@@ -96,7 +96,10 @@ USES = "training, scoring, direct_care, commissioner"
             f"opt_out_policy.ndoo[1]: must be one of {USES} (got 'research')",
         ),
         ("validation:\n  batch_rows: 0\n", "validation.batch_rows: must be greater than 0 (got 0)"),
-        ("practice_list:\n  register: hide\n", "practice_list.register: must be one of exclude, include (got 'hide')"),
+        (
+            "practice_list:\n  care_register: hide\n",
+            "practice_list.care_register: must be one of exclude, include (got 'hide')",
+        ),
         (
             "practice_list:\n  import_batch_size: 0\n",
             "practice_list.import_batch_size: must be greater than 0 (got 0)",

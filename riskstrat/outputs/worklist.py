@@ -17,7 +17,7 @@ Flags (``docs/outputs.md``):
 * **recently discharged**: an emergency spell ended in the ``practice_list.discharged_days``
   days before D;
 * **on the register**: an entry of the practice's own care register (contract v1.1) recorded
-  before D. With ``practice_list.register: exclude`` (the default) such patients stay on the
+  before D. With ``practice_list.care_register: exclude`` (the default) such patients stay on the
   list, marked, and are left out of the "to review" counts and of the import files.
 
 On the first list (no earlier scores) nothing is new or rising, and the page says so.
@@ -164,7 +164,7 @@ def mark_changes(
 @dataclass(frozen=True)
 class FlagCounts:
     """The summary of one practice's list: the patients "to review" in each flag (register
-    patients left out under ``register: exclude``) and the patients on the register."""
+    patients left out under ``care_register: exclude``) and the patients on the register."""
 
     new_to_top_bands: int
     rising: int
@@ -184,7 +184,7 @@ class FlagCounts:
 
 def _to_review(marked: pd.DataFrame, settings: PracticeListSettings) -> pd.Series:
     """Rows that count as "to review" and go into the import files."""
-    if settings.register is RegisterHandling.EXCLUDE:
+    if settings.care_register is RegisterHandling.EXCLUDE:
         return marked["register_status"] == ""
     return pd.Series(True, index=marked.index)
 
@@ -197,7 +197,7 @@ def flag_counts(marked: pd.DataFrame, settings: PracticeListSettings) -> FlagCou
         rising=int((marked["rising"] & review).sum()),
         recently_discharged=int((marked["recently_discharged"] & review).sum()),
         on_register=int((marked["register_status"] != "").sum()),
-        register_excluded=settings.register is RegisterHandling.EXCLUDE,
+        register_excluded=settings.care_register is RegisterHandling.EXCLUDE,
         first_list=(marked["previous_as_of"] == "").all() if len(marked) else True,
     )
 
@@ -224,7 +224,7 @@ def write_import_files(
 ) -> dict[str, int]:
     """Write a practice's import files (:data:`riskstrat.workdir.IMPORT_GROUPS`) with
     ``write(text, path)``: the top bands and the recently discharged, highest risk first, each
-    patient once; patients on the register left out under ``register: exclude``. ``births``: the
+    patient once; patients on the register left out under ``care_register: exclude``. ``births``: the
     dates of birth of ``marked``'s rows, from the vault. Returns the patients in each group."""
     review = _to_review(marked, settings).to_numpy()
     groups = {

@@ -352,7 +352,7 @@ def _file_purposes(
     """What each of a practice's files is for, as its page says (``docs/outputs.md`` says the same)."""
     batch = settings.import_batch_size
     who = {"top_bands": f"the {' and '.join(top)} band(s)", "recently_discharged": "the recently discharged"}
-    left_out = " (patients on the register left out)" if settings.register is RegisterHandling.EXCLUDE else ""
+    left_out = " (patients on the register left out)" if settings.care_register is RegisterHandling.EXCLUDE else ""
     out = [
         (files.list_csv.name, "this list as a spreadsheet, with the changes, flags and register status"),
         (
