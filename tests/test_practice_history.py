@@ -31,6 +31,7 @@ from riskstrat.workdir import WorkDir
 
 from .conftest import VAULT_KEY
 from .test_fail_closed import _fast_spec
+from .test_pages import ARTIFACTS, browser  # noqa: F401 - the module fixture
 
 pytestmark = pytest.mark.slow
 
@@ -276,3 +277,55 @@ def test_import_texts_split_at_250():
     assert parts[1].splitlines()[1] == "9990000250,08/09/1950"
     assert plain.split() == numbers
     assert import_texts([], [], 250) == ([], "")
+
+
+def test_the_page_filters_searches_and_sorts_in_a_browser(months, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    work, a, who = months["work"], months["a"], months["people"]
+    wd = WorkDir(work)
+    octo = _list(work, OCTOBER, a)
+    browser.get((wd.month(wd.direct_care, OCTOBER) / f"{a}.html").as_uri())
+
+    def visible() -> list:
+        return [r for r in browser.find_elements(By.CSS_SELECTOR, "#risk-list tbody > tr") if r.is_displayed()]
+
+    def shown_nhs() -> list[str]:
+        return [r.get_attribute("data-nhs") for r in visible()]
+
+    assert len(visible()) == len(octo)
+    flag = Select(browser.find_element(By.ID, "filter-flag"))
+    flag.select_by_value("new")
+    assert sorted(shown_nhs()) == sorted(octo.loc[octo["new_to_top_bands"], "nhs_number"])
+    assert browser.find_element(By.ID, "shown").text.startswith(f"{int(octo['new_to_top_bands'].sum())} of ")
+    flag.select_by_value("rising")
+    assert sorted(shown_nhs()) == sorted(octo.loc[octo["rising"], "nhs_number"])
+    flag.select_by_value("")
+    band = Select(browser.find_element(By.ID, "filter-band"))
+    band.select_by_value("very high")
+    assert sorted(shown_nhs()) == sorted(octo.loc[octo["risk_band"] == "very high", "nhs_number"])
+    band.select_by_value("")
+    reason = Select(browser.find_element(By.ID, "filter-reason"))
+    chosen = reason.options[1].get_attribute("value")
+    reason.select_by_value(chosen)
+    rows = visible()
+    assert rows and all(chosen in r.get_attribute("data-reasons").split("|") for r in rows)
+    assert int(reason.options[1].text.rsplit("(", 1)[1].rstrip(")").replace(",", "")) == len(rows)
+    browser.find_element(By.ID, "clear-filters").click()
+    search = browser.find_element(By.ID, "filter-nhs")
+    riser = who["riser"]
+    search.send_keys(f"{riser[:3]} {riser[3:6]} {riser[6:]}")  # as clinicians write it
+    assert shown_nhs() == [riser]
+    # what a printout of this view says above the table (shown only in print)
+    assert "(1 of" in browser.find_element(By.ID, "print-note").get_attribute("textContent")
+    browser.find_element(By.ID, "clear-filters").click()
+    header = next(th for th in browser.find_elements(By.CSS_SELECTOR, "#risk-list th") if th.text.startswith("risk"))
+    header.click()  # ascending
+    risks = [float(r.find_elements(By.TAG_NAME, "td")[2].get_attribute("data-sort")) for r in visible()]
+    assert risks == sorted(risks) and risks[0] == pytest.approx(octo["risk_score"].min())
+    header.click()  # descending
+    risks = [float(r.find_elements(By.TAG_NAME, "td")[2].get_attribute("data-sort")) for r in visible()]
+    assert risks == sorted(risks, reverse=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "practice_list_october.png"))
