@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from markupsafe import escape
 
 from riskstrat.config import Config, PracticeListSettings
 from riskstrat.outputs.worklist import IMPORT_HEADER, import_texts
@@ -220,16 +221,25 @@ def test_recently_discharged_are_the_emergency_spells_of_the_last_30_days(months
     got = pd.read_csv(files.discharged, dtype={"nhs_number": str})
     apc = pq.read_table(extracts / "sus_apc.parquet").to_pandas()
     apc = apc[apc["admission_method"].isin(EMERGENCY_ADMISSION_METHODS)]
+    apc = apc.sort_values(["spell_id", "episode_number"])
     spells = apc.groupby("spell_id").agg(
-        nhs_number=("nhs_number", "first"), admitted=("admission_date", "min"), discharged=("discharge_date", "max")
+        nhs_number=("nhs_number", "first"),
+        admitted=("admission_date", "min"),
+        discharged=("discharge_date", "max"),
+        provider=("provider_code", "first"),
     )
+    names = pq.read_table(extracts / "ref_providers.parquet").to_pandas()
+    spells["provider_name"] = spells["provider"].map(names.set_index("provider_code")["provider_name"])
     window = (spells["discharged"] >= OCTOBER - dt.timedelta(days=30)) & (spells["discharged"] < OCTOBER)
     listed = set(_list(work, OCTOBER, a)["nhs_number"])
     expected = spells[window & spells["nhs_number"].isin(listed)]
     assert len(expected) > 0
-    assert sorted(zip(got["nhs_number"], got["discharge_date"], strict=True)) == sorted(
-        zip(expected["nhs_number"], expected["discharged"].astype(str), strict=True)
+    assert sorted(zip(got["nhs_number"], got["discharge_date"], got["provider_name"], strict=True)) == sorted(
+        zip(expected["nhs_number"], expected["discharged"].astype(str), expected["provider_name"], strict=True)
     )
+    assert expected["provider_name"].notna().all()  # every provider named: the page shows names, not codes
+    page = (wd.month(wd.direct_care, OCTOBER) / f"{a}.html").read_text()
+    assert f"<td>{escape(got['provider_name'].iloc[0])}</td>" in page.split('id="recently-discharged"')[1]
     los = (pd.to_datetime(got["discharge_date"]) - pd.to_datetime(got["admission_date"])).dt.days
     assert (got["length_of_stay_days"] == los).all()
     assert list(got["discharge_date"]) == sorted(got["discharge_date"], reverse=True)

@@ -128,13 +128,7 @@ def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> p
     d = f"DATE '{as_of.isoformat()}'"
     window = f"BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY"
     src = {n: f"read_parquet('{_parquet(wd.table(n))}')" for n in ("sus_apc", "sus_ecds", "sus_op")}
-    providers = wd.table("ref_providers")
-    names = (
-        f"(SELECT provider_code, any_value(provider_name) AS provider_name FROM read_parquet('{_parquet(providers)}') "
-        "GROUP BY provider_code)"
-        if providers.exists()
-        else "(SELECT NULL::VARCHAR AS provider_code, NULL::VARCHAR AS provider_name WHERE false)"
-    )
+    names = _provider_names(wd)
     frame = con.execute(f"""
         WITH events AS (
             SELECT pseudonym, admission_date AS date,
@@ -165,6 +159,18 @@ def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> p
     con.close()
     frame.insert(3, "detail", _described(frame["setting"], frame["code"]) + frame["rest"].fillna(""))
     return frame.drop(columns=["code", "rest"])
+
+
+def _provider_names(wd: WorkDir) -> str:
+    """A DuckDB subquery of ``provider_code``, ``provider_name`` from the optional ``ref_providers``
+    (contract v1.1): one name per code; empty when the extracts carry no such table."""
+    providers = wd.table("ref_providers")
+    if not providers.exists():
+        return "(SELECT NULL::VARCHAR AS provider_code, NULL::VARCHAR AS provider_name WHERE false)"
+    return (
+        f"(SELECT provider_code, any_value(provider_name) AS provider_name FROM read_parquet('{_parquet(providers)}') "
+        "GROUP BY provider_code)"
+    )
 
 
 def _parquet(path: Path) -> str:
@@ -199,7 +205,8 @@ def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:
     as the outcome uses) that ended in the ``days`` days before D (``discharge_date`` in
     ``[D - days, D - 1]``: a discharge on or after D is not yet known at D), one row per spell:
     ``pseudonym``, ``admission_date``, ``discharge_date``, ``length_of_stay_days`` (discharge
-    minus admission, 0 for a same-day spell), ``provider_code`` (of the first episode), most
+    minus admission, 0 for a same-day spell), ``provider_code`` (of the first episode) and
+    ``provider_name`` (from ``ref_providers``, contract v1.1; the code where it names none), most
     recent discharge first."""
     from riskstrat.duck import connect
     from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
@@ -207,7 +214,7 @@ def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:
     con = connect()
     d = f"DATE '{as_of.isoformat()}'"
     methods = ", ".join(f"'{m}'" for m in EMERGENCY_ADMISSION_METHODS)
-    apc = f"read_parquet('{wd.table('sus_apc').as_posix()}')"
+    apc = f"read_parquet('{_parquet(wd.table('sus_apc'))}')"
     frame = con.execute(f"""
         WITH spells AS (
             SELECT pseudonym, spell_id, min(admission_date) AS admission_date, max(discharge_date) AS discharge_date,
@@ -216,12 +223,13 @@ def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:
             FROM {apc} WHERE admission_date < {d}
             GROUP BY pseudonym, spell_id
         )
-        SELECT pseudonym, admission_date, discharge_date,
-               CAST(date_diff('day', admission_date, discharge_date) AS INTEGER) AS length_of_stay_days, provider_code
-        FROM spells
-        WHERE admission_method IN ({methods})
-          AND discharge_date BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY
-        ORDER BY discharge_date DESC, pseudonym, admission_date, provider_code
+        SELECT s.pseudonym, s.admission_date, s.discharge_date,
+               CAST(date_diff('day', s.admission_date, s.discharge_date) AS INTEGER) AS length_of_stay_days,
+               s.provider_code, coalesce(p.provider_name, s.provider_code) AS provider_name
+        FROM spells s LEFT JOIN {_provider_names(wd)} p ON p.provider_code = s.provider_code
+        WHERE s.admission_method IN ({methods})
+          AND s.discharge_date BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY
+        ORDER BY s.discharge_date DESC, s.pseudonym, s.admission_date, s.provider_code
     """).df()
     con.close()
     for c in ("admission_date", "discharge_date"):

@@ -131,6 +131,7 @@ def practice_html(
     summary : :class:`riskstrat.outputs.worklist.FlagCounts` of the list.
     discharged : the recently discharged section: one row per spell (``nhs_number``,
         ``discharge_date``, ``admission_date``, ``length_of_stay_days``, ``provider_code``,
+        ``provider_name`` (shown; the code when absent),
         ``risk_score``, ``risk_band``, ``register_status``).
     files : (file name, what it is for) of the practice's other files this month.
     """
@@ -193,7 +194,7 @@ def practice_html(
                     str(r.discharge_date),
                     str(r.admission_date),
                     int(r.length_of_stay_days),
-                    _shown(r.provider_code),
+                    _shown(getattr(r, "provider_name", r.provider_code)),
                     float(r.risk_score),
                     r.risk_band,
                     _REGISTER_WORDS.get(r.register_status, ""),

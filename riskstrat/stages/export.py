@@ -327,6 +327,7 @@ DISCHARGED_COLUMNS = [
     "admission_date",
     "length_of_stay_days",
     "provider_code",
+    "provider_name",
     "risk_score",
     "risk_band",
     "rank_in_practice",
