@@ -58,6 +58,8 @@ __all__ = [
     "MlflowSettings",
     "MonitoringSettings",
     "OptOutsSettings",
+    "PracticeListSettings",
+    "RegisterHandling",
     "Settings",
     "TableMapping",
     "ValidationSettings",
@@ -167,6 +169,31 @@ class OptOutsSettings(Settings):
     applied_upstream: str = Field(min_length=1)
 
 
+class RegisterHandling(StrEnum):
+    """What a practice list does with patients on the practice's care register (contract v1.1)."""
+
+    #: marked on the list, left out of the "to review" counts and of the import files
+    EXCLUDE = "exclude"
+    #: marked on the list only: counted and imported like everyone else
+    INCLUDE = "include"
+
+
+class PracticeListSettings(Settings):
+    """The ``practice_list`` section: what each practice's monthly list compares, marks and exports
+    (``docs/outputs.md``)."""
+
+    #: "rising": risk up by at least this many percentage points since the practice's previous list
+    #: (or moved up a band)
+    rising_points: float = Field(5.0, gt=0, le=100)
+    #: patients on the practice's care register: ``exclude`` (from the to-review counts and the
+    #: import files; still on the list, marked) or ``include``
+    care_register: RegisterHandling = RegisterHandling.EXCLUDE
+    #: "recently discharged": discharged from an emergency spell in this many days before D
+    discharged_days: int = Field(30, gt=0, le=365)
+    #: patients per import file (Accurx takes at most 250); longer lists are split _1, _2, ...
+    import_batch_size: int = Field(250, gt=0)
+
+
 class MlflowSettings(Settings):
     """The ``mlflow`` section."""
 
@@ -255,6 +282,7 @@ class Config(Settings):
         DisclosureRules, PlainValidator(_disclosure), PlainSerializer(lambda rules: {"rates": str(rules.rates)})
     ] = DEFAULT_RULES
     mlflow: MlflowSettings = MlflowSettings()
+    practice_list: PracticeListSettings = PracticeListSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
 
     _source: str = PrivateAttr(default="embedded defaults")

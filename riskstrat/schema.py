@@ -33,9 +33,11 @@ from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.privacy.pseudonym import PSEUDONYM_PATTERN
 
 __all__ = [
+    "CARE_REGISTER",
     "CONTRACT_VERSION",
     "EARLIEST_DATE",
     "PERSON_KEY",
+    "REGISTER_STATUSES",
     "TABLES",
     "WHOLE_ROW",
     "WHOLE_ROW_RULES",
@@ -633,7 +635,10 @@ class Table:
     required: bool = True
     checks: tuple[RowCheck, ...] = field(default=())
     identifiable: bool = True  # carries nhs_number
-    since: str = "1"  # the contract version that brought the table (later versions only add optional ones)
+    #: the contract version that brought the table (later versions only add optional tables)
+    since: str = "1"
+    #: never written to the pseudonymised zone: read in the identifiable zone only (the care register)
+    identifiable_zone_only: bool = False
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -705,6 +710,10 @@ ATTENDED_STATUS = ("5", "6")
 DID_NOT_ATTEND_STATUS = ("3",)
 DEPARTMENT_TYPES = ("01", "02", "03", "04")
 OPT_OUT_TYPES = ("type1", "ndoo")
+#: the statuses of the practice's care register (contract v1.1): each keeps a patient on the list, marked
+REGISTER_STATUSES = ("case_managed", "declined", "not_appropriate")
+#: the care register's table (contract v1.1), kept in the identifiable zone only
+CARE_REGISTER = "care_register"
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -922,6 +931,28 @@ TABLES: dict[str, Table] = {
                 Column("recorded_date", D, "date the objection was recorded", required=False),
             ),
             required=False,
+        ),
+        Table(
+            "care_register",
+            "The practice's case-management register (v1.1): patients it already case-manages, who declined, "
+            "or for whom case management is not appropriate. Read in the identifiable zone only; it reaches a "
+            "practice's own list as a mark, and nothing else.",
+            (
+                Column(
+                    "practice_code", S, "ODS code of the practice that keeps the register", code=CodeType.ODS_PRACTICE
+                ),
+                _nhs(),
+                Column(
+                    "status",
+                    S,
+                    "case_managed, declined or not_appropriate",
+                    rules=(AllowedValues(REGISTER_STATUSES),),
+                ),
+                Column("recorded_date", D, "date the status was recorded (the latest before D applies)"),
+            ),
+            required=False,
+            since="1.1",
+            identifiable_zone_only=True,
         ),
         Table(
             "ref_practices",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from riskstrat.atomic import partial_path
 
-__all__ = ["CURRENT", "WorkDir", "private_files"]
+__all__ = ["CURRENT", "IMPORT_GROUPS", "PracticeFiles", "WorkDir", "private_files"]
 
 CURRENT = "current"
 
@@ -57,6 +57,12 @@ class WorkDir:
     @property
     def vault(self) -> Path:
         return self.identifiable / "vault.bin"
+
+    @property
+    def care_register(self) -> Path:
+        """The practices' care registers (contract v1.1), encrypted with the vault key: never
+        pseudonymised, read only to mark a practice's own list."""
+        return self.identifiable / "care_register.bin"
 
     @property
     def audit(self) -> Path:
@@ -147,6 +153,10 @@ class WorkDir:
         """Transient: the new ``current`` pointer of ``kind`` before it replaces the old one."""
         return kind / ".current.tmp"
 
+    def practice_files(self, month: Path, practice_code: str) -> PracticeFiles:
+        """One practice's files in a month's direct-care folder ``month`` (published or being written)."""
+        return PracticeFiles(month, practice_code)
+
     def quarantined(self, table: str) -> Path:
         """The quarantined rows of ``table`` (they carry NHS numbers: identifiable zone)."""
         return self.quarantine / f"{table}.csv"
@@ -175,6 +185,24 @@ class WorkDir:
     def scores(self, as_of: dt.date) -> Path:
         """The scores at D: ``W/pseudonymised/scores/<D>.parquet``."""
         return self.scores_dir / f"{as_of.isoformat()}.parquet"
+
+    def scored_dates(self) -> list[dt.date]:
+        """Every as-of date with scores (a file, or Spark's folder), oldest first."""
+        if not self.scores_dir.is_dir():
+            return []
+        dates = []
+        for p in self.scores_dir.iterdir():
+            if p.name.startswith(".") or not p.name.endswith(".parquet"):
+                continue
+            with contextlib.suppress(ValueError):
+                dates.append(dt.date.fromisoformat(p.name.removesuffix(".parquet")))
+        return sorted(dates)
+
+    def previous_scored(self, as_of: dt.date) -> dt.date | None:
+        """The latest as-of date before ``as_of`` with scores (whatever the interval), or None:
+        the month a practice's list is compared with."""
+        earlier = [d for d in self.scored_dates() if d < as_of]
+        return earlier[-1] if earlier else None
 
     def scores_work(self, as_of: dt.date) -> Path:
         """Transient: Spark's intermediate tables while scoring at D."""
@@ -212,6 +240,52 @@ class WorkDir:
         for d in (self.identifiable, self.pseudonymised, self.linked, self.features_dir, self.scores_dir, self.reports):
             d.mkdir(parents=True, exist_ok=True)
         self.identifiable.chmod(0o700)
+
+
+@dataclass(frozen=True)
+class PracticeFiles:
+    """One practice's files in a month's direct-care folder (``W/direct_care/<D>/``), all in the
+    identifiable zone (files 0600, folders 0700; ``docs/outputs.md`` says what each is for)::
+
+        <code>.csv, <code>.html                          the list and its page
+        <code>/<code>_recently_discharged.csv            emergency spells ended in the last 30 days
+        <code>/<code>_<group>_import_<n>.csv              NHS number and Date of Birth, split n = 1, 2, ...
+        <code>/<code>_<group>_nhs_numbers.txt             one NHS number a line
+
+    ``group`` is one of :data:`IMPORT_GROUPS`.
+    """
+
+    month: Path
+    code: str
+
+    @property
+    def list_csv(self) -> Path:
+        return self.month / f"{self.code}.csv"
+
+    @property
+    def page(self) -> Path:
+        return self.month / f"{self.code}.html"
+
+    @property
+    def folder(self) -> Path:
+        """The practice's own folder of the month: the discharged list and the import files."""
+        return self.month / self.code
+
+    @property
+    def discharged(self) -> Path:
+        return self.folder / f"{self.code}_recently_discharged.csv"
+
+    def import_file(self, group: str, part: int) -> Path:
+        """Part ``part`` (1, 2, ...) of the import file of ``group``."""
+        return self.folder / f"{self.code}_{group}_import_{part}.csv"
+
+    def nhs_numbers(self, group: str) -> Path:
+        return self.folder / f"{self.code}_{group}_nhs_numbers.txt"
+
+
+#: the groups of patients each practice gets import files for: the top bands (very high and high by
+#: default) and the recently discharged
+IMPORT_GROUPS = ("top_bands", "recently_discharged")
 
 
 @contextlib.contextmanager

@@ -77,7 +77,7 @@ USES = "training, scoring, direct_care, commissioner"
         (
             "colums: {}\n",
             "colums: unknown key; known keys: region, tables, validation, opt_outs, opt_out_policy, disclosure, "
-            "mlflow, monitoring",
+            "mlflow, practice_list, monitoring",
         ),
         ("mlflow:\n  uri: x\n", "mlflow.uri: unknown key; known keys: tracking_uri"),
         ("tables:\n  sus_apc:\n    colums: {}\n", "tables.sus_apc.colums: unknown key; known keys: file, columns"),
@@ -96,6 +96,14 @@ USES = "training, scoring, direct_care, commissioner"
             f"opt_out_policy.ndoo[1]: must be one of {USES} (got 'research')",
         ),
         ("validation:\n  batch_rows: 0\n", "validation.batch_rows: must be greater than 0 (got 0)"),
+        (
+            "practice_list:\n  care_register: hide\n",
+            "practice_list.care_register: must be one of exclude, include (got 'hide')",
+        ),
+        (
+            "practice_list:\n  import_batch_size: 0\n",
+            "practice_list.import_batch_size: must be greater than 0 (got 0)",
+        ),
         (
             "validation:\n  practice_drop_warning_share: 1.5\n",
             "validation.practice_drop_warning_share: must be less than or equal to 1 (got 1.5)",

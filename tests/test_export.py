@@ -86,8 +86,8 @@ def test_sex_is_written_the_same_way_in_every_output(exported):
     assert set(sexes) <= SEX and {"M", "F"} <= set(sexes)
     page = sorted(month.glob("*.html"))[0].read_text()  # the page of the first list's practice
     first = lists[0].iloc[0]
-    cells = page.split(f'data-nhs="{first["nhs_number"]}">', 1)[1].split("</tr>", 1)[0]
-    assert f"<td>{first['age']}</td><td>{first['sex']}</td>" in cells
+    cells = page.split(f'data-nhs="{first["nhs_number"]}"', 1)[1].split("</tr>", 1)[0]
+    assert f">{first['age']}</td><td>{first['sex']}</td>" in cells
     commissioner = work / "commissioner" / "current"
     cohort = pq.read_table(commissioner / "cohort.parquet").to_pandas()
     assert set(cohort["sex"]) <= SEX and {"M", "F"} <= set(cohort["sex"])
@@ -240,6 +240,7 @@ def test_property_lists_hold_exactly_the_people_registered_at_each_practice_on_d
                 "practice_code": [s[2] for s in spells],
                 "registration_start": pa.array([s[3] for s in spells], pa.date32()),
                 "registration_end": pa.array([s[4] for s in spells], pa.date32()),
+                "date_of_birth": pa.array([dt.date(1976, 1, 1)] * len(spells), pa.date32()),
             }
         )
         write_vault(Path(tmp) / "vault.bin", vault_rows, VAULT_KEY)
@@ -272,11 +273,21 @@ def test_exporting_again_gives_the_same_files(exported):
     def digests() -> dict[str, str]:
         import hashlib
 
-        files = sorted([*(work / "direct_care" / "current").iterdir(), *(work / "commissioner" / "current").iterdir()])
-        return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+        folders = (work / "direct_care" / "current", work / "commissioner" / "current")
+        files = sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())
+        return {str(f.relative_to(work)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     before = digests()
-    assert len(before) == 5 * 2 + 4  # a CSV and an HTML list per practice; cohort, aggregates, log, report
+    # per practice: the list (CSV and HTML), the recently discharged, the top bands' and the
+    # discharged's import files (at least their NHS-number lists); commissioner: cohort,
+    # aggregates, log, report
+    assert sum(k.startswith("commissioner/") for k in before) == 4
+    for code in (Path(k).stem for k in before if k.endswith(".html") and "direct_care" in k):
+        mine = [k for k in before if f"/{code}" in k]
+        assert {f"{code}.csv", f"{code}.html", f"{code}_recently_discharged.csv"} <= {k.split("/")[-1] for k in mine}
+        assert {f"{code}_top_bands_nhs_numbers.txt", f"{code}_recently_discharged_nhs_numbers.txt"} <= {
+            k.split("/")[-1] for k in mine
+        }
     export(work, D, VAULT_KEY)
     assert digests() == before
 

@@ -264,6 +264,11 @@ def scored_months(pseudonymised, tmp_path_factory):
     return work
 
 
+def _files(month: Path) -> dict[str, bytes]:
+    """Every file of a month's folder (the practices' lists, pages and their own folders of files)."""
+    return {str(p.relative_to(month)): p.read_bytes() for p in sorted(month.rglob("*")) if p.is_file()}
+
+
 def _fast_spec(folder: Path) -> Path:
     from riskstrat.modelling.spec import DEFAULT_SPEC
 
@@ -285,7 +290,7 @@ def test_each_month_in_its_own_folder_and_current_moves_last(scored_months, monk
     export_stage.export(work, september, SHARED_VAULT_KEY)
     assert os.readlink(wd.current(wd.direct_care)) == "2026-09-01"
     assert os.readlink(wd.current(wd.commissioner)) == "2026-09-01"
-    september_lists = {p.name: p.read_bytes() for p in wd.month(wd.direct_care, september).iterdir()}
+    september_lists = _files(wd.month(wd.direct_care, september))
     lst = pd.read_csv(next(wd.month(wd.direct_care, september).glob("*.csv")), dtype=str)
     assert set(lst["as_of"]) == {"2026-09-01"} and lst["model_version"].str.match(r".+ version \d+$").all()
     agg = pd.read_csv(wd.month(wd.commissioner, september) / "aggregates.csv", dtype=str)
@@ -306,13 +311,13 @@ def test_each_month_in_its_own_folder_and_current_moves_last(scored_months, monk
     monkeypatch.undo()
     assert os.readlink(wd.current(wd.direct_care)) == "2026-09-01"  # last month's set, whole
     assert not wd.month(wd.direct_care, october).exists() and not wd.month(wd.commissioner, october).exists()
-    assert {p.name: p.read_bytes() for p in wd.current(wd.direct_care).iterdir()} == september_lists
+    assert _files(wd.current(wd.direct_care)) == september_lists
     # the rerun clears the half-written month and publishes October; September stays
     result = export_stage.export(work, october, SHARED_VAULT_KEY)
     assert result.direct_care == wd.month(wd.direct_care, october)
     assert os.readlink(wd.current(wd.direct_care)) == "2026-10-01"
     assert os.readlink(wd.current(wd.commissioner)) == "2026-10-01"
-    assert {p.name: p.read_bytes() for p in wd.month(wd.direct_care, september).iterdir()} == september_lists
+    assert _files(wd.month(wd.direct_care, september)) == september_lists
     assert not list(wd.direct_care.glob(".*"))
     # exporting an earlier month again never moves current back
     export_stage.export(work, september, SHARED_VAULT_KEY)

@@ -67,7 +67,7 @@ def test_practice_list_renders_and_activity_expands(exported, browser):  # noqa:
     activity = details.find_element(By.CSS_SELECTOR, ".activity")
     assert activity.is_displayed() and "provider" in activity.text
     browser.save_screenshot(str(ARTIFACTS / "practice_list.png"))
-    browser.find_element(By.TAG_NAME, "button").click()  # show all activity
+    browser.find_element(By.ID, "show-activity").click()
     assert all(d.get_attribute("open") is not None for d in browser.find_elements(By.CSS_SELECTOR, "details"))
 
 

@@ -18,7 +18,7 @@ from riskstrat.privacy.audit import AuditLog, verify_chain
 from riskstrat.privacy.keys import KeyName, fingerprint, load_key
 from riskstrat.privacy.pseudonym import PseudonymMap, pseudonym, pseudonymise
 from riskstrat.privacy.scan import scan_directory, scan_text
-from riskstrat.privacy.vault import VaultError, reidentify_practice, write_vault
+from riskstrat.privacy.vault import VaultError, open_vault, reidentify_practice, write_register, write_vault
 
 KEY_A = "region-A-key-0123-4567-89abcdefghijklmnop"
 KEY_B = "region-B-key-0123-4567-89abcdefghijklmnop"
@@ -92,6 +92,7 @@ def _registrations() -> pa.Table:
             "practice_code": [r[1] for r in rows],
             "registration_start": pa.array([r[2] for r in rows], pa.date32()),
             "registration_end": pa.array([r[3] for r in rows], pa.date32()),
+            "date_of_birth": pa.array([dt.date(1940 + i, 2, 1 + i) for i, _ in enumerate(rows)], pa.date32()),
         }
     )
 
@@ -105,6 +106,7 @@ def test_vault_round_trip_returns_one_practice_only(tmp_path):
     got = reidentify_practice(path, "Y90001", VAULT_KEY, audit, as_of=dt.date(2025, 1, 1), purpose="test")
     assert got["nhs_number"].to_pylist() == ["9990000018"]
     assert got["pseudonym"].to_pylist() == [pseudonym("9990000018", KEY_A)]
+    assert got["date_of_birth"].to_pylist() == [dt.date(1940, 2, 1)]  # the full date, for import files
     y2 = reidentify_practice(path, "Y90002", VAULT_KEY, audit, as_of=dt.date(2025, 1, 1))
     assert sorted(y2["nhs_number"].to_pylist()) == ["9990000026", "9990000034"]
     now = reidentify_practice(path, "Y90001", VAULT_KEY, audit)  # currently registered
@@ -118,6 +120,40 @@ def test_vault_round_trip_returns_one_practice_only(tmp_path):
     assert all(r["user"] for r in records)
     text = (tmp_path / "identifiable" / "audit.jsonl").read_text()
     assert scan_text(text) == 0 and VAULT_KEY not in text
+
+
+def test_care_register_gives_a_practice_its_own_latest_entries_known_before_d(tmp_path):
+    rows = [
+        # practice, nhs, status, recorded
+        ("Y90001", "9990000018", "declined", dt.date(2023, 5, 1)),
+        ("Y90001", "9990000018", "case_managed", dt.date(2024, 11, 2)),  # later: applies
+        ("Y90001", "9990000042", "not_appropriate", dt.date(2025, 1, 1)),  # recorded on D: not yet known
+        ("Y90002", "9990000026", "case_managed", dt.date(2024, 8, 1)),
+        ("Y90002", "9990000018", "declined", dt.date(2024, 12, 1)),  # another practice's entry for 0018
+    ]
+    register = pa.table(
+        {
+            "practice_code": [r[0] for r in rows],
+            "nhs_number": [r[1] for r in rows],
+            "status": [r[2] for r in rows],
+            "recorded_date": pa.array([r[3] for r in rows], pa.date32()),
+        }
+    )
+    vault, reg = tmp_path / "vault.bin", tmp_path / "care_register.bin"
+    write_vault(vault, _registrations(), VAULT_KEY)
+    assert write_register(reg, register, VAULT_KEY) == 5
+    assert stat.S_IMODE(os.stat(reg).st_mode) == 0o600 and b"9990000018" not in reg.read_bytes()
+    opened = open_vault(vault, VAULT_KEY, AuditLog(tmp_path / "audit.jsonl"), reg)
+    d = dt.date(2025, 1, 1)
+    assert opened.register("Y90001", d).to_pylist() == [
+        {"nhs_number": "9990000018", "status": "case_managed", "recorded_date": dt.date(2024, 11, 2)}
+    ]
+    assert [r["nhs_number"] for r in opened.register("Y90002", d).to_pylist()] == ["9990000018", "9990000026"]
+    assert opened.register("Y90003", d).num_rows == 0
+    # without a register file every practice has an empty register
+    assert open_vault(vault, VAULT_KEY, AuditLog(tmp_path / "a2.jsonl")).register("Y90001", d).num_rows == 0
+    with pytest.raises(VaultError, match="not a riskstrat vault"):
+        open_vault(vault, VAULT_KEY, AuditLog(tmp_path / "a3.jsonl"), vault)  # a vault is not a register
 
 
 def test_vault_refuses_a_wrong_key_and_a_tampered_file(tmp_path):

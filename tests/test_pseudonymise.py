@@ -77,6 +77,19 @@ def test_every_row_is_accounted_for(faulty_run, faulty_population):
     assert report["rows_per_second"] > 0
 
 
+def test_the_care_register_is_kept_sealed_in_the_identifiable_zone_and_never_pseudonymised(faulty_run):
+    extracts, work, _ = faulty_run
+    wd = WorkDir(work)
+    report = json.loads(wd.pseudonymise_report().read_text())["tables"]["care_register"]
+    source = pq.read_table(extracts / "care_register.parquet")
+    assert report["read"] == source.num_rows > 10 and report["written"] == 0
+    assert report["consumed"] == report["read"] - report["quarantined"]  # every accepted row, sealed
+    assert stat.S_IMODE(wd.care_register.stat().st_mode) == 0o600
+    assert not wd.table("care_register").exists()
+    sample = source["nhs_number"].to_pylist()[0].encode()
+    assert sample not in wd.care_register.read_bytes()  # encrypted at rest
+
+
 def test_opted_out_people_are_nowhere(faulty_run):
     extracts, work, _ = faulty_run
     objectors = pq.read_table(extracts / "opt_outs.parquet")["nhs_number"].unique().to_pylist()

@@ -18,10 +18,10 @@ TYPE_WORDS = {
 }
 
 
-def _written_contract() -> dict[str, tuple[bool, dict[str, tuple[str, bool]]]]:
+def _written_contract(spec=SPEC) -> dict[str, tuple[bool, dict[str, tuple[str, bool]]]]:
     tables: dict[str, tuple[bool, dict[str, tuple[str, bool]]]] = {}
     current = None
-    for line in SPEC.read_text(encoding="utf-8").splitlines():
+    for line in spec.read_text(encoding="utf-8").splitlines():
         head = re.match(r"^### (\w+) \((required|optional)\)", line)
         if head:
             current = head.group(1)

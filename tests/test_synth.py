@@ -116,7 +116,9 @@ def test_clean_population_is_valid_with_nothing_quarantined(clean_population, tm
         "ref_practices",
         "ref_lsoa",
         "ref_providers",
+        "care_register",
     }
+    assert report.tables["care_register"].rows_read > 10  # the practices' registers (contract v1.1)
 
 
 def test_every_nhs_number_is_synthetic(clean_population):

@@ -3,7 +3,8 @@
 The digests were recorded from the generator before it was split into modules
 (issue 15); any refactor of ``riskstrat/synth/generator`` must keep them. A change
 that is meant to alter the synthetic population updates them deliberately. Issue 16 added
-``ref_providers`` (contract v1.1); every other table is as recorded.
+``ref_providers`` and ``care_register`` (contract v1.1, the register drawn from a random stream
+of its own); every other table is as recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from riskstrat.synth import SynthOptions, generate
 # sha256 of each table's content (CSV text in row order), 2,000 people, seed 20260415,
 # two chunks of 1,000 so the per-chunk random streams and id offsets are covered too.
 EXPECTED = {
+    "care_register": "f963ba6e5bd4d68700e4f595e52182b342ab0d371762d5be941b5050847df348",  # issue 16: added
     "deaths": "ab40fed807cd5fae7f99f0902539fb07c5bf27d6bdd1fafc700a830abe16817d",
     "gp_events": "3a09422777ffb483e89cf910e5df4dd5c9d1c92501d289b706a7ee0d6dc2dcb0",
     "gp_medications": "787e7ff978bf0c1582697495e255ec32526d8cf49b8a4b3b4c504aa7026477b8",

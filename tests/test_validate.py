@@ -84,6 +84,12 @@ GOOD: dict[str, dict[str, str]] = {
     },
     "deaths": {"nhs_number": B, "date_of_death": "2021-05-05", "underlying_cause": "I219"},
     "opt_outs": {"nhs_number": B, "opt_out_type": "ndoo", "recorded_date": "2019-01-01"},
+    "care_register": {
+        "practice_code": "Y90001",
+        "nhs_number": B,
+        "status": "case_managed",
+        "recorded_date": "2019-01-01",
+    },
     "ref_practices": {
         "practice_code": "Y90001",
         "practice_name": "P",

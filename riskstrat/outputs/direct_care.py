@@ -14,6 +14,7 @@ import pandas as pd
 
 from riskstrat.atomic import write_private
 from riskstrat.codelists import icd10_description, icd10_with_dot, treatment_function_name
+from riskstrat.errors import RiskstratError
 from riskstrat.groups import sex_letter
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.vault import OpenVault
@@ -25,6 +26,7 @@ __all__ = [
     "LIST_COLUMNS",
     "practice_list",
     "recent_activity",
+    "recently_discharged",
     "record_export",
     "write_atomically",
 ]
@@ -66,6 +68,7 @@ def practice_list(
     with_pseudonyms: bool = False,
     model: str = "",
     with_registered: bool = False,
+    with_births: bool = False,
 ):
     """The list for one practice: ``scored`` is scores joined to features, by pseudonym; every
     row carries the as-of date and the model (``model``, e.g. "emergency_admission_12m version 3").
@@ -78,7 +81,8 @@ def practice_list(
     this practice's rows; only people the vault has registered at the practice on D *and*
     whose pseudonymised record puts them there are listed. With ``with_pseudonyms`` also
     returns the pseudonyms in list order (never written out); with ``with_registered`` also the
-    number of people the vault has registered at the practice on D (listed or not).
+    number of people the vault has registered at the practice on D (listed or not); with
+    ``with_births`` also the dates of birth in list order (from the vault: identifiable zone).
     """
     people = vault.practice(practice, as_of, purpose="direct care risk list").to_pandas()
     lst = people.merge(scored[scored["practice_code"] == practice], on="pseudonym", how="inner")
@@ -94,6 +98,13 @@ def practice_list(
         out += (lst["pseudonym"].tolist(),)
     if with_registered:
         out += (len(people),)
+    if with_births:
+        if "date_of_birth" not in lst.columns:
+            raise RiskstratError(
+                "the re-identification vault was made by an earlier riskstrat that did not keep dates of birth: "
+                "run 'riskstrat pseudonymise' again to export the import files"
+            )
+        out += (lst["date_of_birth"].tolist(),)
     return out if len(out) > 1 else out[0]
 
 
@@ -117,13 +128,7 @@ def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> p
     d = f"DATE '{as_of.isoformat()}'"
     window = f"BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY"
     src = {n: f"read_parquet('{_parquet(wd.table(n))}')" for n in ("sus_apc", "sus_ecds", "sus_op")}
-    providers = wd.table("ref_providers")
-    names = (
-        f"(SELECT provider_code, any_value(provider_name) AS provider_name FROM read_parquet('{_parquet(providers)}') "
-        "GROUP BY provider_code)"
-        if providers.exists()
-        else "(SELECT NULL::VARCHAR AS provider_code, NULL::VARCHAR AS provider_name WHERE false)"
-    )
+    names = _provider_names(wd)
     frame = con.execute(f"""
         WITH events AS (
             SELECT pseudonym, admission_date AS date,
@@ -156,6 +161,18 @@ def recent_activity(wd: WorkDir, as_of: dt.date, days: int = ACTIVITY_DAYS) -> p
     return frame.drop(columns=["code", "rest"])
 
 
+def _provider_names(wd: WorkDir) -> str:
+    """A DuckDB subquery of ``provider_code``, ``provider_name`` from the optional ``ref_providers``
+    (contract v1.1): one name per code; empty when the extracts carry no such table."""
+    providers = wd.table("ref_providers")
+    if not providers.exists():
+        return "(SELECT NULL::VARCHAR AS provider_code, NULL::VARCHAR AS provider_name WHERE false)"
+    return (
+        f"(SELECT provider_code, any_value(provider_name) AS provider_name FROM read_parquet('{_parquet(providers)}') "
+        "GROUP BY provider_code)"
+    )
+
+
 def _parquet(path: Path) -> str:
     """A linked table for DuckDB's ``read_parquet``: the file, or the part files of Spark's folder."""
     return (path / "*.parquet").as_posix() if path.is_dir() else path.as_posix()
@@ -181,6 +198,43 @@ def _described(settings: pd.Series, codes: pd.Series) -> pd.Series:
         for a, o, c in zip(admission, outpatients, codes, strict=True)
     ]
     return pd.Series(out, index=settings.index, dtype=object)
+
+
+def recently_discharged(wd: WorkDir, as_of: dt.date, days: int) -> pd.DataFrame:
+    """Emergency spells (an emergency admission method, :data:`~riskstrat.schema.EMERGENCY_ADMISSION_METHODS`,
+    as the outcome uses) that ended in the ``days`` days before D (``discharge_date`` in
+    ``[D - days, D - 1]``: a discharge on or after D is not yet known at D), one row per spell:
+    ``pseudonym``, ``admission_date``, ``discharge_date``, ``length_of_stay_days`` (discharge
+    minus admission, 0 for a same-day spell), ``provider_code`` (of the first episode) and
+    ``provider_name`` (from ``ref_providers``, contract v1.1; the code where it names none), most
+    recent discharge first."""
+    from riskstrat.duck import connect
+    from riskstrat.schema import EMERGENCY_ADMISSION_METHODS
+
+    con = connect()
+    d = f"DATE '{as_of.isoformat()}'"
+    methods = ", ".join(f"'{m}'" for m in EMERGENCY_ADMISSION_METHODS)
+    apc = f"read_parquet('{_parquet(wd.table('sus_apc'))}')"
+    frame = con.execute(f"""
+        WITH spells AS (
+            SELECT pseudonym, spell_id, min(admission_date) AS admission_date, max(discharge_date) AS discharge_date,
+                   first(provider_code ORDER BY episode_number) AS provider_code,
+                   first(admission_method ORDER BY episode_number) AS admission_method
+            FROM {apc} WHERE admission_date < {d}
+            GROUP BY pseudonym, spell_id
+        )
+        SELECT s.pseudonym, s.admission_date, s.discharge_date,
+               CAST(date_diff('day', s.admission_date, s.discharge_date) AS INTEGER) AS length_of_stay_days,
+               s.provider_code, coalesce(p.provider_name, s.provider_code) AS provider_name
+        FROM spells s LEFT JOIN {_provider_names(wd)} p ON p.provider_code = s.provider_code
+        WHERE s.admission_method IN ({methods})
+          AND s.discharge_date BETWEEN {d} - INTERVAL {int(days)} DAY AND {d} - INTERVAL 1 DAY
+        ORDER BY s.discharge_date DESC, s.pseudonym, s.admission_date, s.provider_code
+    """).df()
+    con.close()
+    for c in ("admission_date", "discharge_date"):
+        frame[c] = pd.to_datetime(frame[c]).dt.date
+    return frame
 
 
 def record_export(audit: AuditLog, practice: str, patients: int, path: Path) -> None:

@@ -18,7 +18,9 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-__all__ = ["activity_details", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
+from riskstrat.outputs.worklist import reason_key
+
+__all__ = ["FLAGS", "activity_details", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
 
 
 def format_nhs_number(n: str) -> str:
@@ -73,6 +75,25 @@ def activity_details(activity: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"events": ends - starts, "table": tables}, index=pd.Index(people[starts], name="pseudonym"))
 
 
+def _change(points: float, before_risk: float, before_band: str, first_list: bool) -> tuple[str, str, float]:
+    """A row's change cell: (the change, what it was, the value it sorts by)."""
+    if first_list:
+        return "", "", 0.0
+    if pd.isna(before_risk):
+        return "new to list", "not on the previous list", -1e9
+    return f"{points:+.1f} pts", f"was {before_risk * 100:.1f}% {before_band}", float(points)
+
+
+#: the flags a row can carry, as the page's filter names them (data-flags) and shows them
+FLAGS = {
+    "new": "new to top bands",
+    "rising": "rising",
+    "discharged": "recently discharged",
+    "register": "on register",
+}
+_REGISTER_WORDS = {"case_managed": "case managed", "declined": "declined", "not_appropriate": "not appropriate"}
+
+
 def practice_html(
     practice: pd.Series,
     as_of: dt.date,
@@ -80,43 +101,122 @@ def practice_html(
     activity: pd.DataFrame,
     model: str,
     notes: tuple[str, ...] = (),
+    *,
+    bands: list[str] | None = None,
+    top_bands: list[str] | None = None,
+    summary=None,
+    discharged: pd.DataFrame | None = None,
+    files: list[tuple[str, str]] = (),
+    rising_points: float | None = None,
+    discharged_days: int = 30,
 ) -> str:
-    """The printable list of one practice.
+    """The printable list of one practice, with its summary, filters, and recently discharged.
 
     Parameters
     ----------
     practice : Series
         The practice's row of ``ref_practices`` (code, name, PCN code and name).
     lst : DataFrame
-        The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first;
-        its reasons are shown in two groups, what could be acted on and the background.
+        The practice list (:data:`riskstrat.outputs.direct_care.LIST_COLUMNS`), highest risk first,
+        with the changes since the previous list when known
+        (:data:`riskstrat.outputs.worklist.CHANGE_COLUMNS`; without them: no flags, no summary).
+        Its reasons are shown in two groups, what could be acted on and the background.
     activity : DataFrame
         ``events`` and ``table`` for each row of ``lst``, in the same order
         (:func:`activity_details`: ``table`` is HTML and is inserted as it is); people with
         no activity have missing values.
     notes : the practice's registered people who are not on the list, and why, in words.
+    bands : the band names, highest risk first (the band filter's choices and sort order);
+        ``top_bands`` those a patient is "new to" (very high and high by default).
+    summary : :class:`riskstrat.outputs.worklist.FlagCounts` of the list.
+    discharged : the recently discharged section: one row per spell (``nhs_number``,
+        ``discharge_date``, ``admission_date``, ``length_of_stay_days``, ``provider_code``,
+        ``provider_name`` (shown; the code when absent),
+        ``risk_score``, ``risk_band``, ``register_status``).
+    files : (file name, what it is for) of the practice's other files this month.
     """
-    reasons = zip(_cells(lst["actionable_reasons"]), _cells(lst["background_reasons"]), strict=True)
+    n = len(lst)
+    marked = "previous_as_of" in lst.columns
+    blank = pd.Series([""] * n, index=lst.index, dtype=object)
+    false = pd.Series([False] * n, index=lst.index)
+    first_list = (not marked) or summary is None or summary.first_list
+    bands = bands or list(dict.fromkeys(lst["risk_band"].astype(str)))
+    band_rank = {b: i for i, b in enumerate(bands)}
+    reasons = list(zip(_cells(lst["actionable_reasons"]), _cells(lst["background_reasons"]), strict=True))
+    keys = [[reason_key(x) for x in "; ".join(r for r in pair if r).split("; ") if x] for pair in reasons]
+    changes = [
+        _change(p, r, b, first_list)
+        for p, r, b in zip(
+            lst["change_points"].tolist() if marked else [np.nan] * n,
+            lst["previous_risk_score"].tolist() if marked else [np.nan] * n,
+            _cells(lst["previous_risk_band"]) if marked else [""] * n,
+            strict=True,
+        )
+    ]
+    status = lst["register_status"].fillna("") if marked else blank
+    flag_columns = {
+        "new": (lst["new_to_top_bands"] if marked else false).to_numpy(dtype=bool),
+        "rising": (lst["rising"] if marked else false).to_numpy(dtype=bool),
+        "discharged": (lst["recently_discharged"] if marked else false).to_numpy(dtype=bool),
+        "register": (status != "").to_numpy(dtype=bool),
+    }
+    statuses = status.astype(str).tolist()
+    flags = [[f for f, col in flag_columns.items() if col[i]] for i in range(n)]
+    labels = [
+        [_REGISTER_WORDS.get(statuses[i], FLAGS[f]) if f == "register" else FLAGS[f] for f in fl]
+        for i, fl in enumerate(flags)
+    ]
     tables = activity["table"]
     rows = zip(
         lst["rank_in_practice"].astype(int).tolist(),
         _cells(lst["nhs_number"]),
         lst["risk_score"].to_numpy(dtype=float).tolist(),
+        changes,
         _cells(lst["risk_band"]),
+        [band_rank.get(str(b), len(bands)) for b in lst["risk_band"]],
+        list(zip(flags, labels, strict=True)),
         lst["age"].astype(int).tolist(),
         _cells(lst["sex"]),
-        list(reasons),
+        reasons,
+        ["|".join(k) for k in keys],
         activity["events"].fillna(0).astype(int).tolist(),
         [None if none else Markup(t) for t, none in zip(tables.tolist(), tables.isna().tolist(), strict=True)],
         strict=True,
     )
+    reason_counts = pd.Series([k for ks in keys for k in dict.fromkeys(ks)], dtype=object).value_counts()
+    reason_choices = sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    spells = []
+    if discharged is not None:
+        for r in discharged.itertuples(index=False):
+            spells.append(
+                (
+                    r.nhs_number,
+                    str(r.discharge_date),
+                    str(r.admission_date),
+                    int(r.length_of_stay_days),
+                    _shown(getattr(r, "provider_name", r.provider_code)),
+                    float(r.risk_score),
+                    r.risk_band,
+                    _REGISTER_WORDS.get(r.register_status, ""),
+                )
+            )
     return _TEMPLATES.get_template("practice_list.html.j2").render(
         practice={k: _shown(practice[k]) for k in ("practice_code", "practice_name", "pcn_code", "pcn_name")},
         as_of=as_of,
         model=model,
-        patients=len(lst),
+        patients=n,
         notes=notes,
         rows=rows,
+        bands=bands,
+        top_bands=top_bands or bands[:1],
+        flags=FLAGS,
+        reason_choices=reason_choices,
+        summary=summary,
+        previous_as_of=lst["previous_as_of"].iloc[0] if marked and n else "",
+        rising_points=rising_points,
+        discharged_days=discharged_days,
+        spells=spells if discharged is not None else None,
+        files=list(files),
     )
 
 

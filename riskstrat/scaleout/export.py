@@ -112,6 +112,7 @@ def export_by_practice(
                 vault_key,
                 lambda code: _practice_rows(by_practice, code, empty),
                 audit,
+                config.practice_list,
                 listed,
                 holdout.share > 0,
             )

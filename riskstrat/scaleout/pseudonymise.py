@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from riskstrat.config import Config
 from riskstrat.privacy.pseudonym import PseudonymMap, pseudonymise
 from riskstrat.scaleout.session import remove, spark_path
-from riskstrat.schema import PSEUDONYM, TABLES
+from riskstrat.schema import CARE_REGISTER, PSEUDONYM, TABLES
 from riskstrat.stages.pseudonymise import (
     PseudonymiseReport,
     _fill_vault,
@@ -41,6 +41,7 @@ from riskstrat.stages.pseudonymise import (
     _write_opt_out_uses,
     count_opt_outs,
     count_written,
+    keep_register,
     objections,
 )
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
@@ -83,7 +84,9 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
 
     staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
     frames = {n: spark.read.parquet(spark_path(p)) for n, p in staged.items()}
-    identifiable = {n for n, df in frames.items() if "nhs_number" in df.columns}
+    identifiable = {
+        n for n, df in frames.items() if "nhs_number" in df.columns and not TABLES[n].identifiable_zone_only
+    }
     # One pseudonym per distinct NHS number in any table (opt_outs included, as on DuckDB),
     # each hashed once on an executor.
     mapping = None
@@ -108,6 +111,8 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
         if name == "opt_outs":
             count_opt_outs(report, path)
             continue
+        if TABLES[name].identifiable_zone_only:
+            continue
         _write_table(spark, frames[name], mapping, removed, name, path, wd, name in identifiable, report)
     _write_opt_out_uses(flags.filter(pc.invert(flags["all_uses"])), wd)
     reg_map = None
@@ -115,6 +120,7 @@ def _run(spark, wd: WorkDir, config: Config, key: str, vault_key: str | None, re
         pairs = frames["gp_registrations"].select("nhs_number").distinct().join(mapping, "nhs_number").toArrow()
         reg_map = PseudonymMap.from_pairs(pairs["nhs_number"].combine_chunks(), pairs[PSEUDONYM].combine_chunks())
     _fill_vault(staged.get("gp_registrations"), reg_map is not None, reg_map, flags, wd, vault_key, report)
+    keep_register(staged.get(CARE_REGISTER), wd, vault_key, report)
     if mapping is not None:
         mapping.unpersist()
 

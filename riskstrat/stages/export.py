@@ -18,18 +18,27 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from riskstrat import tracking
-from riskstrat.config import Config
+from riskstrat.config import Config, PracticeListSettings, RegisterHandling
 from riskstrat.errors import KeyMissingError, RiskstratError
 from riskstrat.modelling.spec import RiskBand
-from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, cohort_table
+from riskstrat.outputs.commissioner import COHORT_INPUTS, aggregates, at_risk_bands, cohort_table
 from riskstrat.outputs.direct_care import (
     KEY_COUNTS,
+    LIST_COLUMNS,
     practice_list,
     recent_activity,
+    recently_discharged,
     record_export,
     write_atomically,
 )
 from riskstrat.outputs.html import activity_details, practice_html, report_html
+from riskstrat.outputs.worklist import (
+    CHANGE_COLUMNS,
+    flag_counts,
+    mark_changes,
+    previous_list,
+    write_import_files,
+)
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.disclosure import DEFAULT_RULES, DisclosureRules
 from riskstrat.privacy.holdout import held_out
@@ -41,7 +50,7 @@ from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
 from riskstrat.stages.score import scores_path
 from riskstrat.stages.train import FAIRNESS_SUMMARY
-from riskstrat.workdir import WorkDir
+from riskstrat.workdir import PracticeFiles, WorkDir
 
 __all__ = [
     "ExportResult",
@@ -232,41 +241,145 @@ def write_practice_lists(
     vault_key: str,
     rows_of: Callable[[str], pd.DataFrame],
     audit: AuditLog,
+    settings: PracticeListSettings | None = None,
     listed: list[str] | None = None,
     holdout: bool = False,
 ) -> dict[str, dict[str, int]]:
-    """Each practice's list (CSV) and page (HTML) in ``folder``, one practice at a time through
-    the vault (``rows_of(code)``: the scored rows of that practice's people). Returns, per
-    practice, the people listed and the registered people not listed, with the reasons counted
-    (:func:`practice_counts`); the page says the same to the practice. ``listed``, when given,
-    receives the pseudonyms of everyone listed (for the exposure log); ``holdout``: a randomised
-    hold-out is in force (the page names it among the reasons, never who)."""
+    """Each practice's files in ``folder`` (:class:`riskstrat.workdir.PracticeFiles`), one
+    practice at a time through the vault (``rows_of(code)``: the scored rows of that practice's
+    people): the list (CSV) marked with what changed since the practice's previous list, its
+    care register and the recently discharged (:mod:`riskstrat.outputs.worklist`); the page
+    (HTML) with its summary; the recently discharged (CSV); the import files. ``settings``: the
+    ``practice_list`` section of the configuration (default: the embedded defaults). ``listed``,
+    when given, receives the pseudonyms of everyone listed (for the exposure log); ``holdout``: a
+    randomised hold-out is in force (the page names it among the reasons, never who).
+
+    Returns, per practice, the people listed and the registered people not listed, with the
+    reasons counted (the page says the same to the practice), and the summary's counts."""
+    settings = settings or PracticeListSettings()
     ref = pq.read_table(wd.table("ref_practices")).to_pandas().sort_values("practice_code")
     model = model_of(wd, as_of)
-    vault = open_vault(wd.vault, vault_key, audit)
+    bands = bands_of(wd, as_of)
+    band_names, top = [b.name for b in bands], at_risk_bands(bands)
+    vault = open_vault(wd.vault, vault_key, audit, wd.care_register)
     details = activity_details(recent_activity(wd, as_of))
+    previous = previous_list(wd, as_of)
+    spells = recently_discharged(wd, as_of, settings.discharged_days)
     quarantined = _quarantined_registrations(wd)
     counts: dict[str, dict[str, int]] = {}
     for practice in ref.itertuples(index=False):
         code = practice.practice_code
-        lst, pseudonyms, registered = practice_list(
-            vault, code, as_of, rows_of(code), with_pseudonyms=True, model=model, with_registered=True
+        lst, pseudonyms, registered, births = practice_list(
+            vault, code, as_of, rows_of(code), with_pseudonyms=True, model=model, with_registered=True, with_births=True
         )
+        mine = spells[spells["pseudonym"].isin(set(pseudonyms))]
+        marked = mark_changes(
+            lst,
+            pseudonyms,
+            previous.of(code),
+            previous.as_of,
+            band_names,
+            top,
+            set(mine["pseudonym"]),
+            vault.register(code, as_of).to_pandas(),
+            settings,
+        )
+        flags = flag_counts(marked, settings)
         if listed is not None:
             listed.extend(pseudonyms)
         counts[code] = {
             "listed": len(lst),
             "registered_not_listed": registered - len(lst),
             "registrations_quarantined": quarantined.get(code, 0),
+            **flags.to_dict(),
         }
-        path = folder / f"{code}.csv"
-        write_atomically(lst, path)
+        files = wd.practice_files(folder, code)
+        files.folder.mkdir(mode=0o700, exist_ok=True)
+        files.folder.chmod(0o700)
+        write_atomically(marked[[*LIST_COLUMNS, *CHANGE_COLUMNS]], files.list_csv)
+        discharged = _discharged_rows(mine, marked, pseudonyms)
+        write_atomically(discharged, files.discharged)
+        imported = write_import_files(files, marked, births, top, settings, write_atomically)
         page = practice_html(
-            pd.Series(practice._asdict()), as_of, lst, details.reindex(pseudonyms), model, _notes(counts[code], holdout)
+            pd.Series(practice._asdict()),
+            as_of,
+            marked,
+            details.reindex(pseudonyms),
+            model,
+            _notes(counts[code], holdout),
+            bands=band_names,
+            top_bands=top,
+            summary=flags,
+            discharged=discharged,
+            files=_file_purposes(files, imported, top, settings),
+            rising_points=settings.rising_points,
+            discharged_days=settings.discharged_days,
         )
-        write_atomically(page, folder / f"{code}.html")
-        record_export(audit, code, len(lst), path)
+        write_atomically(page, files.page)
+        record_export(audit, code, len(lst), files.list_csv)
     return counts
+
+
+#: the columns of a practice's recently discharged CSV
+DISCHARGED_COLUMNS = [
+    "nhs_number",
+    "discharge_date",
+    "admission_date",
+    "length_of_stay_days",
+    "provider_code",
+    "provider_name",
+    "risk_score",
+    "risk_band",
+    "rank_in_practice",
+    "register_status",
+    "as_of",
+]
+
+
+def _discharged_rows(spells: pd.DataFrame, marked: pd.DataFrame, pseudonyms: list[str]) -> pd.DataFrame:
+    """The practice's recently discharged, one row per spell, most recent discharge first (then
+    highest risk): the spells of its listed people with their NHS number, risk and register status."""
+    people = marked.assign(pseudonym=pseudonyms)[
+        ["pseudonym", "nhs_number", "risk_score", "risk_band", "rank_in_practice", "register_status", "as_of"]
+    ]
+    rows = spells.merge(people, on="pseudonym", how="inner", validate="many_to_one")
+    rows = rows.sort_values(["discharge_date", "rank_in_practice", "admission_date"], ascending=[False, True, True])
+    return rows[DISCHARGED_COLUMNS].reset_index(drop=True)
+
+
+def _file_purposes(
+    files: PracticeFiles, imported: dict[str, int], top: list[str], settings: PracticeListSettings
+) -> list[tuple[str, str]]:
+    """What each of a practice's files is for, as its page says (``docs/outputs.md`` says the same)."""
+    batch = settings.import_batch_size
+    who = {"top_bands": f"the {' and '.join(top)} band(s)", "recently_discharged": "the recently discharged"}
+    left_out = " (patients on the register left out)" if settings.care_register is RegisterHandling.EXCLUDE else ""
+    out = [
+        (files.list_csv.name, "this list as a spreadsheet, with the changes, flags and register status"),
+        (
+            f"{files.code}/{files.discharged.name}",
+            "the recently discharged below, one row per spell, for post-discharge contact",
+        ),
+    ]
+    for group, people in imported.items():
+        parts = -(-people // batch)
+        if parts:
+            names = ", ".join(f"{files.code}/{files.import_file(group, p).name}" for p in range(1, parts + 1))
+            out.append(
+                (
+                    names,
+                    f"{people:,} patients of {who[group]}{left_out} to import into Accurx as a patient list "
+                    f"(columns NHS number and Date of Birth, at most {batch} a file)",
+                )
+            )
+        out.append(
+            (
+                f"{files.code}/{files.nhs_numbers(group).name}",
+                f"the NHS numbers of {who[group]}{left_out}, one a line, for a search in the clinical system"
+                + ("" if people else ": none this month"),
+            )
+        )
+    return out
 
 
 def _notes(counts: dict[str, int], holdout: bool = False) -> tuple[str, ...]:
@@ -443,6 +556,7 @@ def export(
             vault_key,
             lambda code: by_practice.get(code, empty),
             audit,
+            config.practice_list,
             listed,
             holdout.share > 0,
         )

@@ -37,8 +37,8 @@ from riskstrat.privacy.keys import fingerprint
 from riskstrat.privacy.nhs_number import is_valid as nhs_number_is_valid
 from riskstrat.privacy.optout import UNREADABLE, Use, exclusions
 from riskstrat.privacy.pseudonym import PseudonymMap
-from riskstrat.privacy.vault import write_vault
-from riskstrat.schema import PERSON_KEY, PSEUDONYM, TABLES, pseudonymised_schema
+from riskstrat.privacy.vault import write_register, write_vault
+from riskstrat.schema import CARE_REGISTER, PERSON_KEY, PSEUDONYM, TABLES, pseudonymised_schema
 from riskstrat.stages import manifest
 from riskstrat.stages.resources import named_stage
 from riskstrat.workdir import WorkDir, private_files
@@ -50,6 +50,7 @@ __all__ = [
     "count_opt_outs",
     "count_written",
     "extract_checksums",
+    "keep_register",
     "pseudonymise",
     "stage_inputs",
 ]
@@ -275,7 +276,11 @@ def pseudonymise(
 def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: PseudonymiseReport) -> None:
     staged = {n: wd.staged(n) for n in TABLES if wd.staged(n).exists()}
     con = connect(wd.staging_spill)
-    identifiable = {n for n, p in staged.items() if "nhs_number" in pq.ParquetFile(p).schema_arrow.names}
+    identifiable = {
+        n
+        for n, p in staged.items()
+        if "nhs_number" in pq.ParquetFile(p).schema_arrow.names and not TABLES[n].identifiable_zone_only
+    }
     # One pseudonym per distinct NHS number in any table.
     if identifiable:
         union = " UNION ".join(
@@ -294,9 +299,12 @@ def _run(wd: WorkDir, config: Config, key: str, vault_key: str | None, report: P
         if name == "opt_outs":
             count_opt_outs(report, path)
             continue
+        if TABLES[name].identifiable_zone_only:
+            continue
         _write_table(name, path, wd, pmap if name in identifiable else None, removed, report)
     _write_opt_out_uses(partial, wd)
     _fill_vault(staged.get("gp_registrations"), "gp_registrations" in identifiable, pmap, flags, wd, vault_key, report)
+    keep_register(staged.get(CARE_REGISTER), wd, vault_key, report)
 
 
 def count_opt_outs(report: PseudonymiseReport, path: Path) -> None:
@@ -310,6 +318,37 @@ def count_opt_outs(report: PseudonymiseReport, path: Path) -> None:
         "consumed": pq.ParquetFile(path).metadata.num_rows,
         "written": 0,
         "identifier": "applied as the opt-out policy; not written",
+    }
+
+
+def keep_register(path: Path | None, wd: WorkDir, vault_key: str | None, report: PseudonymiseReport) -> None:
+    """The care register (contract v1.1): its accepted rows are consumed into
+    ``W/identifiable/care_register.bin`` (encrypted with the vault key), never written to the
+    pseudonymised zone. Without a register this month, or without a vault (registrations
+    pseudonymised at source: no list to mark), an earlier month's register is removed."""
+    if path is None or not wd.vault.exists() or vault_key is None:
+        wd.care_register.unlink(missing_ok=True)
+        if path is not None:
+            _count_consumed(report, CARE_REGISTER, path, "not used: no direct-care lists to mark")
+        return
+    table = pq.read_table(path)
+    if "nhs_number" not in table.column_names:  # pseudonymised at source: cannot mark an NHS-number list
+        wd.care_register.unlink(missing_ok=True)
+        _count_consumed(report, CARE_REGISTER, path, "not used: pseudonymised at source")
+        return
+    write_register(wd.care_register, table, vault_key)
+    _count_consumed(report, CARE_REGISTER, path, "kept in the identifiable zone (encrypted); not written")
+
+
+def _count_consumed(report: PseudonymiseReport, name: str, path: Path, identifier: str) -> None:
+    t = report.validation.tables[name]
+    report.tables[name] = {
+        "read": t.rows_read,
+        "quarantined": t.quarantined_rows,
+        "opted_out": 0,
+        "consumed": pq.ParquetFile(path).metadata.num_rows,
+        "written": 0,
+        "identifier": identifier,
     }
 
 
@@ -441,7 +480,9 @@ def _fill_vault(
             "not possible: gp_registrations was pseudonymised at source, so direct-care lists cannot be produced"
         )
         return
-    reg = pq.read_table(path, columns=["nhs_number", "practice_code", "registration_start", "registration_end"])
+    reg = pq.read_table(
+        path, columns=["nhs_number", "practice_code", "registration_start", "registration_end", "date_of_birth"]
+    )
     pseud = pmap.apply(reg["nhs_number"])
     reg = reg.append_column(PSEUDONYM, pseud)
     # Only people whose data may be used for direct care are re-identifiable.

@@ -43,6 +43,18 @@ OPT_OUT_TYPE1 = 0.03
 OPT_OUT_NDOO = 0.05
 OPT_OUT_BOTH = 0.012  # overlap: people holding both objections
 
+# The practices' care registers (contract v1.1; riskstrat/synth/generator/tables.py): of the people
+# registered on the extract date whose true risk at the last as-of date is in the top
+# CARE_REGISTER_TOP_SHARE of their chunk, CARE_REGISTER_ENTERED are on their practice's register,
+# with these shares of statuses, recorded in the CARE_REGISTER_DAYS days before the extract date
+# (the 2014 enhanced service case-managed the top 2% of adults). People who changed practice
+# keep an entry at their old practice with CARE_REGISTER_STALE_SHARE: it must never mark the new one.
+CARE_REGISTER_TOP_SHARE = 0.04
+CARE_REGISTER_ENTERED = 0.6
+CARE_REGISTER_STATUSES = {"case_managed": 0.7, "declined": 0.2, "not_appropriate": 0.1}
+CARE_REGISTER_DAYS = 730
+CARE_REGISTER_STALE_SHARE = 0.5
+
 # Emergency admissions: share of people with >= 1 in a year, and spells per person-year.
 EMERGENCY_PERSON_SHARE = 0.075
 EMERGENCY_SPELLS_PER_PERSON = 0.109

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from riskstrat.schema import TABLES, arrow_schema
 from riskstrat.synth import params as P
@@ -37,6 +38,7 @@ class Tables:
         tables["sus_apc"], elective_days = self._sus_apc()
         tables["sus_ecds"] = self._sus_ecds()
         tables["sus_op"] = sus_op(elective_days)
+        tables["care_register"] = self._care_register()  # its own random stream: the others are as they were
         for name, tbl in tables.items():
             tables[name] = tbl.cast(arrow_schema(TABLES[name]))
         return ChunkResult(tables, self.truth)
@@ -51,6 +53,48 @@ class Tables:
     def _last_day(self, person: np.ndarray) -> np.ndarray:
         """First day nothing more is recorded for a person: left, died, or the extract date."""
         return np.minimum(np.minimum(self.exit[person], self.death[person] + 1), self.o.end)
+
+    def _care_register(self) -> pa.Table:
+        """The practices' care registers (contract v1.1): high-risk people registered on the
+        extract date, at their practice then; and, for some who changed practice, a stale entry at
+        the practice they left (:data:`riskstrat.synth.params.CARE_REGISTER_TOP_SHARE` and after).
+        Drawn from a random stream of its own, so every other table is as it was without it."""
+        o = self.o
+        rng = np.random.default_rng([o.seed, 3000 + self.chunk])
+        truth = self.truth
+        last = pc.max(truth["as_of"])
+        latest = truth.filter(pc.equal(truth["as_of"], last))
+        index = {n: i for i, n in enumerate(self.nhs.tolist())}
+        person = np.array([index[n] for n in latest["nhs_number"].to_pylist()], dtype=np.int64)
+        risk = latest["true_risk"].to_numpy()
+        here = (self.exit[person] > o.end) & (self.death[person] >= o.end)
+        person, risk = person[here], risk[here]
+        if person.size == 0:
+            return self._empty_register()
+        top = risk >= np.quantile(risk, 1 - P.CARE_REGISTER_TOP_SHARE)
+        chosen = person[top & (rng.random(person.size) < P.CARE_REGISTER_ENTERED)]
+        moved = self.transfer_to[chosen] >= 0
+        practice = np.where(moved, self.transfer_to[chosen], self.practice[chosen])
+        stale = chosen[moved & (rng.random(chosen.size) < P.CARE_REGISTER_STALE_SHARE)]
+        names = np.array(list(P.CARE_REGISTER_STATUSES), dtype=object)
+        shares = np.array(list(P.CARE_REGISTER_STATUSES.values()))
+        who = np.concatenate([chosen, stale])
+        status = names[rng.choice(names.size, size=who.size, p=shares / shares.sum())]
+        recorded = o.end - 1 - (rng.random(chosen.size) * P.CARE_REGISTER_DAYS).astype(np.int64)
+        stale_day = self.transfer_day[stale] - 1 - (rng.random(stale.size) * 180).astype(np.int64)
+        recorded = np.concatenate([recorded, stale_day])
+        recorded = np.maximum(recorded, np.concatenate([self.reg_start[chosen], self.reg_start[stale]]))
+        return pa.table(
+            {
+                "practice_code": self.r.practice_codes[np.concatenate([practice, self.practice[stale]])],
+                "nhs_number": self._nhs(who),
+                "status": pa.array(status, pa.string()),
+                "recorded_date": self._date(recorded),
+            }
+        )
+
+    def _empty_register(self) -> pa.Table:
+        return arrow_schema(TABLES["care_register"]).empty_table()
 
     def _registrations(self) -> pa.Table:
         o = self.o
