@@ -294,8 +294,10 @@ def test_run_does_everything_in_order(tmp_path):
     for chatter in ("Successfully registered model", "Created version", "Downloading artifacts", "INFO"):
         assert chatter not in result.stdout + result.stderr, chatter  # MLflow's narration only with --verbose
     assert sorted(p.name for p in (tmp_path / "W" / "direct_care" / "current").iterdir()) == [
+        "Y90000",  # the practice's folder: recently discharged, import files, NHS number lists
         "Y90000.csv",
         "Y90000.html",
+        "Y90001",
         "Y90001.csv",
         "Y90001.html",
     ]

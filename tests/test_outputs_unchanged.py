@@ -9,8 +9,8 @@ The manifest names each output by its path relative to ``W`` and a SHA-256:
 
 * Parquet (a file or Spark's folder): of the column names and types and the rows in a
   canonical order (sorted by every column), not of the file's bytes;
-* the re-identification vault: of its decrypted rows, the same way (the file is encrypted
-  with a fresh nonce each time);
+* the re-identification vault and the sealed care register: of their decrypted rows, the same
+  way (each file is encrypted with a fresh nonce each time);
 * CSV, HTML and the other JSON: of the bytes;
 * JSON records that carry what legitimately varies per run, after normalising it (named in
   :data:`VOLATILE`): wall times and memory, the day the run happened, the MLflow run id,
@@ -34,6 +34,12 @@ Recorded history:
   (fingerprints of the linked tables they read) and ``reports/stages/pseudonymise.json``
   (the configuration recorded by its pydantic sections, issue 14). Features, scores,
   practice lists and commissioner outputs were unchanged.
+* issues 16.6, 17 and 16 (outputs meant to change, recorded together): clinicians' words
+  (the scores' reason columns, sex as M/F/I/U, the ``ref_providers`` reference table);
+  monitoring (the exposure log, ``pseudonymised/monitoring/<D>.json``, the monitoring page, the
+  run record's monitor stage and the audit entries); the practice list (each practice's folder
+  of recently discharged and import files, the new columns of ``<practice>.csv`` and its page,
+  the sealed care register, dates of birth in the vault, the export and pseudonymise reports).
 """
 
 from __future__ import annotations
@@ -125,7 +131,7 @@ def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = Non
     """Relative path -> SHA-256 of every output of ``workdir``, a run on ``extracts``
     (``renamed``: current path -> the recorded one, applied to paths inside the JSON records)."""
     import riskstrat
-    from riskstrat.privacy.vault import _open
+    from riskstrat.privacy.vault import REGISTER_MAGIC, _open
 
     renamed = renamed or {}
     places = {str(workdir): "<W>", str(extracts): "<extracts>", str(Path(riskstrat.__file__).parent): "<riskstrat>"}
@@ -142,6 +148,8 @@ def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = Non
             pending = sorted([*pending, *path.iterdir()])
         elif rel == "identifiable/vault.bin":
             out[rel] = _rows_digest(_open(path, VAULT_KEY))
+        elif rel == "identifiable/care_register.bin":
+            out[rel] = _rows_digest(_open(path, VAULT_KEY, REGISTER_MAGIC))
         elif path.suffix in (".json", ".jsonl"):
             out[rel] = _json_digest(path, places, renamed)
         else:
