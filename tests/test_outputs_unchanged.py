@@ -39,7 +39,9 @@ Recorded history:
   monitoring (the exposure log, ``pseudonymised/monitoring/<D>.json``, the monitoring page, the
   run record's monitor stage and the audit entries); the practice list (each practice's folder
   of recently discharged and import files, the new columns of ``<practice>.csv`` and its page,
-  the sealed care register, dates of birth in the vault, the export and pseudonymise reports).
+  the sealed care register, dates of birth in the vault, the export and pseudonymise reports);
+  and the practice pages' rows shaded by band rank (``band-0``...) rather than by band name
+  (issue 15: the bands are declared once, in the model specification).
 """
 
 from __future__ import annotations
@@ -61,26 +63,11 @@ from .conftest import REGION_KEY, VAULT_KEY
 
 RECORDED = Path(__file__).resolve().parent / "data" / "outputs_manifest.json"
 AS_OF = "2026-10-01"
-#: outputs the refactor moved: recorded (old) path relative to W -> where it is now (issue 15: the
-#: pseudonymised zone laid out by kind, linked/, features/ and scores/)
-_LINKED = [
-    "deaths",
-    "gp_events",
-    "gp_medications",
-    "gp_registrations",
-    "opt_out_uses",
-    "ref_lsoa",
-    "ref_practices",
-    "sus_apc",
-    "sus_ecds",
-    "sus_op",
-]
-_FEATURE_DATES = ["2022-10-02", "2023-10-02", "2024-10-01", "2025-10-01", "2026-10-01"]
-MOVED: dict[str, str] = {
-    **{f"pseudonymised/{t}.parquet": f"pseudonymised/linked/{t}.parquet" for t in _LINKED},
-    **{f"pseudonymised/features_{d}.parquet": f"pseudonymised/features/{d}.parquet" for d in _FEATURE_DATES},
-    f"pseudonymised/scores_{AS_OF}.parquet": f"pseudonymised/scores/{AS_OF}.parquet",
-}
+#: outputs moved since the manifest was recorded: recorded path relative to W -> where it is now,
+#: applied to the manifest's keys and to paths inside the JSON records. Empty: the manifest was
+#: last recorded at the current layout (issue 15's moves, the pseudonymised zone by kind, were
+#: mapped here until the manifest was recorded again after them).
+MOVED: dict[str, str] = {}
 #: keys whose values vary from run to run in the JSON records (reports, stage records, audit log)
 VOLATILE = frozenset({"seconds", "peak_rss_mb", "rows_per_second", "time", "prev", "user", "run_id", "today"})
 #: left out of the manifest (see the module docstring)

@@ -11,7 +11,7 @@ import pandas as pd
 from riskstrat.modelling.spec import RiskBand
 from riskstrat.outputs.commissioner import DIMENSIONS
 from riskstrat.outputs.direct_care import KEY_COUNTS, LIST_COLUMNS
-from riskstrat.outputs.html import activity_details, practice_html, report_html
+from riskstrat.outputs.html import activity_details, band_shades, practice_html, report_html
 from riskstrat.privacy.disclosure import DEFAULT_RULES, SUPPRESSED
 
 D = dt.date(2026, 10, 1)
@@ -154,9 +154,22 @@ def test_script_in_a_practice_name_a_provider_and_a_diagnosis_arrives_escaped_on
     assert read.texts["summary"] == ["2 events", "0 events", "2 events"]
     assert page.count("<p>No hospital activity in the last 12 months.</p>") == 1  # p2
     assert [r for r in read.rows if len(r) == 4][1][3] == SCRIPT  # p1's provider, as text
-    assert '<tr class="band-very-high" data-nhs="9990000018" data-band="very high" data-flags=""' in page
+    assert '<tr class="band-0" data-nhs="9990000018" data-band="very high" data-flags=""' in page
+    # rows shaded by their band's rank: the lowest band (here "low", third) plain
+    assert ".band-0{background:#fde2e1}.band-1{background:#fff1d6}\n" in page and ".band-2{" not in page
     assert '<table id="risk-list">' in page and ">Show all activity</button>" in page
     assert page.count("<details>") == 3
+
+
+def test_rows_are_shaded_by_the_rank_of_the_model_s_own_bands_whatever_their_names():
+    lst = _list()
+    lst["risk_band"] = ["red", "amber", "green"]
+    details = activity_details(_events()).reindex(["p1", "p2", "p3"])
+    page = practice_html(_practice(), D, lst, details, "m", (), bands=["red", "amber", "green"])
+    assert ".band-0{background:#fde2e1}.band-1{background:#fff1d6}\n" in page and ".band-2{" not in page
+    assert '<tr class="band-0" data-nhs="9990000018" data-band="red"' in page
+    assert '<tr class="band-2" data-nhs="9990000034" data-band="green"' in page
+    assert band_shades(["a", "b", "c", "d", "e", "f"]) == ["#fde2e1", "#fff1d6", "#fffbe6", "#fffbe6", "#fffbe6"]
 
 
 def _aggregates() -> pd.DataFrame:

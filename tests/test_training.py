@@ -83,6 +83,17 @@ def test_the_run_holds_the_report_and_no_patient_rows(first_run, mlflow_server, 
     } <= arts
     tables = {a.path for a in client.list_artifacts(first_run.run_id, "tables")}
     assert "tables/model_subgroups.csv" in tables and "tables/baselines.csv" in tables
+    # the fairness audit (issue 14): its tables, a plot of rates over thresholds per variable,
+    # the calibration plot, and its headline metrics, with every training run
+    assert {
+        "tables/fairness_by_group.csv",
+        "tables/fairness_by_threshold.csv",
+        "tables/fairness_commissioner.csv",
+    } <= tables
+    assert {f"plots/fairness_fpr_fnr_{v}.png" for v in ("sex", "age_band", "imd_quintile", "ethnicity_group")} | {
+        "plots/fairness_calibration.png"
+    } <= arts
+    assert 0 <= run.data.metrics["fairness_auroc_gap_max"] < 1 and "fairness_oe_deviation_sex" in run.data.metrics
     # counts only: no NHS number, no pseudonym anywhere in the store or the artefacts. The
     # pattern scanner reads every file but the serialised estimator, whose LightGBM trees list
     # leaf counts ("761 357 1241") that look like spaced NHS numbers; that file is checked

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from riskstrat.outputs.worklist import reason_key
 
-__all__ = ["FLAGS", "activity_details", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
+__all__ = ["BAND_SHADES", "FLAGS", "activity_details", "band_shades", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
 
 
 def format_nhs_number(n: str) -> str:
@@ -35,10 +35,20 @@ _TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_TEMPLATES.filters["css_name"] = lambda name: name.replace(" ", "-")
 _TEMPLATES.filters["nhs_number"] = format_nhs_number
 _TEMPLATES.filters["percent"] = lambda p: f"{p * 100:.1f}%"
 _TEMPLATES.filters["thousands"] = lambda n: f"{n:,}"
+
+
+#: the shading of a list's rows by band, highest band first (red, amber, yellow); the lowest band
+#: is left plain, and bands beyond these take the last shade. The bands themselves, names and
+#: order, are the model's (its specification's ``risk_bands``).
+BAND_SHADES = ("#fde2e1", "#fff1d6", "#fffbe6")
+
+
+def band_shades(bands: list[str]) -> list[str]:
+    """The background of each band but the lowest, by rank (``BAND_SHADES``)."""
+    return [BAND_SHADES[min(i, len(BAND_SHADES) - 1)] for i in range(len(bands) - 1)]
 
 
 def _cells(values: pd.Series) -> list:
@@ -208,6 +218,7 @@ def practice_html(
         notes=notes,
         rows=rows,
         bands=bands,
+        band_shades=band_shades(bands),
         top_bands=top_bands or bands[:1],
         flags=FLAGS,
         reason_choices=reason_choices,
