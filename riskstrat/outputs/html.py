@@ -20,7 +20,16 @@ from markupsafe import Markup
 
 from riskstrat.outputs.worklist import reason_key
 
-__all__ = ["BAND_SHADES", "FLAGS", "activity_details", "band_shades", "format_nhs_number", "monitoring_html", "practice_html", "report_html"]
+__all__ = [
+    "BAND_SHADES",
+    "FLAGS",
+    "activity_details",
+    "band_shades",
+    "format_nhs_number",
+    "monitoring_html",
+    "practice_html",
+    "report_html",
+]
 
 
 def format_nhs_number(n: str) -> str:
