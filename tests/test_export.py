@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from riskstrat.features.asof import cut
 from riskstrat.features.asof import population as asof_population
-from riskstrat.outputs.direct_care import KEY_COUNTS, practice_list, write_atomically
+from riskstrat.outputs.direct_care import KEY_COUNTS, LIST_COLUMNS, practice_list, write_atomically
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.disclosure import SUPPRESSED
 from riskstrat.privacy.nhs_number import synthetic_nhs_numbers
@@ -45,6 +45,38 @@ def exported(pseudonymised, tmp_path_factory):
     score(work, D)
     result = export(work, D, VAULT_KEY)
     return work, result
+
+
+def test_lists_and_pages_written_by_worker_processes_are_the_same_files(exported, tmp_path, monkeypatch):
+    """At the size of an ICB the pages are rendered by a pool of processes
+    (``PARALLEL_FROM_PEOPLE``); forced here on 3,000 people, every file of every practice's
+    folder is byte for byte what the stage's own process wrote, with the same permissions."""
+    import riskstrat.stages.export as stage
+
+    work, _ = exported
+    again = tmp_path / "W"
+    shutil.copytree(work, again, symlinks=True)
+    monkeypatch.setattr(stage, "PARALLEL_FROM_PEOPLE", 0)
+    export(again, D, VAULT_KEY)
+    month = Path("direct_care") / D.isoformat()
+    ours = sorted(p.relative_to(work / month) for p in (work / month).rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(again / month) for p in (again / month).rglob("*") if p.is_file())
+    assert ours == theirs and len([p for p in ours if p.suffix == ".html"]) == 5
+    for rel in ours:
+        assert (work / month / rel).read_bytes() == (again / month / rel).read_bytes(), rel
+        assert (again / month / rel).stat().st_mode & 0o777 == 0o600, rel
+
+
+def test_a_list_that_fails_in_a_worker_fails_the_stage_with_its_own_error(tmp_path):
+    """A worker's error is the stage's (so a full disk is still the one-line resource error)."""
+    from riskstrat.outputs.worklist import CHANGE_COLUMNS
+    from riskstrat.stages.export import _Pages
+    from riskstrat.workdir import WorkDir
+
+    files = WorkDir(tmp_path / "W").practice_files(tmp_path / "no such folder", "Y90000")
+    marked = pd.DataFrame(columns=[*LIST_COLUMNS, *CHANGE_COLUMNS])
+    with pytest.raises(FileNotFoundError, match="no such folder"), _Pages(2) as pages:
+        pages.write(files, pd.DataFrame(), [], pd.Series(dtype=object), D, marked, "model")
 
 
 def test_each_list_holds_only_the_practice_s_own_patients_registered_on_d(exported, clean_population):

@@ -8,7 +8,9 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -262,62 +264,149 @@ def write_practice_lists(
     bands = bands_of(wd, as_of)
     band_names, top = [b.name for b in bands], at_risk_bands(bands)
     vault = open_vault(wd.vault, vault_key, audit, wd.care_register)
-    details = activity_details(recent_activity(wd, as_of))
+    activity = _Activity(recent_activity(wd, as_of))
     previous = previous_list(wd, as_of)
     spells = recently_discharged(wd, as_of, settings.discharged_days)
+    spell_people = spells["pseudonym"].tolist()
     quarantined = _quarantined_registrations(wd)
     counts: dict[str, dict[str, int]] = {}
-    for practice in ref.itertuples(index=False):
-        code = practice.practice_code
-        lst, pseudonyms, registered, births = practice_list(
-            vault, code, as_of, rows_of(code), with_pseudonyms=True, model=model, with_registered=True, with_births=True
-        )
-        mine = spells[spells["pseudonym"].isin(set(pseudonyms))]
-        marked = mark_changes(
-            lst,
-            pseudonyms,
-            previous.of(code),
-            previous.as_of,
-            band_names,
-            top,
-            set(mine["pseudonym"]),
-            vault.register(code, as_of).to_pandas(),
-            settings,
-        )
-        flags = flag_counts(marked, settings)
-        if listed is not None:
-            listed.extend(pseudonyms)
-        counts[code] = {
-            "listed": len(lst),
-            "registered_not_listed": registered - len(lst),
-            "registrations_quarantined": quarantined.get(code, 0),
-            **flags.to_dict(),
-        }
-        files = wd.practice_files(folder, code)
-        files.folder.mkdir(mode=0o700, exist_ok=True)
-        files.folder.chmod(0o700)
-        write_atomically(marked[[*LIST_COLUMNS, *CHANGE_COLUMNS]], files.list_csv)
-        discharged = _discharged_rows(mine, marked, pseudonyms)
-        write_atomically(discharged, files.discharged)
-        imported = write_import_files(files, marked, births, top, settings, write_atomically)
-        page = practice_html(
-            pd.Series(practice._asdict()),
-            as_of,
-            marked,
-            details.reindex(pseudonyms),
-            model,
-            _notes(counts[code], holdout),
-            bands=band_names,
-            top_bands=top,
-            summary=flags,
-            discharged=discharged,
-            files=_file_purposes(files, imported, top, settings),
-            rising_points=settings.rising_points,
-            discharged_days=settings.discharged_days,
-        )
-        write_atomically(page, files.page)
-        record_export(audit, code, len(lst), files.list_csv)
+    with _Pages(PAGE_WORKERS if activity.people >= PARALLEL_FROM_PEOPLE else 1) as pages:
+        for practice in ref.itertuples(index=False):
+            code = practice.practice_code
+            lst, pseudonyms, registered, births = practice_list(
+                vault,
+                code,
+                as_of,
+                rows_of(code),
+                with_pseudonyms=True,
+                model=model,
+                with_registered=True,
+                with_births=True,
+            )
+            theirs = set(pseudonyms)
+            mine = spells[[p in theirs for p in spell_people]]
+            marked = mark_changes(
+                lst,
+                pseudonyms,
+                previous.of(code),
+                previous.as_of,
+                band_names,
+                top,
+                set(mine["pseudonym"]),
+                vault.register(code, as_of).to_pandas(),
+                settings,
+            )
+            flags = flag_counts(marked, settings)
+            if listed is not None:
+                listed.extend(pseudonyms)
+            counts[code] = {
+                "listed": len(lst),
+                "registered_not_listed": registered - len(lst),
+                "registrations_quarantined": quarantined.get(code, 0),
+                **flags.to_dict(),
+            }
+            files = wd.practice_files(folder, code)
+            files.folder.mkdir(mode=0o700, exist_ok=True)
+            files.folder.chmod(0o700)
+            discharged = _discharged_rows(mine, marked, pseudonyms)
+            write_atomically(discharged, files.discharged)
+            imported = write_import_files(files, marked, births, top, settings, write_atomically)
+            pages.write(
+                files,
+                activity.of(pseudonyms),
+                pseudonyms,
+                pd.Series(practice._asdict()),
+                as_of,
+                marked,
+                model,
+                _notes(counts[code], holdout),
+                bands=band_names,
+                top_bands=top,
+                summary=flags,
+                discharged=discharged,
+                files=_file_purposes(files, imported, top, settings),
+                rising_points=settings.rising_points,
+                discharged_days=settings.discharged_days,
+            )
+            record_export(audit, code, len(lst), files.list_csv)
     return counts
+
+
+#: processes that write practice lists and render their pages beside the loop that makes the
+#: lists (rendering, in jinja2 with autoescaping, is most of the export's time at the size of an
+#: ICB: about 70 microseconds a patient); the machines this is built for have 2 cores
+PAGE_WORKERS = 2
+#: with fewer people with hospital activity than this (a region's lists are then small), pages are
+#: rendered in the stage's own process: starting the workers (about 2 s) would cost more than
+#: it saves
+PARALLEL_FROM_PEOPLE = 20_000
+
+
+class _Activity:
+    """The region's recent hospital activity (:func:`riskstrat.outputs.direct_care.recent_activity`,
+    ordered by person), taken a practice's people at a time."""
+
+    def __init__(self, events: pd.DataFrame):
+        self.events = events.reset_index(drop=True)
+        people = self.events["pseudonym"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, people[1:] != people[:-1]]) if len(people) else np.array([], int)
+        ends = np.r_[starts[1:], len(people)].astype(int)
+        self._spans = dict(zip(people[starts].tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
+        self.people = len(self._spans)
+
+    def of(self, pseudonyms: list[str]) -> pd.DataFrame:
+        """The events of ``pseudonyms``."""
+        spans = [self._spans[p] for p in pseudonyms if p in self._spans]
+        rows = np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.array([], int)
+        return self.events.iloc[rows]
+
+
+def _write_list_and_page(
+    out: PracticeFiles, events: pd.DataFrame, pseudonyms: list[str], practice, as_of, marked, model, *args, **kwargs
+) -> None:
+    """A practice's list (CSV) and page (HTML) in ``out``, from its marked list and its people's
+    ``events``; the other arguments are the page's (:func:`riskstrat.outputs.html.practice_html`)."""
+    write_atomically(marked[[*LIST_COLUMNS, *CHANGE_COLUMNS]], out.list_csv)
+    details = activity_details(events)
+    details.index = details.index.astype(object)  # Python strings: the fastest to look up
+    page = practice_html(practice, as_of, marked, details.reindex(pseudonyms), model, *args, **kwargs)
+    write_atomically(page, out.page)
+
+
+class _Pages:
+    """Practice pages rendered and written, in the stage's process (``workers`` 1) or by a pool
+    of ``workers`` processes while the stage makes the next practices' lists. Started by
+    *spawn*, not fork: the stage's process holds DuckDB's and Arrow's threads, which a forked
+    child would inherit mid-flight. At most twice ``workers`` pages wait, so memory holds a few
+    practices' rows, not the region's. A page that fails fails the export (its error is raised
+    here, as the stage's own)."""
+
+    def __init__(self, workers: int):
+        self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
+        self._waiting: list[Future] = []
+        self._workers = workers
+
+    def write(self, *args, **kwargs) -> None:
+        """:func:`_write_list_and_page` with these arguments, now or in a worker."""
+        if self._pool is None:
+            _write_list_and_page(*args, **kwargs)
+            return
+        self._waiting.append(self._pool.submit(_write_list_and_page, *args, **kwargs))
+        while len(self._waiting) > 2 * self._workers:
+            self._waiting.pop(0).result()
+
+    def __enter__(self) -> _Pages:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self._pool is None:
+            return
+        try:
+            if error is None:  # else the stage's own error stands; pages not yet written are dropped
+                for future in self._waiting:
+                    future.result()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
 
 
 #: the columns of a practice's recently discharged CSV
