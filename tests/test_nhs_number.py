@@ -95,3 +95,28 @@ def test_synthetic_numbers_beyond_the_test_range_begin_with_nine():
     assert len(set(numbers)) == 1_000_000
     assert all(n.startswith("99") for n in numbers)
     assert is_valid(list(numbers[-1000:])).all()
+
+
+def test_validity_read_from_arrow_buffers_matches_the_arithmetic_on_slices_and_large_strings():
+    """``is_valid`` reads the digits from Arrow's value buffer: a sliced array (an offset into
+    the buffer), large strings (64-bit offsets), nulls, other lengths, non-ASCII digits and
+    every check digit give what Modulus 11 computed digit by digit gives."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    stems = rng.integers(0, 10**9, 20_000)
+    values = [f"{s:09d}{d}" for s, d in zip(stems, rng.integers(0, 10, stems.size), strict=True)]
+    values += [None, "", "999000001", "99900000181", "９９９０００００１８", "999 000 0018", "99900000 8"]
+
+    def by_hand(v):
+        if v is None or len(v) != 10 or not all("0" <= c <= "9" for c in v):
+            return False
+        check = 11 - sum(int(c) * w for c, w in zip(v[:9], range(10, 1, -1), strict=True)) % 11
+        return (0 if check == 11 else check) == int(v[9])
+
+    expected = np.array([by_hand(v) for v in values])
+    assert 1_000 < expected.sum() < 5_000  # about one in ten random numbers is valid
+    for kind in (pa.string(), pa.large_string()):
+        arr = pa.array(["x"] * 3 + values, kind).slice(3)
+        assert (is_valid(arr) == expected).all(), kind
+        assert (is_valid(pa.chunked_array([arr.slice(0, 7), arr.slice(7)])) == expected).all(), kind
