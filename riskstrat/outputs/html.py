@@ -186,17 +186,20 @@ def practice_html(
         for i, fl in enumerate(flags)
     ]
     tables = activity["table"]
+    # one flat tuple per row (the template unpacks it in its for statement: no item look-ups and
+    # no loop variables per row, which jinja2 would otherwise make for each of a region's people)
     rows = zip(
         lst["rank_in_practice"].astype(int).tolist(),
         _cells(lst["nhs_number"]),
         lst["risk_score"].to_numpy(dtype=float).tolist(),
-        changes,
+        *zip(*changes, strict=True) if n else ([], [], []),
         _cells(lst["risk_band"]),
         [band_rank.get(str(b), len(bands)) for b in lst["risk_band"]],
-        list(zip(flags, labels, strict=True)),
+        [" ".join(fl) for fl in flags],
+        [list(zip(fl, lab, strict=True)) for fl, lab in zip(flags, labels, strict=True)],
         lst["age"].astype(int).tolist(),
         _cells(lst["sex"]),
-        reasons,
+        *zip(*reasons, strict=True) if n else ([], []),
         ["|".join(k) for k in keys],
         activity["events"].fillna(0).astype(int).tolist(),
         [None if none else Markup(t) for t, none in zip(tables.tolist(), tables.isna().tolist(), strict=True)],
