@@ -394,7 +394,7 @@ def test_to_dict_is_plain_values():
     assert yaml.safe_load(yaml.safe_dump(d)) == d
     assert type(d["learner"]) is str and type(d["outcome"]) is str and type(d["calibration"]) is str
     assert d["candidates"] == ["lightgbm", "logistic"] and type(d["candidates"][0]) is str
-    assert d["search"] == {"time_budget_seconds": 180.0, "max_trials": 20, "sample_people": 100000}
+    assert d["search"] == {"time_budget_seconds": 90.0, "max_trials": 20, "sample_people": 100000}
     assert d["risk_bands"][0] == {"name": "very high", "top_share": 0.005}
     assert "practice_code" not in d["features"] and d["categorical"] == ["sex", "ethnicity_group"]
 

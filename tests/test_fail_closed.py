@@ -275,7 +275,7 @@ def _fast_spec(folder: Path) -> Path:
     text = DEFAULT_SPEC.read_text()
     text = text.replace("candidates: [lightgbm, logistic]", "candidates: [lightgbm]")
     text = text.replace("max_trials: 20", "max_trials: 1").replace("n_estimators: 3000", "n_estimators: 60")
-    text = text.replace("time_budget_seconds: 180", "time_budget_seconds: 1")
+    text = text.replace("time_budget_seconds: 90", "time_budget_seconds: 1")
     path = folder / "fast.yaml"
     path.write_text(text)
     return path

@@ -36,17 +36,45 @@ class Evaluation:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _bootstrap(y: np.ndarray, p: np.ndarray, fn, n: int, seed: int) -> tuple[float, float]:
+def _bootstrap(y: np.ndarray, p: np.ndarray, metric: str, n: int, seed: int) -> tuple[float, float]:
+    """95% interval of ``metric`` (``"auroc"`` or ``"auprc"``) over ``n`` resamples of the people
+    with replacement. Each resample is a count per person (how often drawn), and the metric is
+    computed from those counts on the people sorted once by score, tied scores together: the
+    value scikit-learn's ``roc_auc_score`` / ``average_precision_score`` give on the resampled
+    rows (tested), without sorting each resample (200 of them, at 150,000 people, for three
+    models, were a tenth of training's time)."""
     rng = np.random.default_rng(seed)
+    order = np.argsort(-p, kind="stable")
+    ys, ps = y[order].astype(float), p[order]
+    group = np.r_[0, np.cumsum(ps[1:] != ps[:-1])]  # tied scores share a group, highest first
     vals = []
     for _ in range(n):
         idx = rng.integers(0, y.size, y.size)
-        if y[idx].min() == y[idx].max():
+        drawn = np.bincount(idx, minlength=y.size)[order].astype(float)
+        pos = np.bincount(group, drawn * ys)
+        neg = np.bincount(group, drawn * (1 - ys))
+        if pos.sum() == 0 or neg.sum() == 0:
             continue
-        vals.append(fn(y[idx], p[idx]))
+        vals.append(_auroc_from_groups(pos, neg) if metric == "auroc" else _auprc_from_groups(pos, neg))
     if not vals:
         return float("nan"), float("nan")
     return float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))
+
+
+def _auroc_from_groups(pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUROC from the (weighted) events and non-events of each score group, highest score
+    first: each event outranks the non-events of lower groups and ties half of its own."""
+    below = neg.sum() - np.cumsum(neg)
+    return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+
+
+def _auprc_from_groups(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Average precision (scikit-learn's: the sum over thresholds of the rise in recall times
+    the precision) from the events and non-events of each score group, highest score first;
+    groups no one was drawn into are no threshold."""
+    present = (pos + neg) > 0
+    tp, fp = np.cumsum(pos[present]), np.cumsum(neg[present])
+    return float((pos[present] / pos.sum() * (tp / (tp + fp))).sum())
 
 
 def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
@@ -153,9 +181,9 @@ def evaluate(
     m["people"] = float(y.size)
     m["events"] = float(y.sum())
     m["auroc"] = float(roc_auc_score(y, ranking))
-    m["auroc_lo"], m["auroc_hi"] = _bootstrap(y, ranking, roc_auc_score, n_boot, seed)
+    m["auroc_lo"], m["auroc_hi"] = _bootstrap(y, ranking, "auroc", n_boot, seed)
     m["auprc"] = float(average_precision_score(y, ranking))
-    m["auprc_lo"], m["auprc_hi"] = _bootstrap(y, ranking, average_precision_score, n_boot, seed + 1)
+    m["auprc_lo"], m["auprc_hi"] = _bootstrap(y, ranking, "auprc", n_boot, seed + 1)
     m["brier"] = float(brier_score_loss(y, p))
     m["calibration_slope"], m["calibration_intercept"] = calibration_slope_intercept(y, p)
     m["observed_over_expected"] = float(y.sum() / max(p.sum(), _EPS))
