@@ -182,10 +182,14 @@ def _as_string_array(values: pa.Array) -> pa.Array:
 
 
 def is_well_shaped(values: pa.Array, code_type: CodeType) -> np.ndarray:
-    """True where the value has the shape of a ``code_type`` code; False where missing."""
-    values = _as_string_array(values)
-    matched = pc.match_substring_regex(values, CODE_TYPES[code_type].pattern)
-    return pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
+    """True where the value has the shape of a ``code_type`` code; False where missing.
+
+    The pattern is matched once per distinct value: a batch of codes holds few (a few hundred
+    BNF codes in 100,000 prescriptions), and hashing a value is several times cheaper than
+    matching it against a regular expression."""
+    encoded = _as_string_array(values).dictionary_encode()
+    matched = pc.match_substring_regex(encoded.dictionary, CODE_TYPES[code_type].pattern)
+    return pc.fill_null(pc.take(matched, encoded.indices), False).to_numpy(zero_copy_only=False)
 
 
 def _icd10_category_known(categories: np.ndarray) -> np.ndarray:

@@ -76,6 +76,13 @@ def test_shapes(code_type, good, bad):
     assert not is_well_shaped(pa.array([None], pa.string()), code_type).any()
 
 
+def test_shapes_are_matched_per_distinct_value_and_mapped_back_to_each_row():
+    good, bad = "0206020A0AAAAAA", "BNF123"
+    values = pa.chunked_array([[good, None, bad, good, ""], [bad, good, None]])
+    got = is_well_shaped(values, CodeType.BNF)
+    assert got.tolist() == [True, False, False, True, False, False, True, False]
+
+
 def test_icd10_known_means_inside_a_chapter():
     values = pa.array(["A00", "B99X", "D489", "D49", "E90", "E95X", "H95", "H96", "K95", "K97", "P96", "P97", "U07"])
     assert list(is_known(values, CodeType.ICD10)) == [

@@ -19,7 +19,8 @@ person has two such registrations, the later-starting one gives their practice.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import ibis
 from ibis.expr.types import Table
@@ -52,6 +53,9 @@ class Sources:
     deaths: Table
     ref_practices: Table
     ref_lsoa: Table
+    #: shared intermediate tables already built from these sources (name -> table; see
+    #: :class:`riskstrat.features.registry.Shared`): set only on sources cut at one date
+    shared: Mapping[str, Table] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
         return getattr(self, name)
@@ -97,7 +101,3 @@ def population(cut_src: Sources, as_of: dt.date) -> Table:
     w = ibis.window(group_by="pseudonym", order_by=[ibis.desc("registration_start"), ibis.desc("practice_code")])
     ranked = alive.mutate(_rank=ibis.row_number().over(w))
     return ranked.filter(ranked._rank == 0).drop("_rank")
-
-
-def field_names() -> list[str]:
-    return [f.name for f in fields(Sources)]

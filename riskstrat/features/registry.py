@@ -17,12 +17,14 @@ from enum import StrEnum
 __all__ = [
     "BUILDERS",
     "DAYS_SINCE_NONE",
+    "SHARED",
     "Builder",
     "Dtype",
     "Feature",
     "Reason",
     "ReasonKind",
     "RowReason",
+    "Shared",
     "all_features",
     "count_reason",
     "feature_named",
@@ -30,6 +32,7 @@ __all__ = [
     "listed",
     "plural",
     "register",
+    "shared",
     "trend_reason",
 ]
 
@@ -187,3 +190,38 @@ def all_features() -> list[tuple[Builder, Feature]]:
 def feature_named(name: str) -> Feature | None:
     """The registered feature ``name`` (None when no builder declares it)."""
     return next((f for b in BUILDERS for f in b.features if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """An intermediate table that several builders read, from sources cut at D.
+
+    Called as ``shared(sources, as_of)``: the table already built for this cut
+    (``sources.shared[name]``) when there is one, else its expression. The DuckDB feature stage
+    writes each shared table once per date before the builders run, so that, for example, the
+    prescriptions of the last 15 months are grouped by person and substance once rather than
+    once by each of three builders; on Spark and in the spec tests the expression is inlined.
+    """
+
+    name: str
+    build: Callable
+
+    def __call__(self, src, as_of):
+        done = src.shared.get(self.name)
+        return done if done is not None else self.build(src, as_of)
+
+
+SHARED: list[Shared] = []
+
+
+def shared(name: str) -> Callable[[Callable], Shared]:
+    """Decorator: register ``fn(sources, as_of) -> table`` as the shared table ``name``."""
+
+    def wrap(fn: Callable) -> Shared:
+        if any(s.name == name for s in SHARED):
+            raise ValueError(f"shared table {name} registered twice")
+        s = Shared(name, fn)
+        SHARED.append(s)
+        return s
+
+    return wrap

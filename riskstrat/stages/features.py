@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,8 +16,9 @@ from riskstrat import __version__
 from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.features import BUILDERS, data_dictionary, feature_table, finished, part
-from riskstrat.features.asof import SOURCE_TABLES, cut, population
+from riskstrat.features.asof import SOURCE_TABLES, Sources, cut, population
 from riskstrat.features.engine import Engine, connect, load_sources
+from riskstrat.features.registry import SHARED
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.schema import PERSON_KEY, PSEUDONYM
 from riskstrat.stages import manifest
@@ -61,7 +62,9 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
     them all) in memory together. Here each builder's features for the whole population
     (:func:`riskstrat.features.finished`: defaults filled, sorted by person) are computed
     alone and written to Parquet, so memory holds one builder's work and DuckDB spills inside
-    the pseudonymised zone past its limit. People are keyed by their integer
+    the pseudonymised zone past its limit. Tables several builders read
+    (:class:`~riskstrat.features.registry.Shared`, such as prescriptions by person and
+    substance) are written first, once, and the builders read them. People are keyed by their integer
     :data:`~riskstrat.schema.PERSON_KEY` where the linked tables carry it (grouping by a 32-bit
     integer rather than a 64-character pseudonym is most of the builders' time); the key sorts
     as the pseudonyms do. The parts have the same people in the same order, so they are then
@@ -74,6 +77,7 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
     try:
         con = connect(Engine.DUCKDB, spill_dir=wd.spill)
         cut_src = cut(load_sources(con, wd.linked, person_key=True), as_of)
+        cut_src = _with_shared(con, cut_src, as_of, parts_dir)
         people_path = parts_dir / "population.parquet"
         _write(con, population(cut_src, as_of).select(PSEUDONYM), people_path)
         people = con.read_parquet(str(people_path))
@@ -88,6 +92,17 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path) -> None:
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
         shutil.rmtree(wd.spill, ignore_errors=True)
+
+
+def _with_shared(con, cut_src: Sources, as_of: dt.date, parts_dir: Path) -> Sources:
+    """``cut_src`` with every shared table built from it written to ``parts_dir`` once (by
+    DuckDB, streaming) and read back, for the builders to read."""
+    built = {}
+    for s in SHARED:
+        path = parts_dir / f"shared_{s.name}.parquet"
+        con.to_parquet(s.build(cut_src, as_of), path, compression="uncompressed")
+        built[s.name] = con.read_parquet(str(path))
+    return replace(cut_src, shared=built)
 
 
 def _pseudonyms(con, wd: WorkDir, people):

@@ -12,6 +12,7 @@ import ibis
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
 from riskstrat.features.builders._common import codes_table, count_if, in_last, present
+from riskstrat.features.builders._prescriptions import HALF_YEAR_DAYS, by_substance
 from riskstrat.features.registry import Dtype, Feature, RowReason, count_reason, listed, register
 from riskstrat.groups import efi_category
 
@@ -272,7 +273,7 @@ def _efi_reason(v: float) -> str:
 
 
 EFI_DEFICITS = 36  # 35 coded deficits + polypharmacy (Clegg et al. 2016)
-POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
+POLYPHARMACY_DEFICIT = 5  # distinct medicines (substances) in the last 6 months (HALF_YEAR_DAYS)
 
 
 @register(
@@ -289,8 +290,8 @@ POLYPHARMACY_DEFICIT = 5  # distinct medicines in the last 6 months
         Feature(
             "efi_score",
             f"electronic Frailty Index: (coded deficits + polypharmacy, i.e. "
-            f"{POLYPHARMACY_DEFICIT}+ distinct medicines in 182 days) / {EFI_DEFICITS}, 3 decimals",
-            "all history / 182 days before D",
+            f"{POLYPHARMACY_DEFICIT}+ distinct medicines in {HALF_YEAR_DAYS} days) / {EFI_DEFICITS}, 3 decimals",
+            f"all history / {HALF_YEAR_DAYS} days before D",
             0.0,
             Dtype.FLOAT,
             reason=_efi_reason,
@@ -306,9 +307,8 @@ def efi(src: Sources, as_of) -> ibis.Table:
         .group_by("pseudonym")
         .aggregate(efi_deficits=table.deficit.nunique().cast("int64"))
     )
-    meds = src.gp_medications
-    recent = meds.filter(in_last(meds.issue_date, as_of, 182))
-    poly = recent.group_by("pseudonym").aggregate(_n=recent.bnf_code.substr(0, 9).nunique())
+    per = by_substance(src, as_of)
+    poly = per.group_by("pseudonym").aggregate(_n=count_if(per.last <= HALF_YEAR_DAYS))
     poly = poly.select("pseudonym", _poly=(poly._n >= POLYPHARMACY_DEFICIT).cast("int64"))
     # people with a coded deficit or the polypharmacy deficit; everyone else has the defaults (0)
     t = coded.outer_join(poly, "pseudonym")

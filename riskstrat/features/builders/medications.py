@@ -1,7 +1,10 @@
 """GP prescribing: polypharmacy, high-risk drug classes, cost.
 
 Drug classes are BNF prefixes declared once, with provenance, in
-``riskstrat/codelists/data/bnf/drug_classes.csv`` (read with :func:`drug_class`).
+``riskstrat/codelists/data/bnf/drug_classes.csv`` (read with :func:`drug_class`). Every prefix is
+at most :data:`~riskstrat.features.builders._prescriptions.SUBSTANCE_CHARS` long, so a class is a
+property of the substance, and the features are sums over the prescriptions grouped by person and
+substance (:func:`~riskstrat.features.builders._prescriptions.by_substance`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import ibis
 
 from riskstrat import codelists
 from riskstrat.features.asof import Sources
-from riskstrat.features.builders._common import amount, count_if, days_before, in_last, starts_with_any
+from riskstrat.features.builders._common import count_if, starts_with_any, sum_if
+from riskstrat.features.builders._prescriptions import HALF_YEAR_DAYS, SUBSTANCE_CHARS, YEAR_DAYS, by_substance
 from riskstrat.features.registry import Dtype, Feature, ReasonKind, count_reason, register
 
 DRUG_CLASSES_FILE = "bnf/drug_classes.csv"
@@ -21,6 +25,8 @@ def drug_class(name: str) -> tuple[str, ...]:
     prefixes = tuple(codelists.codes(DRUG_CLASSES_FILE, drug_class=name))
     if not prefixes:
         raise KeyError(f"no drug class {name} in {DRUG_CLASSES_FILE}")
+    if any(len(p) > SUBSTANCE_CHARS for p in prefixes):  # the builders test classes on substances
+        raise ValueError(f"{DRUG_CLASSES_FILE}: {name} has a prefix longer than a substance ({SUBSTANCE_CHARS})")
     return prefixes
 
 
@@ -52,9 +58,9 @@ def _distinct_medicines_reason(v: float) -> str:
     ("gp_medications",),
     [
         Feature(
-            "distinct_medicines_182d",
-            "distinct BNF chemical substances (first 9 characters) issued",
-            "182 days before D",
+            f"distinct_medicines_{HALF_YEAR_DAYS}d",
+            f"distinct BNF chemical substances (first {SUBSTANCE_CHARS} characters) issued",
+            f"{HALF_YEAR_DAYS} days before D",
             0,
             reason=_distinct_medicines_reason,
             kind=ReasonKind.ACTIONABLE,
@@ -62,24 +68,24 @@ def _distinct_medicines_reason(v: float) -> str:
         Feature(
             "polypharmacy_10plus",
             f"1 when {POLYPHARMACY} or more distinct substances",
-            "182 days before D",
+            f"{HALF_YEAR_DAYS} days before D",
             0,
             reason=f"{POLYPHARMACY}+ regular medicines",
             kind=ReasonKind.ACTIONABLE,
         ),
         Feature(
-            "items_365d",
+            f"items_{YEAR_DAYS}d",
             "prescription items issued",
-            "365 days before D",
+            f"{YEAR_DAYS} days before D",
             0,
-            reason=count_reason("prescription item{s}", 365),
+            reason=count_reason("prescription item{s}", YEAR_DAYS),
         ),
     ]
     + [
         Feature(
-            f"items_{k}_182d",
+            f"items_{k}_{HALF_YEAR_DAYS}d",
             f"items issued of {k.replace('_', ' ')} (BNF {', '.join(v)})",
-            "182 days before D",
+            f"{HALF_YEAR_DAYS} days before D",
             0,
             reason=f"{k.replace('_', ' ')} prescribed ({{n}} items in 6 months)",
         )
@@ -87,9 +93,9 @@ def _distinct_medicines_reason(v: float) -> str:
     ]
     + [
         Feature(
-            "prescribing_cost_365d",
+            f"prescribing_cost_{YEAR_DAYS}d",
             "actual cost of items issued, pounds (2 decimals)",
-            "365 days before D",
+            f"{YEAR_DAYS} days before D",
             0.0,
             Dtype.FLOAT,
             reason="£{v:,.0f} prescribing cost in the last year",
@@ -97,18 +103,15 @@ def _distinct_medicines_reason(v: float) -> str:
     ],
 )
 def medications(src: Sources, as_of) -> ibis.Table:
-    d = ibis.date(as_of)
-    m = src.gp_medications
-    m = m.filter(in_last(m.issue_date, as_of, 365))
-    recent = days_before(d, m.issue_date) <= 182
-    substance = recent.ifelse(m.bnf_code.substr(0, 9), ibis.null("string"))
-    n_sub = substance.nunique()
+    per = by_substance(src, as_of)
+    n_sub = count_if(per.last <= HALF_YEAR_DAYS)
     aggs = {
-        "distinct_medicines_182d": n_sub.cast("int64"),
+        f"distinct_medicines_{HALF_YEAR_DAYS}d": n_sub,
         "polypharmacy_10plus": (n_sub >= POLYPHARMACY).cast("int64"),
-        "items_365d": count_if(m.issue_date.notnull()),
+        f"items_{YEAR_DAYS}d": per.items_year.sum().cast("int64"),
     }
     for k, prefixes in HIGH_RISK.items():
-        aggs[f"items_{k}_182d"] = count_if(recent & starts_with_any(m.bnf_code, prefixes))
-    aggs["prescribing_cost_365d"] = amount(m.actual_cost).sum().round(2).cast("float64")
-    return m.group_by("pseudonym").aggregate(**aggs)
+        in_class = starts_with_any(per.substance, prefixes)
+        aggs[f"items_{k}_{HALF_YEAR_DAYS}d"] = sum_if(in_class, per.items_half_year).cast("int64")
+    aggs[f"prescribing_cost_{YEAR_DAYS}d"] = per.cost_year.sum().round(2).cast("float64")
+    return per.group_by("pseudonym").aggregate(**aggs)

@@ -1,9 +1,9 @@
 """Medicines over time: breadth, new medicines, prescribing trend, prescribing-safety indicators.
 
-One pass over ``gp_medications``: prescriptions issued in the :data:`LOOKBACK` days before D
-are grouped by (person, BNF chemical substance — the first 9 characters of the BNF code) and
-then by person; the small per-person result is joined to age and the two register flags the
-indicators need.
+From the prescriptions of the :data:`LOOKBACK` days before D grouped by (person, BNF chemical
+substance — the first 9 characters of the BNF code), shared with the other prescribing builders
+(:func:`~riskstrat.features.builders.medications.by_substance`), grouped again by person; the
+small per-person result is joined to age and the two register flags the indicators need.
 
 *Current* medication means a substance issued in the :data:`CURRENT_DAYS` (90) days before D,
 the "previous 3 months" window of the PINCER indicators. A *new* medicine is a substance
@@ -21,22 +21,26 @@ from __future__ import annotations
 import ibis
 
 from riskstrat.features.asof import Sources, population
-from riskstrat.features.builders._common import count_if, days_before, in_last, max_if, starts_with_any, sum_if
+from riskstrat.features.builders._common import count_if, max_if, starts_with_any, sum_if
+from riskstrat.features.builders._prescriptions import (
+    CURRENT_DAYS,
+    HALF_YEAR_DAYS,
+    LOOKBACK,
+    NEW_LOOKBACK,
+    YEAR_DAYS,
+    by_substance,
+)
 from riskstrat.features.builders.demographics import age_years
 from riskstrat.features.builders.gp_events import REGISTERS, register_flags
 from riskstrat.features.builders.medications import drug_class
 from riskstrat.features.registry import Feature, ReasonKind, in_the_last, register, trend_reason
 
-__all__ = ["CURRENT_DAYS", "LOOKBACK", "NEW_LOOKBACK", "SAFETY_INDICATORS", "medicine_history"]
+__all__ = ["SAFETY_INDICATORS", "medicine_history"]
 
-CURRENT_DAYS = 90  # "current" medication: issued in the 90 days before D
-NEW_LOOKBACK = 365  # a medicine is new when not issued in the 365 days before the current window
-LOOKBACK = CURRENT_DAYS + NEW_LOOKBACK  # 455 days: the longest window of this builder
-BREADTH_DAYS = 365
-TREND_DAYS = 182
+BREADTH_DAYS = YEAR_DAYS
+TREND_DAYS = HALF_YEAR_DAYS  # the trend compares the last half year with the one before
 OLDER_AGE = 65
 SECTION_CHARS = 4  # chapter + section
-SUBSTANCE_CHARS = 9  # chapter + section + paragraph + sub-paragraph + chemical substance
 
 _CLASSES = (
     "nsaids",
@@ -104,9 +108,9 @@ _features = [
         reason=trend_reason("prescription items"),
     ),
     Feature(
-        "items_opioids_365d",
+        f"items_opioids_{YEAR_DAYS}d",
         f"items issued of opioid analgesics (BNF {', '.join(drug_class('opioids'))})",
-        "365 days before D",
+        f"{YEAR_DAYS} days before D",
         0,
         reason="opioids prescribed ({n} item{s} in the last year)",
     ),
@@ -141,16 +145,7 @@ _features.append(
 )
 def medicine_history(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
-    m = src.gp_medications
-    m = m.filter(in_last(m.issue_date, as_of, LOOKBACK))
-    m = m.mutate(days_ago=days_before(d, m.issue_date), substance=m.bnf_code.substr(0, SUBSTANCE_CHARS))
-    per = m.group_by(["pseudonym", "substance"]).aggregate(
-        last=m.days_ago.min(),
-        first=m.days_ago.max(),
-        items_recent=count_if(m.days_ago <= TREND_DAYS),
-        items_before=count_if((m.days_ago > TREND_DAYS) & (m.days_ago <= 2 * TREND_DAYS)),
-        items_year=count_if(m.days_ago <= 365),
-    )
+    per = by_substance(src, as_of)
     current = per.last <= CURRENT_DAYS
     is_opioid = starts_with_any(per.substance, drug_class("opioids"))
     aggs = {
@@ -159,8 +154,8 @@ def medicine_history(src: Sources, as_of) -> ibis.Table:
         .nunique()
         .cast("int64"),
         f"new_medicines_{CURRENT_DAYS}d": count_if(per.first <= CURRENT_DAYS),
-        f"prescribing_trend_{TREND_DAYS}d": (per.items_recent.sum() - per.items_before.sum()).cast("int64"),
-        "items_opioids_365d": sum_if(is_opioid, per.items_year).cast("int64"),
+        f"prescribing_trend_{TREND_DAYS}d": (per.items_half_year - per.items_half_year_before).sum().cast("int64"),
+        f"items_opioids_{YEAR_DAYS}d": sum_if(is_opioid, per.items_year).cast("int64"),
     }
     aggs |= {f"_on_{c}": max_if(current & starts_with_any(per.substance, drug_class(c))) for c in _CLASSES}
     meds = per.group_by("pseudonym").aggregate(**aggs)
