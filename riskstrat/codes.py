@@ -218,11 +218,12 @@ def is_known(values: pa.Array, code_type: CodeType) -> np.ndarray:
 def _known_distinct(strings: np.ndarray, code_type: CodeType) -> np.ndarray:
     kind = CODE_TYPES[code_type].known
     if kind == "icd10_chapter":
-        if code_type is CodeType.ICD10_LIST:
-            return np.array(
-                [bool(_icd10_category_known(np.array([c[:3] for c in s.split(";")])).all()) for s in strings],
-                dtype=bool,
-            )
+        if code_type is CodeType.ICD10_LIST:  # known when every code of the list is
+            lists = pc.split_pattern(pa.array(strings, pa.string()), ";")
+            categories = pc.utf8_slice_codeunits(pc.list_flatten(lists), 0, 3).to_numpy(zero_copy_only=False)
+            unknown = ~_icd10_category_known(np.asarray(categories, dtype="U3"))
+            owner = pc.list_parent_indices(lists).to_numpy()
+            return np.bincount(owner[unknown], minlength=len(strings)) == 0
         return _icd10_category_known(strings.astype("U3"))
     if kind == "bnf_chapter":
         return np.isin(strings.astype("U2"), list(BNF_CHAPTERS))

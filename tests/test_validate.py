@@ -6,14 +6,16 @@ import csv
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.config import Config, TableMapping, ValidationSettings
 from riskstrat.errors import ContractError
+from riskstrat.ingest import validate as validate_module
 from riskstrat.ingest.read import locate_tables
-from riskstrat.ingest.validate import validate_extracts
+from riskstrat.ingest.validate import _repeated_hashes, validate_extracts
 from riskstrat.privacy.pseudonym import pseudonym
 from riskstrat.schema import TABLES, Severity
 from riskstrat.stages.pseudonymise import pseudonymise as pseudonymise_stage
@@ -247,6 +249,25 @@ def test_exact_duplicates_are_quarantined_after_the_first_copy(tmp_path):
     rows = quarantine(tmp_path, "gp_events")
     assert sorted(r["row"] for r in rows) == ["2", "3"]
     assert {r["rule"] for r in rows} == {"duplicate_row"}
+
+
+def test_repeated_hashes_are_found_in_every_partition_and_nothing_is_left_behind(tmp_path):
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 2**64, 5_000, dtype=np.uint64)
+    repeated = np.concatenate([values[:40], values[:3]])  # 40 values twice, 3 of them thrice
+    hashes = pa.table({"h": pa.array(rng.permutation(np.concatenate([values, repeated])), pa.uint64())})
+    spill = tmp_path / "spill"
+    found = _repeated_hashes(hashes.to_reader(max_chunksize=700), hashes.num_rows, spill, at_once=600)
+    assert sorted(found.to_pylist()) == sorted(values[:40].tolist())
+    assert list(spill.iterdir()) == []  # 16 partition files (5,043 hashes, 600 at a time), all removed
+
+
+def test_duplicates_are_found_when_the_hashes_are_sorted_in_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr(validate_module, "HASHES_AT_ONCE", 3)
+    report = run(tmp_path, {"gp_events": [{"value": str(i)} for i in range(9)] + [{"value": "4"}, {}]})
+    t = report.tables["gp_events"]
+    assert (t.rows_read, t.accepted, t.duplicates) == (12, 10, 2)
+    assert sorted(int(r["row"]) for r in quarantine(tmp_path, "gp_events")) == [11, 12]
 
 
 def test_unknown_codes_are_kept_and_counted(tmp_path):

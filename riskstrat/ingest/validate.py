@@ -20,6 +20,7 @@ The quarantine holds NHS numbers: it belongs to the identifiable zone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -174,21 +175,23 @@ def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _parse(col: Column, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Typed values and a mask of values that parsed (True where present and well-typed)."""
+def _parse(col: Column, raw: pa.Array, text: pa.Array | None) -> tuple[pa.Array, np.ndarray]:
+    """Typed values and a mask of values that parsed (True where present and well-typed);
+    ``text`` is ``raw`` as text trimmed of white space, or None where ``raw`` is not text."""
     typ = raw.type
     if pa.types.is_null(typ):
         return pa.nulls(len(raw), _ARROW[col.type]), np.zeros(len(raw), dtype=bool)
+    if text is None:
+        if col.type is ColumnType.STRING:
+            text = _as_text(raw)
+        else:
+            if col.type is ColumnType.DATE and pa.types.is_timestamp(typ):
+                raw = pc.cast(pc.floor_temporal(raw, unit="day"), pa.timestamp(typ.unit)).cast(pa.date32())
+            values = raw.cast(_ARROW[col.type])
+            return values, ~_np(pc.is_null(values))
     if col.type is ColumnType.STRING:
-        text = pc.utf8_trim_whitespace(_as_text(raw))
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
         return text, ~_np(pc.is_null(text))
-    if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-        if col.type is ColumnType.DATE and pa.types.is_timestamp(typ):
-            raw = pc.cast(pc.floor_temporal(raw, unit="day"), pa.timestamp(typ.unit)).cast(pa.date32())
-        values = raw.cast(_ARROW[col.type])
-        return values, ~_np(pc.is_null(values))
-    text = pc.utf8_trim_whitespace(_as_text(raw))
     if col.type is ColumnType.DATE:
         stamp = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
         # strptime is lenient on some platforms: insist that the text is the canonical form.
@@ -244,9 +247,8 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
     """
     n = batch.data.num_rows
     failed = np.zeros(n, dtype=bool)
-    fail_column = np.full(n, "", dtype=object)
-    fail_rule = np.full(n, "", dtype=object)
-    fail_detail = np.full(n, "", dtype=object)
+    # column, rule and detail of each failed row, by row: filled only where a row fails
+    fail_column, fail_rule, fail_detail = (np.empty(n, dtype=object) for _ in range(3))
     counted_masks: list[tuple[str, str, np.ndarray]] = []  # (counted_as, column, mask)
     typed: dict[str, pa.Array] = {}
 
@@ -262,9 +264,11 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
         raw = batch.data[col.name]
         raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
         text_present = ~_np(pc.is_null(raw))
+        text = None
         if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
-            text_present &= ~_np(pc.equal(pc.utf8_trim_whitespace(_as_text(raw)), ""))
-        typed[col.name], parsed = _parse(col, raw)
+            text = pc.utf8_trim_whitespace(_as_text(raw))
+            text_present &= ~_np(pc.equal(text, ""))
+        typed[col.name], parsed = _parse(col, raw, text)
         values = ColumnValues(typed[col.name], text_present, parsed, today)
         for rule in col.all_rules:
             broken = ~rule.passes(values)
@@ -286,7 +290,12 @@ def validate_batch(tbl: Table, batch: Batch, file_name: str, today: dt.date) -> 
     counted = _counted()
     for key, column, mask in counted_masks:
         counted[key][column] += int((mask & keep).sum())
-    accepted = typed_table.filter(pa.array(keep)).append_column(ROW_COLUMN, pa.array(batch.rows[keep], pa.int64()))
+    if failed.any():
+        accepted = typed_table.filter(pa.array(keep))
+        rows = batch.rows[keep]
+    else:  # most batches: nothing to filter
+        accepted, rows = typed_table, batch.rows
+    accepted = accepted.append_column(ROW_COLUMN, pa.array(rows, pa.int64()))
     quarantined = Counter(RuleKey(c, r) for c, r in zip(fail_column[failed], fail_rule[failed], strict=True))
     quarantine = _quarantine_rows(
         tbl,
@@ -377,20 +386,65 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+#: row hashes sorted at a time when looking for repeated rows (8 bytes each: 256 MB)
+HASHES_AT_ONCE = 1 << 25
+
+
+def _repeated_hashes(hashes: pa.RecordBatchReader, rows: int, spill: Path, at_once: int | None = None) -> pa.Array:
+    """The 64-bit values that occur more than once in the single column of ``hashes``
+    (``rows`` values in all), in memory bounded by ``at_once`` (default :data:`HASHES_AT_ONCE`)
+    values whatever ``rows``.
+
+    The values are split by their leading bits into files in ``spill``, each holding about
+    ``at_once`` values or fewer, and each file is sorted (numpy) and its neighbours
+    compared. (DuckDB's ``GROUP BY hash HAVING count(*) > 1`` gives the same answer, but a
+    hash table of 224 million distinct values took 34-53 s at 2,000,000 people, against
+    about 12 s for this: see docs/performance.md.)"""
+    bits = (max(1, -(-rows // (at_once or HASHES_AT_ONCE))) - 1).bit_length()
+    spill.mkdir(parents=True, exist_ok=True)
+    paths = [spill / f"hashes-{p}.bin" for p in range(1 << bits)]
+    try:
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(p.open("wb")) for p in paths]
+            for batch in hashes:
+                values = batch.column(0).to_numpy()
+                part = (values >> np.uint64(64 - bits)).astype(np.uint16) if bits else np.zeros(len(values), np.uint16)
+                order = np.argsort(part, kind="stable")  # a radix sort of small integers
+                ends = np.cumsum(np.bincount(part, minlength=len(files)))
+                for file, chunk in zip(files, np.split(values[order], ends[:-1]), strict=True):
+                    chunk.tofile(file)
+        repeated = []
+        for path in paths:
+            values = np.fromfile(path, dtype=np.uint64)
+            path.unlink()
+            values.sort()
+            repeated.append(np.unique(values[1:][values[1:] == values[:-1]]))
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return pa.array(np.concatenate(repeated), pa.uint64())
+
+
 def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
     """Move the first copy of every row to ``final``; return the later copies (typed).
 
-    No sort of the whole table: a hash of every contract column is counted (one streaming
-    aggregate), and only the rows whose hash is shared with another row (the duplicates, bar a
-    64-bit collision) are compared column by column, ordered by source row, to pick the later
-    copies. ``final`` keeps the source order.
+    No sort of the whole table: a 64-bit hash of every contract column is taken for each row
+    in one streaming scan, and the hashes that occur more than once are found by
+    :func:`_repeated_hashes`. Only the rows with such a hash (the duplicates, bar a 64-bit
+    collision) are compared column by column, ordered by source row, to pick the later copies.
+    ``final`` keeps the source order.
     """
     cols = ", ".join(_quote(c.name) for c in tbl.columns)
     src = f"read_parquet('{staging.as_posix()}')"
-    con = connect(tmp / ".duckdb-spill", keep_order=False)
+    spill = tmp / ".duckdb-spill"
+    con = connect(spill, keep_order=False)
     try:
+        rows = pq.ParquetFile(staging).metadata.num_rows
+        shared = _repeated_hashes(
+            con.sql(f"SELECT hash({cols}) FROM {src}").to_arrow_reader(1 << 20), rows, spill / "row-hashes"
+        )
+        con.register("shared", pa.table({"_h": shared}))
         dups = con.sql(
-            f"WITH shared AS (SELECT hash({cols}) AS _h FROM {src} GROUP BY _h HAVING count(*) > 1) "
             "SELECT * EXCLUDE (_k) FROM (SELECT *, "
             f"row_number() OVER (PARTITION BY {cols} ORDER BY {ROW_COLUMN}) AS _k "
             f"FROM {src} WHERE hash({cols}) IN (SELECT _h FROM shared)) WHERE _k > 1 ORDER BY {ROW_COLUMN}"
@@ -402,7 +456,7 @@ def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
         return dups
     later = dups[ROW_COLUMN].combine_chunks()
     source = pq.ParquetFile(staging)
-    with pq.ParquetWriter(final, source.schema_arrow) as writer:
+    with pq.ParquetWriter(final, source.schema_arrow, write_statistics=False) as writer:
         for batch in source.iter_batches(batch_size=1 << 20):
             writer.write_batch(batch.filter(pc.invert(pc.is_in(batch[ROW_COLUMN], value_set=later))))
     staging.unlink()
@@ -463,7 +517,8 @@ def _validate_table(
     qfile = _QuarantineFile(quarantine_dir / f"{tbl.name}.csv", _quarantine_schema(tbl))
     staging = work / f".{tbl.name}.staging.parquet"
     schema = arrow_schema(tbl).remove_metadata().append(pa.field(ROW_COLUMN, pa.int64()))
-    writer = pq.ParquetWriter(staging, schema.remove_metadata())
+    # no column statistics: the staged copy is read whole, never filtered (they cost a third of the write)
+    writer = pq.ParquetWriter(staging, schema.remove_metadata(), write_statistics=False)
     try:
         for batch in read_batches(source, config.batch_rows):
             result = validate_batch(tbl, batch, source.name, today)

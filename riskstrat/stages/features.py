@@ -116,57 +116,42 @@ def _pseudonyms(con, wd: WorkDir, people):
     return named.select(_key=named._key, pseudonym=named._name).order_by("_key")
 
 
+#: rows per row group of the parts, and of the feature table: the parts are read side by side one
+#: row group at a time
+PART_ROWS = 100_000
+
+
 def _write(con, expr, path: Path) -> None:
     """One part to Parquet in the types the expression declares. (DuckDB's own COPY would write
     its native types: a SUM of integers as a 128-bit integer, stored as a double, where the
     feature is declared int64.) A part is one builder's columns for the population: at
-    2,000,000 people about 1.3 million rows of a few dozen numbers, a few hundred MB at most."""
-    pq.write_table(con.to_pyarrow(expr), path, compression="none")  # read once, moments later
+    2,000,000 people about 1.3 million rows of a few dozen numbers, a few hundred MB at most.
+    Uncompressed: it is read once, moments later."""
+    pq.write_table(con.to_pyarrow(expr), path, compression="none", row_group_size=PART_ROWS)
 
 
-_ROWS = 100_000
-
-
-def _side_by_side(names: Path, paths: list[Path], target: Path, rows: int = _ROWS) -> None:
-    """Write the columns of Parquet files holding the same people in the same order (by the
-    ``_key`` of ``names`` in their ``pseudonym`` column) as one file with each person's
-    pseudonym, ``rows`` at a time; stops if the files ever disagree on a person."""
-    key_reader = _Rechunk(pq.ParquetFile(names))
-    readers = [_Rechunk(pq.ParquetFile(p)) for p in paths]
+def _side_by_side(names: Path, paths: list[Path], target: Path) -> None:
+    """Write the columns of Parquet files holding the same people in the same order, in row
+    groups of the same sizes (by the ``_key`` of ``names`` in their ``pseudonym`` column), as one
+    file with each person's pseudonym, a row group at a time; stops if the files ever disagree
+    on a person."""
+    key_file = pq.ParquetFile(names)
+    files = [pq.ParquetFile(p) for p in paths]
+    groups = key_file.metadata.num_row_groups
+    sizes = [key_file.metadata.row_group(g).num_rows for g in range(groups)]
+    if any([f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)] != sizes for f in files):
+        raise RiskstratError(f"{target.name}: feature parts of different lengths (a bug: please report)")
     schema = pa.schema(
-        [key_reader.schema.field(PSEUDONYM)] + [f for r in readers for f in r.schema if f.name != PSEUDONYM]
+        [key_file.schema_arrow.field(PSEUDONYM)] + [f for p in files for f in p.schema_arrow if f.name != PSEUDONYM]
     )
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        while True:
-            named = key_reader.take(rows)
-            tables = [r.take(rows) for r in readers]
-            if named.num_rows == 0:
-                if any(t.num_rows for t in tables):
-                    raise RiskstratError(f"{target.name}: feature parts of different lengths (a bug: please report)")
-                break
-            key = named["_key"]
-            if any(not t[PSEUDONYM].equals(key) for t in tables):
+        for g in range(groups):
+            named = key_file.read_row_group(g)
+            tables = [f.read_row_group(g) for f in files]
+            if any(not t[PSEUDONYM].equals(named["_key"]) for t in tables):
                 raise RiskstratError(f"{target.name}: feature parts out of step (a bug: please report)")
             columns = [named[PSEUDONYM]] + [t[c] for t in tables for c in t.column_names if c != PSEUDONYM]
-            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=rows)
-
-
-class _Rechunk:
-    """Rows of a Parquet file in batches of an exact size, whatever its row groups."""
-
-    def __init__(self, file: pq.ParquetFile):
-        self.schema = file.schema_arrow
-        self._batches = file.iter_batches(batch_size=65_536)
-        self._buffer = self.schema.empty_table()
-
-    def take(self, rows: int) -> pa.Table:
-        while self._buffer.num_rows < rows:
-            batch = next(self._batches, None)
-            if batch is None:
-                break
-            self._buffer = pa.concat_tables([self._buffer, pa.Table.from_batches([batch], self.schema)])
-        out, self._buffer = self._buffer.slice(0, rows), self._buffer.slice(rows)
-        return out.combine_chunks()
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
 @named_stage("features")
