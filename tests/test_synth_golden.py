@@ -4,7 +4,10 @@ The digests were recorded from the generator before it was split into modules
 (issue 15); any refactor of ``riskstrat/synth/generator`` must keep them. A change
 that is meant to alter the synthetic population updates them deliberately. Issue 16 added
 ``ref_providers`` and ``care_register`` (contract v1.1, the register drawn from a random stream
-of its own); every other table is as recorded.
+of its own); every other table is as recorded. The true risks are compared to 10 decimal
+places: their last bits come from ``exp`` and ``log``, whose results differ by an ulp between CPUs
+and numpy builds (re-recorded 2026-12-02 when a new machine's differed), while every table drawn
+from them stays the same byte for byte.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -32,8 +36,11 @@ EXPECTED = {
     "sus_apc": "2a69c8bce7759b7bfa727ba1c64ee8b4d8d7f28cfdabfd635d5fb861ae7930a3",
     "sus_ecds": "7094fb73b9f1f8e349e635c90d5169881f59478d8b16779cc8bed56a194cc5be",
     "sus_op": "f667dfc996591ba3291b00b616b132d861d0537678ae8b238c7664e97dac2dc7",
-    "true_risk": "e83603b79e40b3a7fc6ff822332abc20f704858261bb8b3fc46b7f834174e54b",
+    "true_risk": "3d6ccddebf9cd95abaeb02151d92ba55b2f795d20b491cd96a9e2bb21df4e927",
 }
+
+
+TRUE_RISK_DECIMALS = 10
 
 
 def _digest(table: pa.Table) -> str:
@@ -46,5 +53,7 @@ def test_generator_output_is_unchanged_for_a_fixed_seed(tmp_path):
     opts = SynthOptions(patients=2000, seed=20260415, chunk_size=1000)
     generate(tmp_path / "x", opts, tmp_path / "truth", workers=1)
     got = {f.stem: _digest(pq.read_table(f)) for f in sorted((tmp_path / "x").glob("*.parquet"))}
-    got["true_risk"] = _digest(pq.read_table(tmp_path / "truth" / "true_risk.parquet"))
+    truth = pq.read_table(tmp_path / "truth" / "true_risk.parquet")
+    truth = truth.set_column(2, "true_risk", pc.round(truth["true_risk"], TRUE_RISK_DECIMALS))
+    got["true_risk"] = _digest(truth)
     assert got == EXPECTED
