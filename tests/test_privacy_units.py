@@ -9,6 +9,7 @@ import json
 import os
 import stat
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -46,6 +47,21 @@ def test_pseudonym_map_applies_to_columns():
     assert len(pmap) == 2
     out = pmap.apply(pa.array(["9990000026", "9990000018"])).to_pylist()
     assert out == [pseudonym("9990000026", KEY_A), pseudonym("9990000018", KEY_A)]
+
+
+def test_pseudonym_map_looks_up_dictionary_columns_as_plain_ones(tmp_path):
+    numbers = [f"999{i:07d}" for i in range(50)]
+    pmap = PseudonymMap(pa.array(numbers), KEY_A)
+    rows = [numbers[(i * 7) % 50] for i in range(400)]  # each number many times, out of order
+    plain = pmap.indices(pa.array(rows))
+    assert [pmap.numbers[int(i)].as_py() for i in plain] == rows
+    # as Parquet hands them back with read_dictionary: one dictionary per row group, chunked
+    pq.write_table(pa.table({"nhs_number": rows}), tmp_path / "t.parquet", row_group_size=64)
+    column = pq.read_table(tmp_path / "t.parquet", read_dictionary=["nhs_number"])["nhs_number"]
+    assert pa.types.is_dictionary(column.type) and column.num_chunks > 1
+    assert np.array_equal(pmap.indices(column), plain)
+    with pytest.raises(AssertionError):  # a number outside the map is an internal error, never a wrong pseudonym
+        pmap.indices(pa.array(["9991234567"]).dictionary_encode())
 
 
 def test_person_keys_rank_the_pseudonyms_not_the_nhs_numbers():

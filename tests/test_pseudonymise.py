@@ -162,6 +162,23 @@ def test_monthly_runs_link_and_regions_never_mix(clean_population, tmp_path):
         run_stage(extracts, tmp_path / "m1", Config(), OTHER_KEY, VAULT_KEY)
 
 
+def test_batches_of_any_size_give_the_same_table_in_whole_row_groups(clean_population, tmp_path, monkeypatch):
+    from riskstrat.stages import pseudonymise as stage
+
+    extracts, _ = clean_population
+    run_stage(extracts, tmp_path / "usual", Config(), KEY, VAULT_KEY)
+    # tiny batches and row groups: batches end where the staged file's row groups do, never in step
+    monkeypatch.setattr(stage, "_BATCH_ROWS", 1000)
+    monkeypatch.setattr(stage, "ROW_GROUP_ROWS", 300)
+    run_stage(extracts, tmp_path / "small", Config(), KEY, VAULT_KEY)
+    for name in PATIENT_TABLES:
+        usual, small = WorkDir(tmp_path / "usual").table(name), WorkDir(tmp_path / "small").table(name)
+        assert pq.read_table(usual).equals(pq.read_table(small)), name
+        meta = pq.read_metadata(small)
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        assert sum(sizes) == meta.num_rows and all(n == 300 for n in sizes[:-1]) and 0 < sizes[-1] <= 300, name
+
+
 def test_a_narrower_policy_flags_instead_of_removing(clean_population, tmp_path):
     extracts, _ = clean_population
     cfg = tmp_path / "policy.yaml"

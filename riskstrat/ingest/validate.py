@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from riskstrat.background import BackgroundWriter
 from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.ingest.read import Batch, SourceFile, locate_tables, read_batches
@@ -456,7 +457,7 @@ def _deduplicate(staging: Path, final: Path, tbl: Table, tmp: Path) -> pa.Table:
         return dups
     later = dups[ROW_COLUMN].combine_chunks()
     source = pq.ParquetFile(staging)
-    with pq.ParquetWriter(final, source.schema_arrow, write_statistics=False) as writer:
+    with BackgroundWriter(final, source.schema_arrow, write_statistics=False) as writer:
         for batch in source.iter_batches(batch_size=1 << 20):
             writer.write_batch(batch.filter(pc.invert(pc.is_in(batch[ROW_COLUMN], value_set=later))))
     staging.unlink()
@@ -518,7 +519,7 @@ def _validate_table(
     staging = work / f".{tbl.name}.staging.parquet"
     schema = arrow_schema(tbl).remove_metadata().append(pa.field(ROW_COLUMN, pa.int64()))
     # no column statistics: the staged copy is read whole, never filtered (they cost a third of the write)
-    writer = pq.ParquetWriter(staging, schema.remove_metadata(), write_statistics=False)
+    writer = BackgroundWriter(staging, schema.remove_metadata(), write_statistics=False)
     try:
         for batch in read_batches(source, config.batch_rows):
             result = validate_batch(tbl, batch, source.name, today)

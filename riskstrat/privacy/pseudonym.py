@@ -75,7 +75,19 @@ class PseudonymMap:
         return keys
 
     def indices(self, nhs_numbers: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Position in the map of each NHS number of a column (every number must be in the map)."""
+        """Position in the map of each NHS number of a column (every number must be in the map).
+
+        A dictionary-encoded column (as Parquet stores a column of repeated values, read with
+        ``read_dictionary``) is looked up once per distinct number of each chunk's dictionary, not
+        once per row: a person's rows repeat their number."""
+        if isinstance(nhs_numbers, pa.ChunkedArray):
+            parts = [self.indices(chunk) for chunk in nhs_numbers.chunks]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        if pa.types.is_dictionary(nhs_numbers.type):
+            if nhs_numbers.null_count:
+                raise AssertionError("a missing NHS number in the pseudonym map's input")  # internal error
+            at = self.indices(nhs_numbers.dictionary)
+            return at[np.asarray(nhs_numbers.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
         keys = np.asarray(pc.cast(nhs_numbers, pa.int64()), dtype=np.int64)
         pos = np.minimum(np.searchsorted(self._sorted, keys), max(len(self._sorted) - 1, 0))
         if len(keys) and (len(self._sorted) == 0 or not np.array_equal(self._sorted[pos], keys)):

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from riskstrat import __version__
 from riskstrat.atomic import replacing
+from riskstrat.background import BackgroundWriter
 from riskstrat.errors import RiskstratError
 from riskstrat.features import BUILDERS, data_dictionary, feature_table, finished, part
 from riskstrat.features.asof import SOURCE_TABLES, Sources, cut, population
@@ -144,7 +145,7 @@ def _side_by_side(names: Path, paths: list[Path], target: Path) -> None:
     schema = pa.schema(
         [key_file.schema_arrow.field(PSEUDONYM)] + [f for p in files for f in p.schema_arrow if f.name != PSEUDONYM]
     )
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+    with BackgroundWriter(target, schema, compression="zstd") as writer:
         for g in range(groups):
             named = key_file.read_row_group(g)
             tables = [f.read_row_group(g) for f in files]

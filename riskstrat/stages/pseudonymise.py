@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from riskstrat import __version__
 from riskstrat.atomic import replacing
+from riskstrat.background import BackgroundWriter
 from riskstrat.config import Config
 from riskstrat.duck import connect
 from riskstrat.errors import KeyMissingError, RiskstratError
@@ -437,9 +438,13 @@ def _write_table(
     ranged = [f.name for f in schema if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
     with (
         replacing(out) as partial,
-        pq.ParquetWriter(partial, schema, compression="zstd", write_statistics=ranged) as writer,
+        BackgroundWriter(partial, schema, compression="zstd", write_statistics=ranged) as writer,
     ):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS):
+        # NHS numbers as Parquet stores them, a dictionary of each row group's distinct numbers and
+        # an index per row: looked up once per distinct number (PseudonymMap.indices)
+        numbers = ["nhs_number"] if pmap is not None else []
+        pending: list[pa.Table] = []
+        for batch in pq.ParquetFile(path, read_dictionary=numbers).iter_batches(batch_size=_BATCH_ROWS):
             if pmap is not None:
                 idx = pmap.indices(batch["nhs_number"])
                 keep = ~removed_at[idx]
@@ -460,9 +465,25 @@ def _write_table(
                     columns.append(pc.floor_temporal(batch["date_of_birth"], unit="month"))
                 else:
                     columns.append(batch[f.name])
-            writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=ROW_GROUP_ROWS)
+            pending.append(pa.Table.from_arrays(columns, schema=schema))
             written += batch.num_rows
+            pending = _write_whole_groups(writer, pending)
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
     count_written(report, name, path, written, pmap is not None)
+
+
+def _write_whole_groups(writer: BackgroundWriter, pending: list[pa.Table]) -> list[pa.Table]:
+    """Write the rows of ``pending`` in whole row groups of :data:`ROW_GROUP_ROWS` once they make
+    :data:`_BATCH_ROWS` or more; return what is left. (Batches read with dictionaries end where
+    the staged file's row groups do, so their sizes vary; the table's row groups do not.)"""
+    rows = sum(t.num_rows for t in pending)
+    if rows < _BATCH_ROWS:
+        return pending
+    whole = rows - rows % ROW_GROUP_ROWS
+    table = pa.concat_tables(pending)
+    writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+    return [table.slice(whole)] if whole < rows else []
 
 
 def _write_opt_out_uses(partial: pa.Table, wd: WorkDir) -> None:
