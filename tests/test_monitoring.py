@@ -23,16 +23,19 @@ from riskstrat.cli import main
 from riskstrat.config import Config, ExposureHandling, MonitoringSettings
 from riskstrat.modelling.monitoring import (
     anticipated,
+    as_stored,
     expected_auroc,
     expected_performance,
     list_order,
     profile_of,
     psi,
     realised_performance,
+    reference_profile,
 )
 from riskstrat.privacy.audit import AuditLog, verify_chain
 from riskstrat.privacy.holdout import held_out
 from riskstrat.privacy.pseudonym import pseudonymise as pseudonyms_of
+from riskstrat.scoring import SCORE_DECIMALS
 from riskstrat.stages.export import export
 from riskstrat.stages.monitor import monitor
 from riskstrat.stages.pipeline import Run, run_pipeline
@@ -93,6 +96,20 @@ def test_psi_is_zero_against_itself_and_the_textbook_value_for_a_shift():
     counts = pd.Series(np.r_[np.zeros(700), np.ones(200), np.full(100, 5)])
     assert profile_of(counts, categorical=False)["edges"] == [0.0, 1.0]
     assert psi(profile_of(counts, False), counts) == 0
+
+
+def test_an_unchanged_calibrated_score_stored_to_its_decimals_does_not_drift():
+    # a calibrated risk is a step function: whole steps of people share a value, often a decile edge
+    rng = np.random.default_rng(3)
+    steps = np.sort(rng.uniform(0.01, 0.4, 40)) + 1e-9 / 3  # values with more decimals than are stored
+    risk = steps[np.minimum(rng.geometric(0.12, 50_000) - 1, 39)]
+    stored = pd.Series(np.round(risk, SCORE_DECIMALS))  # as the score stage writes them
+    unrounded = profile_of(pd.Series(risk), False)  # a reference binned at full precision
+    assert psi(unrounded, stored) > 0.25  # the false alarm: steps pushed over their edges
+    assert psi(as_stored(unrounded), stored) == pytest.approx(0, abs=1e-9)
+    profile = reference_profile(pd.DataFrame({"x": risk}), [], risk, {}, "training")
+    assert psi(profile["score"], stored) == pytest.approx(0, abs=1e-9)  # references are binned as stored
+    assert as_stored(profile["score"]) == profile["score"]
 
 
 def test_the_hold_out_is_keyed_stable_and_nested():

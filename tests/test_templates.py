@@ -7,11 +7,12 @@ import datetime as dt
 from html.parser import HTMLParser
 
 import pandas as pd
+from markupsafe import escape
 
 from riskstrat.modelling.spec import RiskBand
 from riskstrat.outputs.commissioner import DIMENSIONS
 from riskstrat.outputs.direct_care import KEY_COUNTS, LIST_COLUMNS
-from riskstrat.outputs.html import activity_details, band_shades, practice_html, report_html
+from riskstrat.outputs.html import _escaped, activity_details, band_shades, practice_html, report_html
 from riskstrat.privacy.disclosure import DEFAULT_RULES, SUPPRESSED
 
 D = dt.date(2026, 10, 1)
@@ -159,6 +160,32 @@ def test_script_in_a_practice_name_a_provider_and_a_diagnosis_arrives_escaped_on
     assert ".band-0{background:#fde2e1}.band-1{background:#fff1d6}\n" in page and ".band-2{" not in page
     assert '<table id="risk-list">' in page and ">Show all activity</button>" in page
     assert page.count("<details>") == 3
+
+
+def test_a_column_escaped_at_once_is_escaped_value_by_value_as_jinja2_would():
+    values = [SCRIPT, "say \"hi\" & 'bye'", "", 0.1, -1e9, 7, "a\x1fb", "plain"]
+    assert _escaped(values) == [str(escape(v)) for v in values]  # even a value holding the separator
+    assert _escaped(values[:-2]) == [str(escape(v)) for v in values[:-2]]  # the one-call path
+    assert _escaped([]) == []
+
+
+def test_every_text_of_a_practice_list_row_arrives_escaped():
+    lst = _list()
+    lst["sex"] = SCRIPT
+    lst["risk_band"] = [f"{SCRIPT} very high", "high", "low"]
+    lst["actionable_reasons"] = [SCRIPT, None, f'"quoted" & {SCRIPT}']
+    details = activity_details(_events()).reindex(["p1", "p2", "p3"])
+    page = practice_html(_practice("Surgery"), D, lst, details, "m", ())
+    assert page.lower().count("<script") == 1  # the page's own: every value's markup is text
+    read = _Page(page)
+    assert read.tags.count("script") == 1 and "b" not in read.tags
+    rows = [r for r in read.rows if len(r) > 8 and r[1].replace(" ", "").isdigit()]
+    assert [r[1] for r in rows] == ["999 000 0018", "999 000 0026", "999 000 0034"]
+    assert [r[2] for r in rows] == ["34.6%", "12.0%", "0.5%"]
+    assert [r[7] for r in rows] == [SCRIPT] * 3  # sex, shown as the text it is
+    assert rows[0][4] == f"{SCRIPT} very high"
+    assert f"To act on: {SCRIPT}" in rows[0][8] and f'To act on: "quoted" & {SCRIPT}' in rows[2][8]
+    assert f'data-band="{ESCAPED} very high"' in page
 
 
 def test_rows_are_shaded_by_the_rank_of_the_model_s_own_bands_whatever_their_names():

@@ -37,10 +37,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from riskstrat.scoring import SCORE_DECIMALS
+
 __all__ = [
     "PSI_BINS",
     "PSI_FLOOR",
     "anticipated",
+    "as_stored",
     "expected_auroc",
     "expected_performance",
     "finite",
@@ -91,6 +94,17 @@ def _shares(profile: dict, values: pd.Series) -> np.ndarray:
     edges = np.asarray(profile["edges"], dtype=float)
     counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=len(edges) + 1)
     return counts / max(len(x), 1)
+
+
+def as_stored(profile: dict) -> dict:
+    """A score profile with its bin edges at the decimals the scores are stored to
+    (:data:`~riskstrat.scoring.SCORE_DECIMALS`). A calibrated risk is a step function: tens of
+    thousands of people share one value, which is often a decile edge; against an edge at full
+    precision, the stored (rounded) value of a whole step can fall in the next bin, and the PSI
+    of an unchanged population read 0.52 at 2,000,000 people. References made since are binned
+    on rounded scores (:func:`reference_profile`), where this changes nothing."""
+    edges = np.round(np.asarray(profile["edges"], dtype=float), SCORE_DECIMALS)
+    return {**profile, "edges": edges.tolist()}
 
 
 def psi(profile: dict, values: pd.Series) -> float:
@@ -243,7 +257,7 @@ def reference_profile(
         "population": population,
         "people": len(features),
         "features": {c: profile_of(features[c], c in categorical) for c in features.columns},
-        "score": profile_of(pd.Series(np.asarray(risk, dtype=float)), False),
+        "score": profile_of(pd.Series(np.round(np.asarray(risk, dtype=float), SCORE_DECIMALS)), False),
         "expected": finite(expected),
         "validation": None if validation is None else finite(validation),
     }

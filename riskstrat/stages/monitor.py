@@ -42,6 +42,7 @@ from riskstrat.features.engine import connect, load_sources
 from riskstrat.labels import data_end, labels
 from riskstrat.modelling.monitoring import (
     anticipated,
+    as_stored,
     expected_performance,
     finite,
     flagged_at,
@@ -299,7 +300,7 @@ def monitor(
     feats = pq.read_table(features_path(workdir, as_of), columns=["pseudonym", *inputs]).to_pandas()
     feats = scores[["pseudonym"]].merge(feats, on="pseudonym", how="left", validate="one_to_one")
     psi_features = {c: round(psi(profile["features"][c], feats[c]), 6) for c in inputs}
-    psi_score = round(psi(profile["score"], scores["risk_score"]), 6)
+    psi_score = round(psi(as_stored(profile["score"]), scores["risk_score"]), 6)
     p = scores["risk_score"].to_numpy(dtype=float)
     rank = list_order(p, scores["model_score"].to_numpy(dtype=float))
     expected = finite(expected_performance(p, rank, bands))

@@ -30,7 +30,7 @@ from riskstrat.errors import RiskstratError
 from riskstrat.features.registry import ReasonKind
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.optout import Use
-from riskstrat.scoring import assign_bands, reason_inputs, reasons
+from riskstrat.scoring import SCORE_DECIMALS, assign_bands, reason_inputs, reasons
 from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.objections import objectors
@@ -106,10 +106,10 @@ def score_people(model, estimator, inputs: list[str], feats: pd.DataFrame) -> pd
     return pd.DataFrame(
         {
             "pseudonym": feats["pseudonym"].to_numpy(),
-            "risk_score": np.round(risk, 6),
+            "risk_score": np.round(risk, SCORE_DECIMALS),
             # The contributions add up to the model's log-odds before calibration:
             # it orders people whom the (step-wise) calibrated probability ties.
-            "model_score": np.round(contrib.to_numpy().sum(axis=1), 6),
+            "model_score": np.round(contrib.to_numpy().sum(axis=1), SCORE_DECIMALS),
             "reason_1": [r[0] if len(r) > 0 else None for r in top],
             "reason_2": [r[1] if len(r) > 1 else None for r in top],
             "reason_3": [r[2] if len(r) > 2 else None for r in top],
