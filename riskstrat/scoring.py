@@ -12,7 +12,6 @@ from riskstrat.features.registry import ReasonKind, RowReason
 
 __all__ = [
     "GROUPS",
-    "SCORE_DECIMALS",
     "TOP",
     "assign_bands",
     "bands_of_ranks",
@@ -23,10 +22,6 @@ __all__ = [
     "top_reasons",
 ]
 
-#: decimals of the risk and model scores as the score stage stores them, and as monitoring bins
-#: them: a calibrated risk is a step function, so whole groups of people sit on one value, and a
-#: bin edge taken at full precision would split them differently from the stored scores
-SCORE_DECIMALS = 6
 #: a reason must raise the log-odds by at least this much (smaller pushes are not reasons)
 MIN_CONTRIBUTION = 0.05
 _FEATURES = {f.name: f for b in BUILDERS for f in b.features}

@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat.cli import main
 from riskstrat.config import Config, ExposureHandling, MonitoringSettings
 from riskstrat.modelling.monitoring import (
+    SCORE_DECIMALS,
     anticipated,
     as_stored,
     expected_auroc,
@@ -35,7 +36,6 @@ from riskstrat.modelling.monitoring import (
 from riskstrat.privacy.audit import AuditLog, verify_chain
 from riskstrat.privacy.holdout import held_out
 from riskstrat.privacy.pseudonym import pseudonymise as pseudonyms_of
-from riskstrat.scoring import SCORE_DECIMALS
 from riskstrat.stages.export import export
 from riskstrat.stages.monitor import monitor
 from riskstrat.stages.pipeline import Run, run_pipeline

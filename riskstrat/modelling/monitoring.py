@@ -37,11 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from riskstrat.scoring import SCORE_DECIMALS
-
 __all__ = [
     "PSI_BINS",
     "PSI_FLOOR",
+    "SCORE_DECIMALS",
     "anticipated",
     "as_stored",
     "expected_auroc",
@@ -57,6 +56,10 @@ __all__ = [
 ]
 
 PSI_BINS = 10
+#: decimals of the risk and model scores as the score stage stores them, and as monitoring bins
+#: them: a calibrated risk is a step function, so whole groups of people sit on one value, and a
+#: bin edge taken at full precision would split them differently from the stored scores
+SCORE_DECIMALS = 6
 #: the share an empty bin counts as in the PSI (keeps the logarithm finite)
 PSI_FLOOR = 1e-4
 #: a realised PPV is given only over at least this many people flagged (an expected PPV, a mean

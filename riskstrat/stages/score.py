@@ -28,9 +28,10 @@ from riskstrat import tracking
 from riskstrat.atomic import replacing
 from riskstrat.errors import RiskstratError
 from riskstrat.features.registry import ReasonKind
+from riskstrat.modelling.monitoring import SCORE_DECIMALS
 from riskstrat.privacy.audit import AuditLog, file_checksum
 from riskstrat.privacy.optout import Use
-from riskstrat.scoring import SCORE_DECIMALS, assign_bands, reason_inputs, reasons
+from riskstrat.scoring import assign_bands, reason_inputs, reasons
 from riskstrat.stages import manifest as stage_manifest
 from riskstrat.stages.features import build_features, features_path
 from riskstrat.stages.objections import objectors
