@@ -101,7 +101,7 @@ def _shares(profile: dict, values: pd.Series) -> np.ndarray:
 
 def as_stored(profile: dict) -> dict:
     """A score profile with its bin edges at the decimals the scores are stored to
-    (:data:`~riskstrat.scoring.SCORE_DECIMALS`). A calibrated risk is a step function: tens of
+    (:data:`SCORE_DECIMALS`). A calibrated risk is a step function: tens of
     thousands of people share one value, which is often a decile edge; against an edge at full
     precision, the stored (rounded) value of a whole step can fall in the next bin, and the PSI
     of an unchanged population read 0.52 at 2,000,000 people. References made since are binned

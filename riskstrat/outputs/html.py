@@ -53,6 +53,7 @@ def _percent(p: float) -> str:
 
 _TEMPLATES.filters["nhs_number"] = format_nhs_number
 _TEMPLATES.filters["percent"] = _percent
+_TEMPLATES.filters["thousands"] = lambda n: f"{n:,}"
 
 #: joins a column's texts for :func:`_escaped`: a control character that no value holds (checked)
 #: and that escaping leaves as it is
@@ -63,15 +64,13 @@ def _escaped(values: list) -> list[str]:
     """Each value as text, HTML-escaped exactly as jinja2's autoescaping escapes it (markupsafe's
     ``escape``), in one call over the whole column joined: a practice list has a row of about
     twenty values per patient, and escaping them one by one was most of the time spent writing
-    a region's pages (77 µs a patient, against about 25 µs now; ``docs/performance.md``)."""
+    a region's pages (a page took 118 µs a patient, 40 µs now, the same bytes;
+    ``docs/performance.md``)."""
     texts = [v if isinstance(v, str) else str(v) for v in values]
     joined = _SEPARATOR.join(texts)
     if joined.count(_SEPARATOR) != max(len(texts) - 1, 0):  # a value holds the separator: one by one
         return [str(escape(t)) for t in texts]
     return str(escape(joined)).split(_SEPARATOR) if texts else []
-
-
-_TEMPLATES.filters["thousands"] = lambda n: f"{n:,}"
 
 
 #: the shading of a list's rows by band, highest band first (red, amber, yellow); the lowest band
