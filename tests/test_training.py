@@ -14,7 +14,13 @@ import pytest
 from riskstrat.errors import RiskstratError
 from riskstrat.modelling.spec import MODELS_DIR, load_spec
 from riskstrat.privacy.scan import scan_directory
-from riskstrat.stages.train import load_dataset, train
+from riskstrat.modelling.selection import PeopleShare
+from riskstrat.stages import manifest
+from riskstrat.stages.features import build_features, features_path, sample_of
+from riskstrat.stages.features import stage_inputs as features_inputs
+from riskstrat.stages.features import stage_name as features_stage
+from riskstrat.stages.train import load_dataset, train, training_share
+from riskstrat.workdir import WorkDir
 from riskstrat.tracking import load_model
 
 from .conftest import REGION_KEY
@@ -157,6 +163,11 @@ def test_truth_under_another_key_is_refused_not_ignored(pseudonymised, clean_pop
 
 
 def test_held_out_practices_are_evaluated_apart_and_training_people_capped(pseudonymised, tmp_path):
+    import shutil
+
+    work = tmp_path / "W"
+    shutil.copytree(pseudonymised, work)
+    shutil.rmtree(work / "pseudonymised" / "features", ignore_errors=True)  # built here, for the kept people
     text = (
         (MODELS_DIR / "emergency_admission_12m.yaml")
         .read_text()
@@ -165,7 +176,7 @@ def test_held_out_practices_are_evaluated_apart_and_training_people_capped(pseud
     )
     spec = tmp_path / "emergency_admission_12m.yaml"
     spec.write_text(text)
-    result = train(pseudonymised, AS_OF, spec_path=spec, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    result = train(work, AS_OF, spec_path=spec, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
     from mlflow import MlflowClient
 
     run = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}").get_run(result.run_id)
@@ -181,6 +192,41 @@ def test_held_out_practices_are_evaluated_apart_and_training_people_capped(pseud
     # about 1,200 of the ~2,000 people at the newest date, the same people at every date
     assert 0.45 < summary["training_people_share"] < 0.75
     assert summary["training_people"] < 1200 * 1.2  # people joining at older dates add a few
+    # the feature tables of the training dates were built for those people only, and say so
+    kept = training_share(work, AS_OF, load_spec(spec))
+    assert kept is not None and round(kept.share, 4) == summary["training_people_share"]
+    for d in (AS_OF, AS_OF - dt.timedelta(days=365), AS_OF + dt.timedelta(days=365)):
+        path = features_path(work, d)
+        assert sample_of(path) == kept
+        people = pq.read_table(path, columns=["pseudonym"])["pseudonym"].to_pandas()
+        assert kept.kept(people).all() and len(people) < 1200 * 1.2
+
+
+def test_a_training_dates_table_holds_the_kept_people_with_the_same_features(pseudonymised, tmp_path):
+    import shutil
+
+    work = tmp_path / "W"
+    shutil.copytree(pseudonymised, work)
+    spec = load_spec()
+    everyone = pq.read_table(build_features(work, AS_OF).path)
+    assert sample_of(features_path(work, AS_OF)) is None
+    share = PeopleShare(seed=99, share=0.4)
+    some = build_features(work, AS_OF, sample=share)
+    assert some.sample == share and sample_of(some.path) == share
+    table = pq.read_table(some.path)
+    expected = everyone.filter(share.kept(everyone["pseudonym"].to_pandas()))
+    # the same people, in the same order, with every feature equal to the whole population's table
+    assert table.replace_schema_metadata(None).equals(expected.replace_schema_metadata(None))
+    assert 0.3 < table.num_rows / everyone.num_rows < 0.5
+    # a table of a share is never taken for another share, nor for everyone
+    assert features_inputs(work, AS_OF, share) != features_inputs(work, AS_OF)
+    assert manifest.is_current(WorkDir(work), features_stage(AS_OF), features_inputs(work, AS_OF, share))
+    assert not manifest.is_current(WorkDir(work), features_stage(AS_OF), features_inputs(work, AS_OF))
+    other = PeopleShare(seed=99, share=0.2)
+    assert len(load_dataset(work, AS_OF, spec, share=other)) < table.num_rows
+    assert sample_of(features_path(work, AS_OF)) == other  # rebuilt for the other share
+    assert len(load_dataset(work, AS_OF, spec)) > table.num_rows
+    assert sample_of(features_path(work, AS_OF)) is None  # rebuilt for everyone
 
 
 def test_train_command_uses_the_embedded_store_by_default(pseudonymised, tmp_path):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import ibis
 from ibis.expr.types import Table
 
-__all__ = ["SOURCE_TABLES", "Sources", "cut", "population"]
+__all__ = ["SOURCE_TABLES", "Sources", "cut", "population", "restrict"]
 
 SOURCE_TABLES = (
     "gp_registrations",
@@ -84,6 +84,19 @@ def cut(src: Sources, as_of: dt.date) -> Sources:
         sus_ecds=src.sus_ecds.filter(src.sus_ecds.arrival_date < d),
         deaths=src.deaths.filter(src.deaths.date_of_death < d),
     )
+
+
+def restrict(src: Sources, people: Table) -> Sources:
+    """The sources with only the records of the people in ``people`` (a ``pseudonym`` column):
+    every table that names people is semi-joined to it, so that each builder aggregates only
+    their rows. Features of a person depend only on that person's records, so a person's
+    features from restricted sources equal those from the whole sources."""
+    kept = {
+        name: src.table(name).semi_join(people, "pseudonym")
+        for name in SOURCE_TABLES
+        if "pseudonym" in src.table(name).columns
+    }
+    return replace(src, **kept)
 
 
 def population(cut_src: Sources, as_of: dt.date) -> Table:

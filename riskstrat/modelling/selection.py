@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat.modelling.estimators import AdmissionRiskModel, LogisticRiskModel
 from riskstrat.modelling.spec import ModelSpec
 
-__all__ = ["Candidate", "Selection", "compete", "person_unit", "search_lightgbm", "selection_split"]
+__all__ = ["Candidate", "PeopleShare", "Selection", "compete", "person_unit", "search_lightgbm", "selection_split"]
 
 SELECTION_SHARE = 0.5
 _SEARCHED = ("num_leaves", "min_child_samples", "reg_lambda", "colsample_bytree", "subsample")
@@ -46,6 +46,24 @@ def person_unit(pseudonyms: pd.Series, seed: int) -> np.ndarray:
         count=len(pseudonyms),
     )
     return h / np.float64(2**64)
+
+
+@dataclass(frozen=True)
+class PeopleShare:
+    """A fixed share of people, chosen by :func:`person_unit` (a keyed hash of the pseudonym with
+    ``seed``), not by a random draw: the same people at every date, in every run and on every
+    engine, whatever the order of the table. Training above ``training.max_people`` reads only
+    these people, and the feature stage builds the training dates' tables for only them."""
+
+    seed: int
+    share: float
+
+    def kept(self, pseudonyms: pd.Series) -> np.ndarray:
+        """True for the people in the share."""
+        return person_unit(pseudonyms, self.seed) < self.share
+
+    def as_dict(self) -> dict[str, float]:
+        return {"seed": self.seed, "share": self.share}
 
 
 def selection_split(pseudonyms: pd.Series, seed: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from riskstrat.atomic import replacing
 from riskstrat.features import feature_names, feature_table
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.features.registry import Dtype, all_features
+from riskstrat.modelling.selection import PeopleShare
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.scaleout.session import remove, spark_path
 from riskstrat.stages.features import FeaturesResult
@@ -23,10 +24,13 @@ _SPARK_TYPES = {Dtype.INT: "bigint", Dtype.FLOAT: "double", Dtype.STRING: "strin
 
 
 @named_stage("features")
-def features_on_spark(spark, workdir: Path, as_of: dt.date) -> FeaturesResult:
+def features_on_spark(spark, workdir: Path, as_of: dt.date, sample: PeopleShare | None = None) -> FeaturesResult:
     """Write ``W/pseudonymised/features/<D>.parquet`` (a Parquet dataset, sorted by pseudonym):
     :func:`riskstrat.features.feature_table` at ``as_of`` on the pseudonymised tables, which
-    either engine may have written. The run is audited."""
+    either engine may have written. The run is audited.
+
+    ``sample`` (the share of people a training date needs) is not applied: a cluster builds the
+    whole population, and training keeps the same people from it."""
     from pyspark.sql import functions as F
 
     wd = WorkDir(workdir)

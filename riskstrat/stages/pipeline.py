@@ -12,8 +12,9 @@ A run (``run_pipeline``):
    configuration and key and its outputs are untouched;
 2. **features** of the population at D and, when no model is registered as champion, of every
    date training at ``latest_training_as_of(D)`` reads (D minus two horizons of the model
-   specification, and the dates before and after it); each date is skipped when its stage
-   record is current;
+   specification, and the dates before and after it) — those tables for only the share of
+   people training reads (``training.max_people``) — each date skipped when its stage record
+   is current;
 3. **train** there when no champion is registered;
 4. **score** the population at D with the champion (skipped when features, opt-outs and model
    are unchanged);
@@ -58,7 +59,7 @@ from riskstrat.stages.pseudonymise import stage_inputs as pseudonymise_inputs
 from riskstrat.stages.score import score
 from riskstrat.stages.score import stage_inputs as score_inputs
 from riskstrat.stages.score import stage_name as score_stage
-from riskstrat.stages.train import dates_to_train, run_training_as_of, train
+from riskstrat.stages.train import dates_to_train, run_training_as_of, train, training_share
 from riskstrat.workdir import WorkDir
 
 __all__ = ["PIPELINE", "Place", "Run", "Stage", "StageName", "run_pipeline", "stage"]
@@ -181,16 +182,20 @@ def _features(run: Run, number: str) -> None:
     run.must_train = tracking.champion_version(spec.name) is None
     run.train_as_of = run_training_as_of(run.workdir, run.as_of, spec)
     dates = [run.as_of, *(dates_to_train(run.workdir, run.train_as_of, spec) if run.must_train else [])]
+    # the training dates' tables hold only the people training reads (training.max_people)
+    share = training_share(run.workdir, run.train_as_of, spec) if run.must_train else None
     run.say(f"{number} features at {', '.join(str(d) for d in dates)}")
     for d in dates:
+        sample = None if d == run.as_of else share
         with run.clock.stage(f"features at {d}") as timing:
-            if manifest.is_current(run.wd, features_stage(d), features_inputs(run.workdir, d)):
+            if manifest.is_current(run.wd, features_stage(d), features_inputs(run.workdir, d, sample)):
                 timing.skipped = True
                 run.say(f"      {d}: pseudonymised tables and feature definitions unchanged: kept")
                 continue
-            built = run.function(StageName.FEATURES)(run.workdir, d)
+            built = run.function(StageName.FEATURES)(run.workdir, d, sample=sample)
         run.show(StageName.FEATURES, built)
-        run.say(f"      {d}: {built.people:,} people x {built.features} features in {built.seconds:.1f} s")
+        whom = f" (training's {sample.share:.1%} of the population)" if built.sample else ""
+        run.say(f"      {d}: {built.people:,} people{whom} x {built.features} features in {built.seconds:.1f} s")
 
 
 def _train(run: Run, number: str) -> None:

@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 from riskstrat import __version__, tracking
 from riskstrat.config import Config, ExposureHandling
 from riskstrat.errors import RiskstratError
+from riskstrat.features.asof import cut, population
 from riskstrat.features.engine import connect, load_sources
 from riskstrat.groups import FAIRNESS_AGE_BANDS, imd_quintile, sex_letter
 from riskstrat.labels import data_end, data_start, labels
@@ -51,13 +52,13 @@ from riskstrat.modelling.plots import (
     fairness_rates_plot,
     roc_plot,
 )
-from riskstrat.modelling.selection import compete, person_unit, selection_split
+from riskstrat.modelling.selection import PeopleShare, compete, person_unit, selection_split
 from riskstrat.modelling.spec import ModelSpec, load_spec
 from riskstrat.privacy.audit import AuditLog
 from riskstrat.privacy.optout import Use
 from riskstrat.privacy.pseudonym import pseudonymise
 from riskstrat.stages.exposure import exposed_rows
-from riskstrat.stages.features import build_features, features_path
+from riskstrat.stages.features import build_features, features_path, sample_of
 from riskstrat.stages.lock import held as lock_held
 from riskstrat.stages.objections import without_objectors
 from riskstrat.stages.resources import named_stage
@@ -72,12 +73,15 @@ __all__ = [
     "run_training_as_of",
     "train",
     "training_dates",
+    "training_share",
     "validation_as_of",
 ]
 
 IN_TIME_HELD_OUT_SHARE = 0.2  # people held out of every date when out-of-time validation is impossible
 #: the seed offset of the keyed hash that keeps a share of the exposed rows (exposure_handling: weight)
 _EXPOSED_SEED = 7
+#: the seed offset of the keyed hash that keeps a share of the people (training.max_people)
+_KEPT_SEED = 5
 #: the run's table (``tables/<name>.csv``) that commissioners see on their report
 FAIRNESS_SUMMARY = "fairness_commissioner"
 
@@ -138,25 +142,29 @@ class TrainResult:
         return pd.DataFrame({name: m.logged for name, m in self.metrics.items()}).T
 
 
-def _features_at(workdir: Path, as_of: dt.date, spec: ModelSpec) -> Path:
-    """The feature table at ``as_of``, built when there is none or it lacks a feature of ``spec``."""
+def _features_at(workdir: Path, as_of: dt.date, spec: ModelSpec, sample: PeopleShare | None = None) -> Path:
+    """The feature table at ``as_of``, built when there is none, it lacks a feature of ``spec``
+    or it holds a share of the people other than ``sample`` (a table of everyone holds any share)."""
     path = features_path(workdir, as_of)
     if not path.exists() or set(spec.features) - set(pq.read_schema(path).names):
-        build_features(workdir, as_of)  # none yet, or built by a version with other features
+        build_features(workdir, as_of, sample=sample)  # none yet, or built by a version with other features
+    elif sample_of(path) not in (None, sample):
+        build_features(workdir, as_of, sample=sample)  # a share of other people
     return path
 
 
 def load_dataset(
-    workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None, share: float = 1.0
+    workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None, share: PeopleShare | None = None
 ) -> pd.DataFrame:
     """Features and label of the population at ``as_of`` allowed into training (opt-outs),
-    filtered to the specification's population; with ``share`` below 1, only the people whose
-    keyed hash (:func:`~riskstrat.modelling.selection.person_unit`) falls below it, chosen
-    before the table is converted so that memory follows the share."""
+    filtered to the specification's population; with ``share``, only the people in it (a keyed
+    hash of the pseudonym: :class:`~riskstrat.modelling.selection.PeopleShare`), chosen before
+    the table is converted so that memory follows the share (and the table built for only them
+    when it is not there)."""
     wd = WorkDir(workdir)
-    feats = pq.read_table(_features_at(workdir, as_of, spec))
-    if share < 1.0:
-        feats = feats.filter(pa.array(_kept(feats["pseudonym"].to_pandas(), spec, share)))
+    feats = pq.read_table(_features_at(workdir, as_of, spec, share))
+    if share is not None:
+        feats = feats.filter(pa.array(share.kept(feats["pseudonym"].to_pandas())))
     feats = feats.to_pandas()
     con = con or connect("duckdb")
     src = src or load_sources(con, wd.linked)
@@ -248,24 +256,30 @@ def _out_of_time(as_of: dt.date, spec: ModelSpec, end: dt.date | None) -> bool:
     return window_end <= end + dt.timedelta(days=1)
 
 
-def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> tuple[pd.DataFrame, float]:
-    """The stacked training rows (newest date first) and the share of people kept.
+def training_share(workdir: Path, as_of: dt.date, spec: ModelSpec, con=None, src=None) -> PeopleShare | None:
+    """The people training at ``as_of`` reads, when it reads a share of them (None: everyone).
 
-    Above ``training.max_people`` people in the population at the newest date, a fixed share of
-    people (a keyed hash of the pseudonym, so a person is in or out at every date) is kept, date
-    by date as each is read: memory follows the cap, not the region's size.
+    Above ``training.max_people`` people in the population at ``as_of`` (the newest stacked
+    date), a fixed share of people is kept (a keyed hash of the pseudonym, so a person is in or
+    out at every date, validation's included): memory follows the cap, not the region's size,
+    and the feature tables of the training dates are built for only these people.
     """
-    share = 1.0
-    people = pq.read_metadata(_features_at(workdir, dates[0], spec)).num_rows
-    if spec.max_training_people and people > spec.max_training_people:
-        share = spec.max_training_people / people
+    if not spec.max_training_people:
+        return None
+    con = con or connect("duckdb")
+    src = src or load_sources(con, WorkDir(workdir).linked)
+    people = int(population(cut(src, as_of), as_of).count().execute())
+    if people <= spec.max_training_people:
+        return None
+    return PeopleShare(spec.seed + _KEPT_SEED, spec.max_training_people / people)
+
+
+def _stack(workdir: Path, dates: list[dt.date], spec: ModelSpec, con, src) -> tuple[pd.DataFrame, PeopleShare | None]:
+    """The stacked training rows (newest date first) and the share of people kept
+    (:func:`training_share`), read date by date."""
+    share = training_share(workdir, dates[0], spec, con, src)
     parts = [load_dataset(workdir, d, spec, con, src, share).assign(as_of=d) for d in dates]
     return pd.concat(parts, ignore_index=True), share
-
-
-def _kept(pseudonyms: pd.Series, spec: ModelSpec, share: float) -> np.ndarray:
-    """True for the people trained on when only ``share`` of them are (the same people at every date)."""
-    return person_unit(pseudonyms, spec.seed + 5) < share
 
 
 @dataclass
@@ -279,7 +293,7 @@ class _Rows:
     validation_as_of: dt.date
     validation: str  # how validation was done, in words
     held_practices: list[str]
-    kept_share: float  # share of people kept under training.max_people
+    kept: PeopleShare | None  # the people kept under training.max_people (None: everyone)
     exposure: dict = field(default_factory=dict)  # what the exposure handling did, in counts
 
 
@@ -370,13 +384,13 @@ def _split_rows(
     report rows (out of time when the data reach far enough; practices held out if asked; rows
     exposed to the lists treated as ``config.monitoring.exposure_handling`` says)."""
     dates = training_dates(as_of, spec, data_start(src))
-    data, kept_share = _stack(workdir, dates, spec, con, src)
+    data, kept = _stack(workdir, dates, spec, con, src)
     data, exposure = _handle_exposure(WorkDir(workdir), data, dates, spec, config or Config())
     val_as_of = validation_as_of(as_of, spec)
     if _out_of_time(as_of, spec, end):
         train_df = data
         # the same share of people as training (memory follows the cap here too)
-        val_df = load_dataset(workdir, val_as_of, spec, con, src, kept_share)
+        val_df = load_dataset(workdir, val_as_of, spec, con, src, kept)
         validation = f"out of time: population at {val_as_of}"
     else:
         held = person_unit(data["pseudonym"], spec.seed + 1) < IN_TIME_HELD_OUT_SHARE
@@ -400,7 +414,7 @@ def _split_rows(
         validation_as_of=val_as_of,
         validation=validation,
         held_practices=held_practices,
-        kept_share=kept_share,
+        kept=kept,
         exposure=exposure,
     )
 
@@ -557,7 +571,7 @@ def _summary(as_of: dt.date, end: dt.date | None, rows: _Rows, spec: ModelSpec, 
         "validation": rows.validation,
         "data_end": str(end),
         "training_rows": len(rows.fit),
-        "training_people_share": round(rows.kept_share, 4),
+        "training_people_share": round(rows.kept.share if rows.kept else 1.0, 4),
         "training_people": int(rows.fit["pseudonym"].nunique()),
         "training_events": int(y.sum()),
         "selection_people": len(rows.select),
