@@ -12,16 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskstrat.errors import RiskstratError
+from riskstrat.modelling.selection import PeopleShare
 from riskstrat.modelling.spec import MODELS_DIR, load_spec
 from riskstrat.privacy.scan import scan_directory
-from riskstrat.modelling.selection import PeopleShare
 from riskstrat.stages import manifest
 from riskstrat.stages.features import build_features, features_path, sample_of
 from riskstrat.stages.features import stage_inputs as features_inputs
 from riskstrat.stages.features import stage_name as features_stage
 from riskstrat.stages.train import load_dataset, train, training_share
-from riskstrat.workdir import WorkDir
 from riskstrat.tracking import load_model
+from riskstrat.workdir import WorkDir
 
 from .conftest import REGION_KEY
 
