@@ -94,7 +94,7 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path, sample: PeopleSha
     With ``sample``, only the people of the population in that share (a keyed hash of their
     pseudonyms) are kept, and the sources are restricted to their records before any builder
     runs (:func:`~riskstrat.features.asof.restrict`): a training date's table holds only the
-    people training reads, at about a third of the time of the whole population's.
+    people training reads, in about half the time of the whole population's.
     """
     parts_dir = wd.features_parts(as_of)
     shutil.rmtree(parts_dir, ignore_errors=True)
