@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.special import logit
 
-from riskstrat import tracking
+from riskstrat import scoring, tracking
 from riskstrat.errors import RiskstratError
 from riskstrat.features import BUILDERS, DAYS_SINCE_NONE
 from riskstrat.features.builders import history, medicine_history
@@ -107,6 +108,40 @@ def test_a_days_since_feature_at_its_none_value_is_never_a_reason():
         ["2 missed outpatient appointments in the last 5 years"],
         ["last A&E attendance 30 days ago", "last emergency admission 400 days ago"],
     ]
+
+
+def test_reasons_pause_the_cycle_collector_and_leave_it_as_they_found_it(monkeypatch):
+    names = ["op_dna_1826d", "days_since_ae_attendance"]
+    contributions = pd.DataFrame([[0.9, 0.8]], columns=names)
+    features = pd.DataFrame([[2, 30]], columns=names)
+    seen = []
+
+    def describe_and_note(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_describe(*args, **kwargs)
+
+    real_describe = scoring.describe
+    monkeypatch.setattr(scoring, "describe", describe_and_note)
+    assert top_reasons(contributions, features) == [
+        ["2 missed outpatient appointments in the last 5 years", "last A&E attendance 30 days ago"]
+    ]
+    assert seen and not any(seen)  # paused while the words are made
+    assert gc.isenabled()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a reason that cannot be put in words")
+
+    monkeypatch.setattr(scoring, "describe", broken)
+    with pytest.raises(RuntimeError):
+        top_reasons(contributions, features)
+    assert gc.isenabled()  # on again after a failure
+    gc.disable()
+    try:
+        monkeypatch.setattr(scoring, "describe", real_describe)
+        top_reasons(contributions, features)
+        assert not gc.isenabled()  # a caller's own pause is kept
+    finally:
+        gc.enable()
 
 
 @pytest.fixture(scope="module")
