@@ -108,3 +108,23 @@ def test_trees_without_splits():
     booster = _booster(frame, y, min_data_in_leaf=300)  # 500 people cannot make two leaves of 300
     assert all("split_index" not in t["tree_structure"] for t in booster.dump_model()["tree_info"])
     np.testing.assert_allclose(tree_shap(booster, frame), booster.predict(frame, pred_contrib=True), atol=1e-12)
+
+
+def test_a_tree_with_more_code_combinations_than_a_64_bit_integer_holds():
+    # Found in CI: a deep tree splitting many features made the combined key overflow int64.
+    rng = np.random.default_rng(3)
+    n, k = 6000, 30
+    frame = pd.DataFrame(rng.normal(size=(n, k)), columns=[f"x{i}" for i in range(k)])
+    y = (frame.sum(axis=1) + rng.normal(size=n) > 0).astype(int).to_numpy()
+    params = {"objective": "binary", "num_leaves": 255, "min_data_in_leaf": 5, "verbose": -1, "seed": 1}
+    booster = lgb.train(params, lgb.Dataset(frame, y), num_boost_round=3)
+
+    def combinations(tree):  # the product over the tree's features of (its thresholds + 3)
+        features = {s["split_feature"] for s in tree}
+        sizes = [len({s["threshold"] for s in tree if s["split_feature"] == f}) + 3 for f in features]
+        return int(np.prod(sizes, dtype=object))
+
+    trees = [treeshap._splits(t["tree_structure"], []) for t in booster.dump_model()["tree_info"]]
+    radix = max(combinations(tree) for tree in trees)
+    assert radix > 2**63  # the case that overflowed
+    np.testing.assert_allclose(tree_shap(booster, frame), booster.predict(frame, pred_contrib=True), rtol=0, atol=1e-12)

@@ -128,9 +128,10 @@ def tree_shap(booster: Booster, frame: pd.DataFrame, num_iteration: int | None =
         for f in used:
             codes, size = coders[f].in_tree([s for s in splits if s["split_feature"] == f])
             keys.append(codes)
-            key += codes * radix
+            if radix * size <= _MAX_RADIX:  # past that the key would overflow int64; the columns are used
+                key += codes * radix
             radix *= size
-        if radix >= _MAX_RADIX:  # too many combinations for one integer: group on the columns
+        if radix > _MAX_RADIX:  # too many combinations for one integer: group on the columns
             _, group = np.unique(np.column_stack(keys), axis=0, return_inverse=True)
             group = group.ravel()
             groups = int(group.max()) + 1
