@@ -92,10 +92,10 @@ def test_no_people_gives_an_empty_table():
     assert tree_shap(_booster(frame, y), frame.iloc[:0]).shape == (0, frame.shape[1] + 1)
 
 
-def test_grouping_on_code_columns_when_one_integer_cannot_hold_them(monkeypatch, caplog):
+def test_combinations_renumbered_when_one_integer_cannot_hold_them(monkeypatch, caplog):
     frame, y = _population(11)
     booster = _booster(frame, y)
-    monkeypatch.setattr(treeshap, "_MAX_RADIX", 1)  # every tree takes the column path
+    monkeypatch.setattr(treeshap, "_MAX_RADIX", 1)  # renumbered before every feature of every tree
     with caplog.at_level(logging.WARNING, logger=treeshap.__name__):
         values = tree_shap(booster, frame)
     assert not caplog.records

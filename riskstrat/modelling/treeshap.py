@@ -35,7 +35,7 @@ _ZERO = 1e-35
 #: people checked against LightGBM's full pred_contrib on each call
 CHECK_PEOPLE = 500
 _TOLERANCE = 1e-9
-#: above this many code combinations in one tree, people are grouped on the code columns
+#: above this many code combinations in one tree, the combinations seen so far are numbered 0, 1, … first
 _MAX_RADIX = 2**62
 
 
@@ -124,20 +124,16 @@ def tree_shap(booster: Booster, frame: pd.DataFrame, num_iteration: int | None =
     coders = {f: _Coder(X[:, f], splits) for f, splits in by_feature.items()}
     for t, splits in enumerate(trees):
         used = sorted({s["split_feature"] for s in splits})
-        key, radix, keys = np.zeros(n, dtype=np.int64), 1, []
+        key, radix = np.zeros(n, dtype=np.int64), 1
         for f in used:
             codes, size = coders[f].in_tree([s for s in splits if s["split_feature"] == f])
-            keys.append(codes)
-            if radix * size <= _MAX_RADIX:  # past that the key would overflow int64; the columns are used
-                key += codes * radix
+            if radix * size > _MAX_RADIX:  # the key would overflow: number the combinations seen so far
+                key, uniques = pd.factorize(key)
+                radix = len(uniques)
+            key += codes * radix
             radix *= size
-        if radix > _MAX_RADIX:  # too many combinations for one integer: group on the columns
-            _, group = np.unique(np.column_stack(keys), axis=0, return_inverse=True)
-            group = group.ravel()
-            groups = int(group.max()) + 1
-        else:
-            group, uniques = pd.factorize(key)
-            groups = len(uniques)
+        group, uniques = pd.factorize(key)
+        groups = len(uniques)
         representative = np.empty(groups, dtype=np.int64)
         representative[group] = np.arange(n)  # any member stands for its group
         phi = booster.predict(X[representative], start_iteration=t, num_iteration=1, pred_contrib=True)
