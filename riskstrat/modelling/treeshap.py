@@ -7,7 +7,9 @@ of that tree's splits the person falls. People on the same side of every split o
 the same values from it. So, per tree, this module:
 
 1. codes each person by the tree's own thresholds on each feature the tree uses (the same
-   decisions LightGBM makes, including its handling of zeros and missing values);
+   decisions LightGBM makes, including its handling of zeros and missing values), combined into
+   one integer per person (a deep tree's combinations can outgrow 64 bits: then those seen so far
+   are renumbered 0, 1, … before the next feature is combined);
 2. asks LightGBM for that one tree's SHAP values (``start_iteration=t, num_iteration=1``)
    for one representative of each distinct code;
 3. adds them to everyone in the group.
