@@ -220,7 +220,7 @@ def test_mapped_required_column_missing_names_both_names(tmp_path):
 
 LIGHTGBM_PARAMS = (
     "learning_rate, num_leaves, min_child_samples, n_estimators, early_stopping_rounds, subsample, "
-    "colsample_bytree, reg_lambda, max_depth"
+    "colsample_bytree, reg_lambda, max_depth, max_shap_work"
 )
 SPEC_KEYS = (
     "name, description, outcome, horizon_days, population, features, learner, training, calibration, "

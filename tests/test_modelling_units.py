@@ -250,6 +250,7 @@ def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
             "max_trials: 20": "max_trials: 100000",
             "n_estimators: 3000": "n_estimators: 40",
             "categorical: [sex, ethnicity_group]": "categorical: [sex]",
+            "max_shap_work: 60000": "max_shap_work: 3000",
         },
     )
     X, y = _linear_people(5000, 9, p_noise=8)
@@ -268,6 +269,9 @@ def test_search_starts_from_the_specification_and_stays_in_budget(tmp_path):
     )
     assert 8 <= trials["num_leaves"].min() and trials["num_leaves"].max() <= 128
     assert best["n_estimators"] == 40 and best["learning_rate"] == 0.05  # unsearched parameters kept
+    # every trial within the reasons' budget, the deeper ones stopped by it
+    assert best["max_shap_work"] == 3000 and (trials["shap_work"] <= 3000).all()
+    assert trials.loc[trials["num_leaves"] >= 31, "stopped_by_shap_work"].all()
 
 
 def test_training_dates_are_stacked_one_horizon_apart_within_the_data():
@@ -334,3 +338,50 @@ def test_bootstrap_metrics_from_counts_are_scikit_learn_s_on_the_resampled_rows(
         assert _auprc_from_groups(pos, neg) == pytest.approx(average_precision_score(y[idx], p[idx]), abs=1e-12)
         checked += 1
     assert checked > 150
+
+
+def test_max_shap_work_keeps_the_best_iteration_within_the_reasons_budget():
+    from riskstrat.modelling.estimators import AdmissionRiskModel
+    from riskstrat.modelling.treeshap import shap_work, tree_work
+
+    rng = np.random.default_rng(21)
+    n = 20_000
+    X = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"x{i}" for i in range(6)])
+    eta = -1.5 + X["x0"] + X["x1"] * X["x2"] + 0.5 * np.sin(3 * X["x3"])
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    params = {"num_leaves": 31, "min_child_samples": 20, "learning_rate": 0.1, "random_state": 3}
+    free = AdmissionRiskModel(**params).fit(X, y)
+    assert not free.stopped_by_shap_work_ and free.shap_work_ == shap_work(free.booster_.booster_)
+    # the same trees, stopped before their work passes a third of the free model's
+    limit = free.shap_work_ // 3
+    bounded = AdmissionRiskModel(**params, max_shap_work=limit).fit(X, y)
+    trees = free.booster_.booster_.dump_model()["tree_info"]
+    within = int((np.cumsum([tree_work(t["tree_structure"]) for t in trees]) <= limit).sum())
+    loss = free.booster_.evals_result_["valid_0"]["binary_logloss"]
+    assert bounded.stopped_by_shap_work_ and bounded.shap_work_ <= limit
+    assert bounded.best_iteration_ == int(np.argmin(loss[:within])) + 1 < free.best_iteration_
+    np.testing.assert_allclose(
+        bounded.raw_proba(X.head(300)),
+        free.booster_.predict_proba(free._prepare(X.head(300)), num_iteration=bounded.best_iteration_)[:, 1],
+    )
+    # the reasons still add up to the bounded model's own log-odds
+    raw = bounded.raw_proba(X.head(300))
+    total = bounded.contributions(X.head(300)).sum(axis=1).to_numpy()
+    np.testing.assert_allclose(total, np.log(raw / (1 - raw)), atol=1e-9)
+    # a budget below one tree's work still keeps one tree
+    one = AdmissionRiskModel(**params, max_shap_work=1).fit(X, y)
+    assert one.best_iteration_ == 1 and one.shap_work_ == tree_work(trees[0]["tree_structure"])
+
+
+def test_max_shap_work_when_the_trees_stop_splitting():
+    from riskstrat.modelling.estimators import AdmissionRiskModel
+    from riskstrat.modelling.treeshap import shap_work
+
+    # One yes/no feature: once its split is worth nothing more, iterations add no tree.
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"flag": rng.integers(0, 2, 4000).astype(float)})
+    y = ((X["flag"] == 1) & (rng.random(4000) < 0.5)).astype(int)
+    model = AdmissionRiskModel(num_leaves=4, min_child_samples=20, max_shap_work=10**6).fit(X, y)
+    booster = model.booster_.booster_
+    assert booster.num_trees() < model.best_iteration_  # iterations without a tree happened
+    assert not model.stopped_by_shap_work_ and model.shap_work_ == shap_work(booster) > 0

@@ -128,3 +128,17 @@ def test_a_tree_with_more_code_combinations_than_a_64_bit_integer_holds():
     radix = max(combinations(tree) for tree in trees)
     assert radix > 2**63  # the case that overflowed
     np.testing.assert_allclose(tree_shap(booster, frame), booster.predict(frame, pred_contrib=True), rtol=0, atol=1e-12)
+
+
+def test_shap_work_is_the_sum_over_leaves_of_depth_squared_plus_each_trees_overhead():
+    per_tree = treeshap.TREE_OVERHEAD_WORK
+    frame, y = _population(6, n=3000)
+    stumps = _booster(frame, y, num_leaves=2)  # 40 trees of two leaves at depth 1
+    assert treeshap.shap_work(stumps) == 40 * (per_tree + 2)
+    assert treeshap.shap_work(stumps, num_iteration=10) == 10 * (per_tree + 2)
+    # three leaves: one at depth 1 and two at depth 2 (1 + 4 + 4), whichever side LightGBM grows
+    three = _booster(frame, y, num_leaves=3)
+    assert {treeshap.tree_work(t["tree_structure"]) for t in three.dump_model()["tree_info"]} == {per_tree + 9}
+    assert treeshap.shap_work(three, num_iteration=5, start_iteration=30) == 5 * (per_tree + 9)
+    # a tree without splits has one leaf at depth 0: only the overhead
+    assert treeshap.tree_work({"leaf_index": 0, "leaf_value": 0.1}) == per_tree

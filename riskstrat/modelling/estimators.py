@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier, early_stopping
+from lightgbm.callback import CallbackEnv, EarlyStopException
 from scipy.special import logit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
@@ -42,7 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from riskstrat.modelling.treeshap import tree_shap
+from riskstrat.modelling.treeshap import shap_work, tree_shap, tree_work
 
 __all__ = [
     "QADMISSIONS_FEATURES",
@@ -122,6 +123,37 @@ def _frame(X) -> pd.DataFrame:
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
 
 
+class _ShapWorkBudget:
+    """LightGBM callback: stops adding trees before their TreeSHAP work per person (the sum of
+    :func:`~riskstrat.modelling.treeshap.tree_work`) passes ``limit``, keeping the best iteration
+    so far on the first validation metric, as early stopping does (at least one tree)."""
+
+    order = 40  # after LightGBM's early stopping (30) at each iteration
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.work = 0
+        self.best: tuple[int, list] | None = None
+        self.stopped = False
+
+    def __call__(self, env: CallbackEnv) -> None:
+        # No tree is added once no leaf can be split any more (LightGBM then stops by itself).
+        added = env.model.dump_model(start_iteration=env.iteration, num_iteration=1)["tree_info"]
+        work = sum(tree_work(t["tree_structure"]) for t in added)
+        if self.best is not None and self.work + work > self.limit:
+            self.stopped = True
+            raise EarlyStopException(*self.best)
+        self.work += work
+        results = list(env.evaluation_result_list or [])
+        if not results:
+            self.best = (env.iteration, results)
+            return
+        score, maximize = results[0][2], results[0][3]
+        best = None if self.best is None or not self.best[1] else self.best[1][0][2]
+        if best is None or (score > best if maximize else score < best):
+            self.best = (env.iteration, results)
+
+
 class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
     """Gradient-boosted trees (LightGBM) with early stopping and held-out calibration.
 
@@ -130,6 +162,12 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
     calibrated on ``calibration_share``. Categorical columns are named in ``categorical``.
 
     Parameters mirror LightGBM's; ``calibration`` is ``"isotonic"`` or ``"sigmoid"``.
+    ``max_shap_work`` (None: no bound) bounds what the reasons of one person cost to compute:
+    trees stop being added before their TreeSHAP work per person
+    (:func:`~riskstrat.modelling.treeshap.shap_work`) would pass it, and the best iteration
+    within it is kept. So scoring a population with reasons takes a time proportional to the
+    number of people, whatever capacity the search chose. ``shap_work_`` is the fitted model's
+    work; ``stopped_by_shap_work_`` says whether the bound stopped it.
     """
 
     def __init__(
@@ -148,6 +186,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         validation_share=0.15,
         calibration_share=0.15,
         random_state=0,
+        max_shap_work=None,
     ):
         self.categorical = categorical
         self.learning_rate = learning_rate
@@ -163,6 +202,7 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
         self.validation_share = validation_share
         self.calibration_share = calibration_share
         self.random_state = random_state
+        self.max_shap_work = max_shap_work
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -242,6 +282,9 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
             verbose=-1,
         )
         callbacks = [] if self.small_sample_ else [early_stopping(self.early_stopping_rounds, verbose=False)]
+        budget = None if self.max_shap_work is None else _ShapWorkBudget(int(self.max_shap_work))
+        if budget is not None:
+            callbacks.append(budget)
         self.booster_.fit(
             data.iloc[fit_idx],
             y[fit_idx],
@@ -252,6 +295,8 @@ class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
             callbacks=callbacks,
         )
         self.best_iteration_ = int(self.booster_.best_iteration_ or self.n_estimators)
+        self.shap_work_ = shap_work(self.booster_.booster_, self.best_iteration_)
+        self.stopped_by_shap_work_ = bool(budget is not None and budget.stopped)
         cal_idx = _calibration_rows(cal_idx, calibrate_on)
         raw = self.booster_.predict_proba(data.iloc[cal_idx])[:, 1]
         self.calibration_used_, self.calibrator_ = _fit_calibrator(self.calibration, raw, y[cal_idx])
@@ -314,6 +359,7 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         calibration="isotonic",
         calibration_share=0.15,
         random_state=0,
+        max_shap_work=None,
     ):
         self.categorical = categorical
         self.age_column = age_column

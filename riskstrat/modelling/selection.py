@@ -159,6 +159,8 @@ def search_lightgbm(
                 "trial": trial.number,
                 **{k: params[k] for k in trial.params},
                 "best_iteration": model.best_iteration_,
+                "shap_work": model.shap_work_,
+                "stopped_by_shap_work": model.stopped_by_shap_work_,
                 "selection_auroc": auroc,
                 "seconds": round(time.perf_counter() - started, 1),
             }

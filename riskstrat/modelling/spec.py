@@ -74,6 +74,7 @@ LightGBMParam = Literal[
     "colsample_bytree",
     "reg_lambda",
     "max_depth",
+    "max_shap_work",
 ]
 #: the logistic regression parameters a specification may set (``learner.logistic``)
 LogisticParam = Literal["C", "max_iter"]

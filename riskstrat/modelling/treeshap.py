@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from lightgbm import Booster
 
-__all__ = ["tree_shap"]
+__all__ = ["TREE_OVERHEAD_WORK", "shap_work", "tree_shap", "tree_work"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,39 @@ def _splits(node: dict, acc: list[dict]) -> list[dict]:
         _splits(node["left_child"], acc)
         _splits(node["right_child"], acc)
     return acc
+
+
+#: the grouping's own cost per tree and person (coding people by the tree's thresholds, numbering
+#: the groups, adding the values back), in units of :func:`tree_work`: about 200 ns against about
+#: 2 ns per unit on 2 cores (measured at 1.3 million people, ``docs/modelling.md``)
+TREE_OVERHEAD_WORK = 100
+
+
+def tree_work(structure: dict) -> int:
+    """The TreeSHAP work of one tree for one person: :data:`TREE_OVERHEAD_WORK` plus the sum over
+    its leaves of the leaf's depth squared (a stump: 100 + 2). Path-dependent TreeSHAP visits
+    every node and, at each leaf, unwinds the path to it (``depth^2`` steps); grouping people
+    saves much of that for shallow trees but little for deep ones, so this bounds the cost from
+    above: about 2 ns per unit per person on 2 cores (1.6-3.0 ns measured, ``docs/modelling.md``).
+
+    ``structure``: a tree's ``tree_structure`` from ``Booster.dump_model()``.
+    """
+    work, stack = TREE_OVERHEAD_WORK, [(structure, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if "split_index" in node:
+            stack += [(node["left_child"], depth + 1), (node["right_child"], depth + 1)]
+        else:
+            work += depth * depth
+    return work
+
+
+def shap_work(booster: Booster, num_iteration: int | None = None, start_iteration: int = 0) -> int:
+    """The TreeSHAP work per person of ``num_iteration`` trees from ``start_iteration`` (all
+    when None): the sum of :func:`tree_work` over them. What scoring's reasons cost per person,
+    whatever the number of people; the learner's ``max_shap_work`` bounds it."""
+    dump = booster.dump_model(num_iteration=num_iteration, start_iteration=start_iteration)
+    return sum(tree_work(t["tree_structure"]) for t in dump["tree_info"])
 
 
 class _Coder:

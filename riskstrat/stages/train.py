@@ -613,6 +613,7 @@ def _register(
                 "chosen_learner": selection.chosen.learner,
                 "chosen_params": selection.chosen.params,
                 "best_iteration": getattr(model, "best_iteration_", None),
+                "shap_work": getattr(model, "shap_work_", None),
             },
             metrics=validated.logged,
             spec_path=Path(spec.source),
