@@ -125,33 +125,40 @@ def _frame(X) -> pd.DataFrame:
 
 class _ShapWorkBudget:
     """LightGBM callback: stops adding trees before their TreeSHAP work per person (the sum of
-    :func:`~riskstrat.modelling.treeshap.tree_work`) passes ``limit``, keeping the best iteration
-    so far on the first validation metric, as early stopping does (at least one tree)."""
+    :func:`~riskstrat.modelling.treeshap.tree_work`) passes ``limit``, keeping the best number of
+    trees so far on the first validation metric, as early stopping does (at least one tree).
+
+    Counted in trees, not iterations: an iteration whose tree cannot split adds no tree, and
+    LightGBM goes on, so the two drift apart; the model keeps exactly the trees counted."""
 
     order = 40  # after LightGBM's early stopping (30) at each iteration
 
     def __init__(self, limit: int):
         self.limit = limit
         self.work = 0
-        self.best: tuple[int, list] | None = None
+        self.trees = 0
+        self.best: tuple[int, list] | None = None  # (trees, validation scores with them)
         self.stopped = False
 
     def __call__(self, env: CallbackEnv) -> None:
-        # No tree is added once no leaf can be split any more (LightGBM then stops by itself).
-        added = env.model.dump_model(start_iteration=env.iteration, num_iteration=1)["tree_info"]
-        work = sum(tree_work(t["tree_structure"]) for t in added)
-        if self.best is not None and self.work + work > self.limit:
-            self.stopped = True
-            raise EarlyStopException(*self.best)
-        self.work += work
+        trees = env.model.current_iteration()
+        if trees > self.trees:
+            added = env.model.dump_model(start_iteration=self.trees, num_iteration=trees - self.trees)["tree_info"]
+            work = sum(tree_work(t["tree_structure"]) for t in added)
+            if self.best is not None and self.work + work > self.limit:
+                self.stopped = True
+                raise EarlyStopException(self.best[0] - 1, self.best[1])  # keeps best[0] trees
+            self.work, self.trees = self.work + work, trees
+        if self.trees == 0:
+            return
         results = list(env.evaluation_result_list or [])
         if not results:
-            self.best = (env.iteration, results)
+            self.best = (self.trees, results)
             return
         score, maximize = results[0][2], results[0][3]
         best = None if self.best is None or not self.best[1] else self.best[1][0][2]
         if best is None or (score > best if maximize else score < best):
-            self.best = (env.iteration, results)
+            self.best = (self.trees, results)
 
 
 class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
