@@ -366,7 +366,6 @@ class LogisticRiskModel(ClassifierMixin, BaseEstimator):
         calibration="isotonic",
         calibration_share=0.15,
         random_state=0,
-        max_shap_work=None,
     ):
         self.categorical = categorical
         self.age_column = age_column
