@@ -42,6 +42,11 @@ Recorded history:
   the sealed care register, dates of birth in the vault, the export and pseudonymise reports);
   and the practice pages' rows shaded by band rank (``band-0``...) rather than by band name
   (issue 15: the bands are declared once, in the model specification).
+* issue 11 (the reasons' budget, ``learner.params.max_shap_work``, and the learning rate among
+  the searched parameters): the model is a different one, so its scores, reasons and bands, and
+  everything made from them (practice lists and pages, commissioner outputs, the exposure log,
+  monitoring, the score report and the audit entries), changed. Features and the pseudonymised
+  tables were unchanged.
 """
 
 from __future__ import annotations
