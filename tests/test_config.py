@@ -254,6 +254,16 @@ def _spec_file(tmp_path, old: str, new: str):
         ),
         # wrong types
         ("horizon_days: 365", "horizon_days: a year", "horizon_days: must be a whole number (got 'a year')"),
+        (
+            "max_shap_work: 60000 ",
+            "max_shap_work: lots ",
+            "learner.params.max_shap_work: must be a whole number of at least 1 (got 'lots')",
+        ),
+        (
+            "max_shap_work: 60000 ",
+            "max_shap_work: 0 ",
+            "learner.params.max_shap_work: must be a whole number of at least 1 (got 0)",
+        ),
         ("out_of_time: true", "out_of_time: maybe", "validation.out_of_time: must be true or false (got 'maybe')"),
         (
             "include: all",

@@ -166,6 +166,9 @@ class LearnerSpec(Settings):
             raise invalid(
                 ("candidates",), f"must include learner.type ({self.type})", [str(c) for c in self.candidates]
             )
+        budget = self.params.get("max_shap_work")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise invalid(("params", "max_shap_work"), "must be a whole number of at least 1", budget)
         return self
 
 
