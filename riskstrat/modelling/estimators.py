@@ -138,6 +138,7 @@ class _ShapWorkBudget:
         self.work = 0
         self.trees = 0
         self.best: tuple[int, list] | None = None  # (trees, validation scores with them)
+        self.best_score: float | None = None
         self.stopped = False
 
     def __call__(self, env: CallbackEnv) -> None:
@@ -152,13 +153,12 @@ class _ShapWorkBudget:
         if self.trees == 0:
             return
         results = list(env.evaluation_result_list or [])
-        if not results:
+        if not results:  # nothing to judge by: the latest trees are the best
             self.best = (self.trees, results)
             return
-        score, maximize = results[0][2], results[0][3]
-        best = None if self.best is None or not self.best[1] else self.best[1][0][2]
-        if best is None or (score > best if maximize else score < best):
-            self.best = (self.trees, results)
+        _, _, score, maximize = results[0][:4]
+        if self.best_score is None or (score > self.best_score if maximize else score < self.best_score):
+            self.best, self.best_score = (self.trees, results), score
 
 
 class AdmissionRiskModel(ClassifierMixin, BaseEstimator):
