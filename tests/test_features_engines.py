@@ -6,6 +6,7 @@ import datetime as dt
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -15,6 +16,8 @@ from hypothesis import strategies as st
 from riskstrat.features import data_dictionary, feature_names, feature_table
 from riskstrat.features.engine import load_sources
 from riskstrat.labels import labels
+from riskstrat.schema import PERSON_KEY
+from riskstrat.stages.features import _build_in_parts, _rows_of
 from riskstrat.workdir import WorkDir
 
 from .conftest import REPO
@@ -119,6 +122,37 @@ def test_features_command_writes_the_table(pseudonymised):
         f.name: declared[str(f.dtype)] for _, f in all_features()
     }
     assert len(set(t["pseudonym"].to_pylist())) == t.num_rows  # one row per person
+
+
+def test_the_stage_built_in_parts_equals_the_one_query_table(pseudonymised, tmp_path):
+    """The DuckDB stage (one builder at a time, put in the population's order by person key, or
+    by pseudonym where the tables carry no person keys) gives the table of the one ibis query
+    :func:`feature_table`, its left joins and defaults included."""
+    d = dt.date(2024, 10, 1)
+    one_query = _features("duckdb", WorkDir(pseudonymised).linked, d)
+    _build_in_parts(WorkDir(pseudonymised), d, tmp_path / "keyed.parquet")
+    assert pq.read_table(tmp_path / "keyed.parquet").equals(one_query)
+    # tables pseudonymised at source or on Spark: no person keys, people known by their pseudonyms
+    unkeyed = WorkDir(tmp_path / "W")
+    unkeyed.linked.mkdir(parents=True)
+    for path in WorkDir(pseudonymised).linked.glob("*.parquet"):
+        t = pq.read_table(path)
+        pq.write_table(t.drop_columns([PERSON_KEY]) if PERSON_KEY in t.column_names else t, unkeyed.linked / path.name)
+    _build_in_parts(unkeyed, d, tmp_path / "unkeyed.parquet")
+    assert pq.read_table(tmp_path / "unkeyed.parquet").equals(one_query)
+    assert one_query.num_rows > 1500 and pc.sum(one_query["emergency_admissions_365d"]).as_py() > 50
+
+
+def test_rows_of_finds_each_person_once_by_key_or_pseudonym():
+    for keys, found in [
+        (pa.array([2, 5, 7, 9], pa.int32()), pa.array([9, 4, 2, 11, 7], pa.int32())),
+        (pa.array(["b", "e", "g", "i"]), pa.array(["i", "d", "b", "k", "g"])),
+    ]:
+        assert _rows_of(keys, found).tolist() == [2, -1, 4, 0]  # 5 / "e" has no row; 4, 11 are not people
+        twice = pa.concat_arrays([found, found.slice(2, 1)])  # 2 / "b" found twice
+        assert _rows_of(keys, twice) is None
+    assert _rows_of(pa.array([3], pa.int32()), pa.array([], pa.int32())).tolist() == [-1]
+    assert np.array_equal(_rows_of(pa.array([0, 1], pa.int64()), pa.array([1, 0], pa.int64())), [1, 0])
 
 
 def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):

@@ -25,7 +25,7 @@ __all__ = [
     "data_dictionary",
     "feature_names",
     "feature_table",
-    "finished",
+    "filled",
     "part",
 ]
 
@@ -46,11 +46,11 @@ def part(cut_src: Sources, as_of: dt.date, builder: Builder) -> ibis.Table:
     return builder.build(cut_src, as_of).select("pseudonym", *builder.feature_names)
 
 
-def finished(people: ibis.Table, raw_part: ibis.Table, builder: Builder) -> ibis.Table:
-    """``builder``'s features for every person of ``people`` (a ``pseudonym`` column): its
-    :func:`part` left-joined on, declared defaults filled, declared types; by pseudonym."""
-    out = people.left_join(raw_part, "pseudonym")
-    return out.select("pseudonym", *[_finish(out[f.name], f) for f in builder.features]).order_by("pseudonym")
+def filled(raw_part: ibis.Table, builder: Builder) -> ibis.Table:
+    """``builder``'s :func:`part` with its declared defaults filled and declared types, still
+    only for the people it has records for (the people without records take the defaults when
+    the part is put beside the population: :func:`assemble`, or the DuckDB feature stage)."""
+    return raw_part.select("pseudonym", *[_finish(raw_part[f.name], f) for f in builder.features])
 
 
 def assemble(cut_src: Sources, as_of: dt.date, builders: list[Builder] | None = None) -> ibis.Table:

@@ -10,14 +10,16 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskstrat import __version__
 from riskstrat.atomic import replacing
 from riskstrat.background import BackgroundWriter
 from riskstrat.errors import RiskstratError
-from riskstrat.features import BUILDERS, data_dictionary, feature_table, finished, part
+from riskstrat.features import BUILDERS, Builder, data_dictionary, feature_table, filled, part
 from riskstrat.features.asof import SOURCE_TABLES, Sources, cut, population, restrict
 from riskstrat.features.engine import Engine, connect, load_sources
 from riskstrat.features.registry import SHARED
@@ -79,17 +81,17 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path, sample: PeopleSha
     """The feature table written one builder at a time, then put side by side.
 
     One query over every builder at once holds every builder's aggregation (and a join of
-    them all) in memory together. Here each builder's features for the whole population
-    (:func:`riskstrat.features.finished`: defaults filled, sorted by person) are computed
-    alone and written to Parquet, so memory holds one builder's work and DuckDB spills inside
-    the pseudonymised zone past its limit. Tables several builders read
-    (:class:`~riskstrat.features.registry.Shared`, such as prescriptions by person and
-    substance) are written first, once, and the builders read them. People are keyed by their integer
-    :data:`~riskstrat.schema.PERSON_KEY` where the linked tables carry it (grouping by a 32-bit
-    integer rather than a 64-character pseudonym is most of the builders' time); the key sorts
-    as the pseudonyms do. The parts have the same people in the same order, so they are then
-    read side by side in batches, with each person's pseudonym, and written as one table: the
-    whole table is never in memory.
+    them all) in memory together. Here each builder's features
+    (:func:`riskstrat.features.filled`) are computed alone, put in the population's order with
+    the defaults for people without records (:func:`_aligned`) and written to Parquet, so
+    memory holds one builder's work and DuckDB spills inside the pseudonymised zone past its
+    limit. Tables several builders read (:class:`~riskstrat.features.registry.Shared`, such as
+    prescriptions by person and substance) are written first, once, and the builders read
+    them. People are keyed by their integer :data:`~riskstrat.schema.PERSON_KEY` where the
+    linked tables carry it (grouping by a 32-bit integer rather than a 64-character pseudonym
+    is most of the builders' time); the key sorts as the pseudonyms do. The parts have the
+    same people in the same order, so they are then read side by side in batches, with each
+    person's pseudonym, and written as one table: the whole table is never in memory.
 
     With ``sample``, only the people of the population in that share (a keyed hash of their
     pseudonyms) are kept, and the sources are restricted to their records before any builder
@@ -112,15 +114,78 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path, sample: PeopleSha
             people = con.read_parquet(str(people_path))
             cut_src = restrict(cut_src, people)
         cut_src = _with_shared(con, cut_src, as_of, parts_dir)
+        keys = pq.read_table(names_path, columns=["_key"])["_key"].combine_chunks()
+        scratch = np.empty((max(len(b.features) for b in BUILDERS), len(keys)))
         paths = []
         for b in BUILDERS:
-            paths.append(parts_dir / f"{b.name}.parquet")
-            _write(con, finished(people, part(cut_src, as_of, b), b), paths[-1])
+            paths.append(parts_dir / f"{b.name}.arrow")
+            _write_part(_aligned(con.to_pyarrow(filled(part(cut_src, as_of, b), b)), keys, b, scratch), paths[-1])
         con.disconnect()
         _side_by_side(names_path, paths, target, {SAMPLE_METADATA: json.dumps(sample.as_dict())} if sample else None)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
         shutil.rmtree(wd.spill, ignore_errors=True)
+
+
+def _aligned(raw: pa.Table, keys: pa.Array, builder: Builder, scratch: np.ndarray) -> pa.Table:
+    """``builder``'s features (``raw``: :func:`~riskstrat.features.filled`, one row per person it
+    has records for, in any order) for the people ``keys`` (``_key`` of the parts' names, in
+    their order): each person's row looked up by key, people with no row given the declared
+    defaults. This is the left join of :func:`~riskstrat.features.assemble`, done by a hash
+    lookup in Arrow rather than by a join and a sort in DuckDB (at 2,000,000 people the join
+    and sort cost as much as many builders' own queries: ``docs/performance.md``).
+
+    Numeric columns are written into rows of ``scratch`` (float64, one row per feature of the
+    largest builder, one column per person), which every builder reuses: the returned table
+    holds views of it, so it must be written before the next builder's call."""
+    raw = raw.combine_chunks()
+    rows = _rows_of(keys, raw[PSEUDONYM].chunk(0) if raw.num_rows else pa.array([], keys.type))
+    if rows is None:
+        raise RiskstratError(f"feature builder {builder.name} gave a person two rows (a bug: please report)")
+    has = rows >= 0
+    taken = rows[has]
+    columns = []
+    for i, f in enumerate(builder.features):
+        column = raw[f.name]
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            values = scratch[i].view(column.type.to_pandas_dtype())
+            values.fill(f.default)
+            values[has] = np.asarray(column)[taken]  # filled: no nulls
+            columns.append(pa.array(values))
+        else:
+            column = column.take(pa.array(rows, mask=~has))
+            columns.append(pc.fill_null(column, pa.scalar(f.default, column.type)))
+    return pa.Table.from_arrays(columns, names=builder.feature_names)
+
+
+def _rows_of(keys: pa.Array, found: pa.Array) -> np.ndarray | None:
+    """For each of ``keys`` (distinct), its position in ``found`` (-1: absent); None when
+    ``found`` holds a key twice. Person keys (non-negative integers) are looked up in a dense
+    array indexed by key: Arrow's hash kernels took 0.2-0.4 s for a million keys on the
+    benchmark machine, a gather and a scatter take about 0.02 s. Pseudonyms (text), by hash."""
+    if pa.types.is_integer(keys.type) and len(keys) and pc.min(keys).as_py() >= 0:
+        people = np.asarray(keys)
+        at = np.full(int(people.max()) + 1, -1, dtype=np.int64)  # person key -> position in keys
+        at[people] = np.arange(len(people))
+        found = np.asarray(found)
+        inside = np.flatnonzero((found >= 0) & (found < len(at)))  # rows whose key could be in keys
+        position = at[found[inside]]
+        kept = position >= 0
+        rows = np.full(len(people), -1, dtype=np.int64)
+        rows[position[kept]] = inside[kept]
+        duplicated = np.count_nonzero(rows >= 0) != np.count_nonzero(kept)  # a person of keys found twice
+    else:
+        rows = np.asarray(pc.fill_null(pc.index_in(keys, value_set=found), -1), dtype=np.int64)
+        duplicated = pc.count_distinct(found).as_py() != len(found)
+    return None if duplicated else rows
+
+
+def _write_part(table: pa.Table, path: Path) -> None:
+    """One builder's aligned features as an Arrow IPC file in batches of :data:`PART_ROWS` rows
+    (uncompressed: written and read back moments later, memory-mapped, without decoding)."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=PART_ROWS):
+            writer.write_batch(batch)
 
 
 def _keep_share(names_path: Path, people_path: Path, sample: PeopleShare) -> None:
@@ -155,42 +220,38 @@ def _pseudonyms(con, wd: WorkDir, people):
     return named.select(_key=named._key, pseudonym=named._name).order_by("_key")
 
 
-#: rows per row group of the parts, and of the feature table: the parts are read side by side one
-#: row group at a time
+#: rows per row group of the population's names and of the feature table, and per batch of the
+#: parts: the parts are read side by side one row group at a time
 PART_ROWS = 100_000
 
 
 def _write(con, expr, path: Path) -> None:
-    """One part to Parquet in the types the expression declares. (DuckDB's own COPY would write
-    its native types: a SUM of integers as a 128-bit integer, stored as a double, where the
-    feature is declared int64.) A part is one builder's columns for the population: at
-    2,000,000 people about 1.3 million rows of a few dozen numbers, a few hundred MB at most.
-    Uncompressed: it is read once, moments later."""
+    """The population or its names (a column or two for each person at D) to Parquet, in row
+    groups of :data:`PART_ROWS`, uncompressed: read moments later."""
     pq.write_table(con.to_pyarrow(expr), path, compression="none", row_group_size=PART_ROWS)
 
 
 def _side_by_side(names: Path, paths: list[Path], target: Path, metadata: dict | None = None) -> None:
-    """Write the columns of Parquet files holding the same people in the same order, in row
-    groups of the same sizes (by the ``_key`` of ``names`` in their ``pseudonym`` column), as one
-    file with each person's pseudonym, a row group at a time; stops if the files ever disagree
-    on a person. ``metadata``: the file's schema metadata."""
+    """Write the columns of the parts ``paths`` (Arrow IPC files in batches of the sizes of the
+    row groups of ``names``: :func:`_write_part`) beside each person's ``pseudonym`` from
+    ``names``, as one file, a row group at a time; stops if a part's batches are not the same
+    sizes. ``metadata``: the file's schema metadata."""
     key_file = pq.ParquetFile(names)
-    files = [pq.ParquetFile(p) for p in paths]
+    parts = [pa.ipc.open_file(pa.memory_map(str(p))) for p in paths]
     groups = key_file.metadata.num_row_groups
     sizes = [key_file.metadata.row_group(g).num_rows for g in range(groups)]
-    if any([f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)] != sizes for f in files):
+    if any(p.num_record_batches != groups for p in parts):
         raise RiskstratError(f"{target.name}: feature parts of different lengths (a bug: please report)")
     schema = pa.schema(
-        [key_file.schema_arrow.field(PSEUDONYM)] + [f for p in files for f in p.schema_arrow if f.name != PSEUDONYM],
-        metadata=metadata,
+        [key_file.schema_arrow.field(PSEUDONYM)] + [f for p in parts for f in p.schema], metadata=metadata
     )
     with BackgroundWriter(target, schema, compression="zstd") as writer:
         for g in range(groups):
-            named = key_file.read_row_group(g)
-            tables = [f.read_row_group(g) for f in files]
-            if any(not t[PSEUDONYM].equals(named["_key"]) for t in tables):
+            batches = [p.get_batch(g) for p in parts]
+            if any(b.num_rows != sizes[g] for b in batches):
                 raise RiskstratError(f"{target.name}: feature parts out of step (a bug: please report)")
-            columns = [named[PSEUDONYM]] + [t[c] for t in tables for c in t.column_names if c != PSEUDONYM]
+            named = key_file.read_row_group(g, columns=[PSEUDONYM])
+            columns = [named[PSEUDONYM]] + [c for b in batches for c in b.columns]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
