@@ -45,7 +45,13 @@ def connect(
     """
     con = duckdb.connect()
     quiet(con)
-    con.execute(f"SET memory_limit = '{memory_limit or memory_in_force()}'")
+    limit = memory_limit or memory_in_force()
+    con.execute(f"SET memory_limit = '{limit}'")
+    # memory DuckDB's buffer pool has used is kept for the connection's next queries, not handed
+    # back to the system after each one: first touching fresh memory cost up to half of a
+    # feature query's time on the benchmark machine (docs/performance.md). Freed with the
+    # connection; never more than the limit above.
+    con.execute(f"SET block_allocator_memory = '{limit}'")
     con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")
     if not keep_order:
         con.execute("SET preserve_insertion_order = false")

@@ -8,7 +8,8 @@ import ibis
 import pyarrow as pa
 
 from riskstrat import codelists
-from riskstrat.features.registry import DAYS_SINCE_NONE
+from riskstrat.features.asof import population
+from riskstrat.features.registry import DAYS_SINCE_NONE, shared
 
 __all__ = [
     "DAYS_SINCE_NONE",
@@ -18,10 +19,16 @@ __all__ = [
     "days_before",
     "in_last",
     "max_if",
+    "population_at",
     "present",
     "starts_with_any",
     "sum_if",
 ]
+
+
+#: the population at D (:func:`riskstrat.features.asof.population`) as a shared table: the
+#: builders that read people's registrations (demographics, ages in the medicine history)
+population_at = shared("population")(population)
 
 
 def days_before(d, col):

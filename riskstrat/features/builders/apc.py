@@ -21,7 +21,7 @@ from riskstrat.features.builders._common import (
     max_if,
     sum_if,
 )
-from riskstrat.features.registry import Dtype, Feature, ReasonKind, count_reason, register
+from riskstrat.features.registry import Dtype, Feature, ReasonKind, count_reason, register, shared
 from riskstrat.schema import ELECTIVE_ADMISSION_METHODS, EMERGENCY_ADMISSION_METHODS
 
 WINDOWS = (30, 90, 180, 365, 730)
@@ -43,7 +43,11 @@ CHAPTERS = {
 }
 
 
+@shared("spells")
 def spells(src: Sources, as_of) -> ibis.Table:
+    """One row per spell (the module's docstring), with ``days_ago`` (of the admission),
+    ``emergency``, ``elective`` and ``los`` (days, open spells to D); shared by the admitted-care
+    builder and the hospital history."""
     d = ibis.date(as_of)
     apc = src.sus_apc
     s = apc.group_by(["pseudonym", "spell_id"]).aggregate(

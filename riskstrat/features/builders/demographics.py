@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ibis
 
-from riskstrat.features.asof import Sources, population
-from riskstrat.features.builders._common import days_before
+from riskstrat.features.asof import Sources
+from riskstrat.features.builders._common import days_before, population_at
 from riskstrat.features.registry import Dtype, Feature, register
 
 ETHNICITY_GROUPS = {
@@ -66,7 +66,7 @@ def age_years(d, month_of_birth) -> ibis.Value:
 )
 def demographics(src: Sources, as_of) -> ibis.Table:
     d = ibis.date(as_of)
-    pop = population(src, as_of)
+    pop = population_at(src, as_of)
     lsoa = src.ref_lsoa.select("lsoa_code", "imd_decile")
     prac = src.ref_practices.select("practice_code", "pcn_code")
     t = pop.left_join(lsoa, "lsoa_code").left_join(prac, "practice_code")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import ibis
 
-from riskstrat.features.asof import Sources, population
-from riskstrat.features.builders._common import count_if, max_if, starts_with_any, sum_if
+from riskstrat.features.asof import Sources
+from riskstrat.features.builders._common import count_if, max_if, population_at, starts_with_any, sum_if
 from riskstrat.features.builders._prescriptions import (
     CURRENT_DAYS,
     HALF_YEAR_DAYS,
@@ -160,7 +160,7 @@ def medicine_history(src: Sources, as_of) -> ibis.Table:
     aggs |= {f"_on_{c}": max_if(current & starts_with_any(per.substance, drug_class(c))) for c in _CLASSES}
     meds = per.group_by("pseudonym").aggregate(**aggs)
 
-    pop = population(src, as_of)
+    pop = population_at(src, as_of)
     age = pop.select("pseudonym", _age=age_years(d, pop.month_of_birth))
     flags = register_flags(src.gp_events, {r: REGISTERS[r] for r in _CONTEXT_REGISTERS})
     t = meds.left_join(age, "pseudonym").left_join(flags, "pseudonym")
