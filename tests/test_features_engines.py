@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskstrat.features import data_dictionary, feature_names, feature_table
+from riskstrat.features import BUILDERS, data_dictionary, feature_names, feature_table
 from riskstrat.features.engine import load_sources
 from riskstrat.labels import labels
 from riskstrat.schema import PERSON_KEY
-from riskstrat.stages.features import _build_in_parts, _rows_of
+from riskstrat.stages.features import _aligned, _build_in_parts, _rows_of
 from riskstrat.workdir import WorkDir
 
 from .conftest import REPO
@@ -153,6 +153,30 @@ def test_rows_of_finds_each_person_once_by_key_or_pseudonym():
         assert _rows_of(keys, twice) is None
     assert _rows_of(pa.array([3], pa.int32()), pa.array([], pa.int32())).tolist() == [-1]
     assert np.array_equal(_rows_of(pa.array([0, 1], pa.int64()), pa.array([1, 0], pa.int64())), [1, 0])
+
+
+def test_aligned_puts_a_part_in_the_people_order_with_defaults():
+    demographics = next(b for b in BUILDERS if b.name == "demographics")  # numbers and text
+    keys = pa.array([3, 5, 8], pa.int32())
+    values = {
+        "age_years": pa.array([70, 41, 99], pa.int64()),
+        "sex": pa.array(["F", "M", "U"]),
+        "imd_decile": pa.array([2, 9, 4], pa.int64()),
+        "ethnicity_group": pa.array(["White", "Asian", "Black"]),
+        "practice_code": pa.array(["A81001", "B82002", "C83003"]),
+        "pcn_code": pa.array(["U1", "U2", "U3"]),
+        "years_registered": pa.array([1.5, 20.25, 3.0]),
+    }
+    raw = pa.table({"pseudonym": pa.array([8, 3, 6], pa.int32()), **values})  # 6 is not a person of keys
+    scratch = np.full((8, len(keys)), 7.0)
+    out = _aligned(raw, keys, demographics, scratch)
+    assert out.column_names == demographics.feature_names
+    defaults = {f.name: f.default for f in demographics.features}
+    for name, v in values.items():
+        assert out[name].to_pylist() == [v[1].as_py(), defaults[name], v[0].as_py()], name
+    assert out.schema.field("years_registered").type == pa.float64() and out["age_years"].type == pa.int64()
+    empty = _aligned(raw.slice(0, 0), keys, demographics, scratch)  # a builder with no records at all
+    assert all(empty[name].to_pylist() == [defaults[name]] * 3 for name in values)
 
 
 def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):

@@ -173,11 +173,14 @@ def apc_diagnosis_groups(src: Sources, as_of) -> ibis.Table:
     apc = apc.filter(in_last(apc.admission_date, as_of, COMORBIDITY_LOOKBACK))
     first = apc.primary_diagnosis.substr(0, 1)
     rows = apc.mutate(letter=first).select("pseudonym", "spell_id", "letter")
-    aggs = {
-        f"spells_{name}_730d": rows.letter.isin(letters).ifelse(rows.spell_id, ibis.null("string")).nunique()
-        for name, letters in CHAPTERS.items()
-    }
-    return rows.group_by("pseudonym").aggregate(**aggs)
+    # each spell once (1 when an episode's primary diagnosis is in the group), then spells counted:
+    # the distinct spells of each group without a distinct aggregate per group
+    per_spell = rows.group_by(["pseudonym", "spell_id"]).aggregate(
+        **{name: max_if(rows.letter.isin(letters)) for name, letters in CHAPTERS.items()}
+    )
+    return per_spell.group_by("pseudonym").aggregate(
+        **{f"spells_{name}_730d": per_spell[name].sum() for name in CHAPTERS}
+    )
 
 
 def _load(path: str) -> list[dict[str, str]]:
