@@ -83,7 +83,7 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path, sample: PeopleSha
     One query over every builder at once holds every builder's aggregation (and a join of
     them all) in memory together. Here each builder's features
     (:func:`riskstrat.features.filled`) are computed alone, put in the population's order with
-    the defaults for people without records (:func:`_aligned`) and written to Parquet, so
+    the defaults for people without records (:func:`_aligned`) and written to a file, so
     memory holds one builder's work and DuckDB spills inside the pseudonymised zone past its
     limit. Tables several builders read (:class:`~riskstrat.features.registry.Shared`, such as
     prescriptions by person and substance) are written first, once, and the builders read
@@ -131,9 +131,9 @@ def _aligned(raw: pa.Table, keys: pa.Array, builder: Builder, scratch: np.ndarra
     """``builder``'s features (``raw``: :func:`~riskstrat.features.filled`, one row per person it
     has records for, in any order) for the people ``keys`` (``_key`` of the parts' names, in
     their order): each person's row looked up by key, people with no row given the declared
-    defaults. This is the left join of :func:`~riskstrat.features.assemble`, done by a hash
-    lookup in Arrow rather than by a join and a sort in DuckDB (at 2,000,000 people the join
-    and sort cost as much as many builders' own queries: ``docs/performance.md``).
+    defaults. This is the left join of :func:`~riskstrat.features.assemble`, done by a look-up
+    of each person's row (:func:`_rows_of`) rather than by a join and a sort in DuckDB: at
+    2,000,000 people the stage took about 11 % less CPU (``docs/performance.md``).
 
     Numeric columns are written into rows of ``scratch`` (float64, one row per feature of the
     largest builder, one column per person), which every builder reuses: the returned table
@@ -162,9 +162,10 @@ def _aligned(raw: pa.Table, keys: pa.Array, builder: Builder, scratch: np.ndarra
 
 def _rows_of(keys: pa.Array, found: pa.Array) -> np.ndarray | None:
     """For each of ``keys`` (distinct), its position in ``found`` (-1: absent); None when
-    ``found`` holds a key twice. Person keys (non-negative integers) are looked up in a dense
-    array indexed by key: Arrow's hash kernels took 0.2-0.4 s for a million keys on the
-    benchmark machine, a gather and a scatter take about 0.02 s. Pseudonyms (text), by hash."""
+    ``found`` holds one of ``keys`` twice. Person keys (non-negative integers, dense: ranks of
+    the pseudonyms) are looked up in an array indexed by key, a gather and a scatter; Arrow's
+    hash kernels took 0.1-0.4 s each for a million keys on the benchmark machine. Pseudonyms
+    (text), by hash."""
     if pa.types.is_integer(keys.type) and len(keys) and pc.min(keys).as_py() >= 0:
         people = np.asarray(keys)
         at = np.full(int(people.max()) + 1, -1, dtype=np.int64)  # person key -> position in keys
