@@ -99,7 +99,7 @@ def scan_floor(linked: Path, columns: dict[str, set[str]] | None = None) -> tupl
     from riskstrat import duck
     from riskstrat.features.asof import SOURCE_TABLES
 
-    con = duck.connect(keep_order=False)
+    con = duck.connect(keep_order=False, keep_memory=True)  # as the feature stage's connection
     rows = 0
     started = time.perf_counter()
     for name in SOURCE_TABLES:
@@ -110,7 +110,9 @@ def scan_floor(linked: Path, columns: dict[str, set[str]] | None = None) -> tupl
         cols = [c for c in cols if columns is None or c in columns[name]]
         sums = ", ".join(f'sum(hash("{c}"))' for c in cols)
         rows += con.execute(f"SELECT count(*), {sums} FROM read_parquet('{path}')").fetchone()[0]
-    return time.perf_counter() - started, rows
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds, rows
 
 
 def main() -> None:

@@ -35,23 +35,33 @@ def quiet(con) -> None:
 
 
 def connect(
-    spill_dir: Path | None = None, memory_limit: str | None = None, keep_order: bool = True
+    spill_dir: Path | None = None,
+    memory_limit: str | None = None,
+    keep_order: bool = True,
+    keep_memory: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection: memory limit, spill directory, no progress bar.
 
     ``keep_order=False`` lets DuckDB return rows in any order unless a query asks for one
     (ORDER BY), so it can stream and spill aggregates and joins instead of holding them to
     keep the input's order: for queries that sort their own output.
+
+    ``keep_memory=True``: the memory DuckDB's buffer pool has used is kept for the connection's
+    next queries, not handed back to the system after each one (first touching fresh memory cost
+    up to half of a feature query's time on the benchmark machine: ``docs/performance.md``); never
+    more than the limit above. Only for a connection that runs many large queries and is closed
+    as soon as they are done: DuckDB then reserves about 20 GB of address space for as long as
+    the connection is open (whatever the limit), which the kernel counts against the machine's
+    memory, so that a process holding a few such connections cannot start another process
+    (``fork``: "Cannot allocate memory"), and a machine that does not overcommit memory refuses
+    the connection.
     """
     con = duckdb.connect()
     quiet(con)
     limit = memory_limit or memory_in_force()
     con.execute(f"SET memory_limit = '{limit}'")
-    # memory DuckDB's buffer pool has used is kept for the connection's next queries, not handed
-    # back to the system after each one: first touching fresh memory cost up to half of a
-    # feature query's time on the benchmark machine (docs/performance.md). Freed with the
-    # connection; never more than the limit above.
-    con.execute(f"SET block_allocator_memory = '{limit}'")
+    if keep_memory:
+        con.execute(f"SET block_allocator_memory = '{limit}'")
     con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")
     if not keep_order:
         con.execute("SET preserve_insertion_order = false")

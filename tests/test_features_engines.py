@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -191,3 +194,50 @@ def test_features_command_without_pseudonymised_tables_is_one_line(tmp_path):
 
 def test_data_dictionary_is_current():
     assert (REPO / "docs" / "features.md").read_text() == data_dictionary(), "regenerate docs/features.md"
+
+
+_ADDRESS_SPACE = """
+import datetime as dt, json, sys
+from pathlib import Path
+from riskstrat import duck
+from riskstrat.stages.features import _build_in_parts
+from riskstrat.workdir import WorkDir
+
+def reserved_mb():
+    return int(next(x for x in open("/proc/self/status") if x.startswith("VmData")).split()[1]) // 1024
+
+before = reserved_mb()
+_build_in_parts(WorkDir(Path(sys.argv[1])), dt.date(2024, 10, 1), Path(sys.argv[2]))
+built = reserved_mb()
+plain = duck.connect()
+after_plain = reserved_mb()
+kept = duck.connect(keep_memory=True)
+after_kept = reserved_mb()
+setting = "SELECT current_setting('block_allocator_memory')"
+print(json.dumps({"build": built - before, "plain": after_plain - built, "kept": after_kept - after_plain,
+                  "plain_setting": plain.execute(setting).fetchone()[0],
+                  "kept_setting": kept.execute(setting).fetchone()[0]}))
+"""
+
+
+def test_only_the_feature_stage_keeps_duckdbs_memory_and_it_lets_it_go(pseudonymised, tmp_path):
+    """A connection that keeps its buffer pool's memory reserves about 20 GB of address space
+    (``riskstrat.duck.connect``): with every connection doing so, the suite's process could not
+    start Spark or worker processes ("Cannot allocate memory"). Connections do not keep it unless
+    asked, and the feature stage, which asks, closes its connection when the builders are done."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the process's address space from Linux's /proc")
+    run = subprocess.run(
+        [sys.executable, "-c", _ADDRESS_SPACE, str(pseudonymised), str(tmp_path / "features.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    grown = json.loads(run.stdout.strip().splitlines()[-1])
+    assert grown["plain_setting"] == "0 bytes"
+    assert grown["kept_setting"] != "0 bytes"
+    assert grown["kept"] > 4096, grown  # the reservation is there to be seen while a connection keeps memory
+    assert grown["plain"] < 1024, grown
+    assert grown["build"] < 2048, grown  # the stage's connection is closed, its reservation gone
+    assert pq.read_metadata(tmp_path / "features.parquet").num_rows > 0

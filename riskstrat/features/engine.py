@@ -54,13 +54,14 @@ def spark_session(cores: int = 2, memory: str = "4g"):
     return spark
 
 
-def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None):
+def connect(engine: Engine | str, spark=None, spill_dir: Path | None = None, keep_memory: bool = False):
     """An ibis backend. DuckDB's takes riskstrat's one memory limit and thread count
-    (:func:`riskstrat.duck.connect`) and spills to ``spill_dir`` (inside the zone being read);
-    feature queries sort their own output, so it need not keep the input's order."""
+    (:func:`riskstrat.duck.connect`, which explains ``keep_memory``: only for a connection closed
+    when its queries are done) and spills to ``spill_dir`` (inside the zone being read); feature
+    queries sort their own output, so it need not keep the input's order."""
     engine = Engine(engine)
     if engine is Engine.DUCKDB:
-        return ibis.duckdb.from_connection(duck.connect(spill_dir, keep_order=False))
+        return ibis.duckdb.from_connection(duck.connect(spill_dir, keep_order=False, keep_memory=keep_memory))
     return ibis.pyspark.connect(spark or spark_session())
 
 

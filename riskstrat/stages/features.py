@@ -102,25 +102,29 @@ def _build_in_parts(wd: WorkDir, as_of: dt.date, target: Path, sample: PeopleSha
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir(parents=True)
     try:
-        con = connect(Engine.DUCKDB, spill_dir=wd.spill)
-        cut_src = cut(load_sources(con, wd.linked, person_key=True), as_of)
-        people_path = parts_dir / "population.parquet"
-        _write(con, population(cut_src, as_of).select(PSEUDONYM), people_path)
-        people = con.read_parquet(str(people_path))
-        names_path = parts_dir / "pseudonyms.parquet"
-        _write(con, _pseudonyms(con, wd, people), names_path)
-        if sample is not None:
-            _keep_share(names_path, people_path, sample)
+        # the buffer pool's memory kept between the builders' queries, and freed with the
+        # connection (riskstrat.duck.connect)
+        con = connect(Engine.DUCKDB, spill_dir=wd.spill, keep_memory=True)
+        try:
+            cut_src = cut(load_sources(con, wd.linked, person_key=True), as_of)
+            people_path = parts_dir / "population.parquet"
+            _write(con, population(cut_src, as_of).select(PSEUDONYM), people_path)
             people = con.read_parquet(str(people_path))
-            cut_src = restrict(cut_src, people)
-        cut_src = _with_shared(con, cut_src, as_of, parts_dir)
-        keys = pq.read_table(names_path, columns=["_key"])["_key"].combine_chunks()
-        scratch = np.empty((max(len(b.features) for b in BUILDERS), len(keys)))
-        paths = []
-        for b in BUILDERS:
-            paths.append(parts_dir / f"{b.name}.arrow")
-            _write_part(_aligned(con.to_pyarrow(filled(part(cut_src, as_of, b), b)), keys, b, scratch), paths[-1])
-        con.disconnect()
+            names_path = parts_dir / "pseudonyms.parquet"
+            _write(con, _pseudonyms(con, wd, people), names_path)
+            if sample is not None:
+                _keep_share(names_path, people_path, sample)
+                people = con.read_parquet(str(people_path))
+                cut_src = restrict(cut_src, people)
+            cut_src = _with_shared(con, cut_src, as_of, parts_dir)
+            keys = pq.read_table(names_path, columns=["_key"])["_key"].combine_chunks()
+            scratch = np.empty((max(len(b.features) for b in BUILDERS), len(keys)))
+            paths = []
+            for b in BUILDERS:
+                paths.append(parts_dir / f"{b.name}.arrow")
+                _write_part(_aligned(con.to_pyarrow(filled(part(cut_src, as_of, b), b)), keys, b, scratch), paths[-1])
+        finally:
+            con.disconnect()
         _side_by_side(names_path, paths, target, {SAMPLE_METADATA: json.dumps(sample.as_dict())} if sample else None)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
