@@ -16,6 +16,8 @@ The scan floor: one DuckDB query per table, on the same two threads and memory l
 reads the columns the features read (found in DuckDB's own plans of every builder: projected
 and filtered columns) over every row, hashing every value, so the features stage can be judged
 against the cost of reading its input once. The floor over every column is printed beside it.
+Each is the best of :data:`FLOOR_REPEATS` passes, taken in turns (one pass alone is not a floor:
+on the benchmark machines it varied by up to 2 times between passes).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+#: passes of each scan; the floor is the fastest
+FLOOR_REPEATS = 3
 KEY = "benchmark-region-key-0123-4567-89abcdefghijkl"  # synthetic data only
 VAULT = "benchmark-vault-key-0123-4567-89abcdefghijklm"
 AS_OF = "2026-10-01"
@@ -142,8 +146,14 @@ def main() -> None:
     record = json.loads(wd.run_report(dt.date.fromisoformat(AS_OF)).read_text())
     pseudo = json.loads(wd.pseudonymise_report().read_text())
     read = columns_read(wd.linked, dt.date.fromisoformat(AS_OF))
-    floor, rows = scan_floor(wd.linked, read)
-    every, _ = scan_floor(wd.linked)
+    # the floor's best of FLOOR_REPEATS, taken in turns with the scan of every column: a single pass
+    # varied by up to 2 times (once 6.4 s for the columns read against 3.6 s for every column)
+    floors, everys = [], []
+    for _ in range(FLOOR_REPEATS):
+        seconds_read, rows = scan_floor(wd.linked, read)
+        floors.append(seconds_read)
+        everys.append(scan_floor(wd.linked)[0])
+    floor, every = min(floors), min(everys)
     print(f"\n`riskstrat run` at {args.patients:,} people x {args.years} years ({pseudo['rows_read']:,} input rows)\n")
     print("| stage | seconds | peak RSS (GB) |")
     print("|---|---|---|")
@@ -157,7 +167,8 @@ def main() -> None:
     features = next(s for s in record["stages"] if s["stage"] == f"features at {AS_OF}")["seconds"]
     print(
         f"scan floor: {floor:.1f} s for one pass over the {sum(map(len, read.values()))} columns the features read "
-        f"({rows:,} rows; every column of the tables: {every:.1f} s); features at {AS_OF}: {features:.1f} s = "
+        f"({rows:,} rows; best of {', '.join(f'{x:.1f}' for x in floors)}; every column of the tables: {every:.1f} s, "
+        f"best of {', '.join(f'{x:.1f}' for x in everys)}); features at {AS_OF}: {features:.1f} s = "
         f"{features / floor:.1f} x the floor (target 3 x)"
     )
     print("columns read: " + "; ".join(f"{t}: {', '.join(sorted(c))}" for t, c in sorted(read.items())))
