@@ -53,8 +53,8 @@ def connect(
     as soon as they are done: DuckDB then reserves about 20 GB of address space for as long as
     the connection is open (whatever the limit), which the kernel counts against the machine's
     memory, so that a process holding a few such connections cannot start another process
-    (``fork``: "Cannot allocate memory"), and a machine that does not overcommit memory refuses
-    the connection.
+    (``fork``: "Cannot allocate memory"); a machine that does not overcommit memory
+    (``vm.overcommit_memory = 2``) would count the whole reservation (not tried).
     """
     con = duckdb.connect()
     quiet(con)
