@@ -15,7 +15,13 @@ The manifest names each output by its path relative to ``W`` and a SHA-256:
 * JSON records that carry what legitimately varies per run, after normalising it (named in
   :data:`VOLATILE`): wall times and memory, the day the run happened, the MLflow run id,
   files' modification times (a stage record's fingerprint ``size:mtime_ns`` keeps the size),
-  the audit log's time, user and hash chain, and the temporary folders' absolute paths.
+  the audit log's time, user and hash chain, and the temporary folders' absolute paths;
+* and, in those records, the SHA-256 of a file's bytes and the size in a file's fingerprint,
+  replaced by the name of the file they are of (:func:`_files_named`) when they are that file's:
+  the file itself is compared above (Parquet by its rows), and a Parquet file's bytes depend on
+  the writer's version (the library's name and version are in the file), so that a fresh
+  install of newer pyarrow or DuckDB changed every record that names a checksum while no row of
+  any output changed. A record naming the wrong file, or a checksum of no file, still differs.
 
 Left out: ``W/mlflow.db`` and ``W/mlartifacts/`` (MLflow's run ids, timestamps and artefact
 locations; the model's effect is covered by the scores) and ``W/.lock`` (the holder's process
@@ -42,6 +48,11 @@ Recorded history:
   the sealed care register, dates of birth in the vault, the export and pseudonymise reports);
   and the practice pages' rows shaded by band rank (``band-0``...) rather than by band name
   (issue 15: the bands are declared once, in the model specification).
+* issue 11 (2026-12-07): checksums and sizes of files in the records replaced by the files'
+  names (above). On a new machine with a fresh install the test failed on exactly the three
+  records that carry checksums of Parquet files (the audit log, the score report, the
+  pseudonymise stage record) while every Parquet output's rows were unchanged and no code had
+  changed since it passed; recorded again with the new normalisation, nothing else changed.
 * issue 11 (the reasons' budget, ``learner.params.max_shap_work``, and the learning rate among
   the searched parameters): the model is a different one, so its scores, reasons and bands, and
   everything made from them (practice lists and pages, commissioner outputs, the exposure log,
@@ -58,6 +69,7 @@ import re
 import string
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +112,43 @@ def _rows_digest(table: pa.Table) -> str:
     return _sha256(str(table.schema).encode(), *(json.dumps(r, default=str, sort_keys=True).encode() for r in rows))
 
 
-def _normalise(value: Any, places: dict[str, str], renamed: dict[str, str]) -> Any:
-    """``value`` with what varies per run replaced (``places``: absolute path -> placeholder)."""
+@dataclass(frozen=True)
+class _Files:
+    """The files of a run and its extracts, to name them where the records give their checksum
+    or size: absolute path -> size in bytes, and SHA-256 of the bytes -> the file's name."""
+
+    sizes: dict[str, int]
+    named: dict[str, str]
+
+
+def _files_named(places: dict[str, str]) -> _Files:
+    sizes, named = {}, {}
+    for root, placeholder in places.items():
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                sizes[str(path)] = path.stat().st_size
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                named[digest] = f"<sha256 of {placeholder}/{path.relative_to(root)}>"
+    return _Files(sizes, named)
+
+
+def _normalise(value: Any, places: dict[str, str], renamed: dict[str, str], files: _Files) -> Any:
+    """``value`` with what varies per run replaced (``places``: absolute path -> placeholder;
+    ``files``: the checksums and sizes of files, replaced by the files' names)."""
     if isinstance(value, dict):
         return {
-            _normalise(k, places, renamed): ("<varies>" if k in VOLATILE else _normalise(v, places, renamed))
+            _normalise(k, places, renamed, files): (
+                "<varies>" if k in VOLATILE else _normalise(_sized(k, v, files), places, renamed, files)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_normalise(v, places, renamed) for v in value]
+        return [_normalise(v, places, renamed, files) for v in value]
     if isinstance(value, float):  # the last bits of exp and log differ between CPUs and numpy builds
         return float(f"{value:.{FLOAT_DIGITS}g}")
     if isinstance(value, str):
+        if value in files.named:
+            return files.named[value]
         value = _FINGERPRINT.sub(r"\1:<mtime>", value)
         for place, placeholder in places.items():
             value = value.replace(place, placeholder)
@@ -121,10 +158,20 @@ def _normalise(value: Any, places: dict[str, str], renamed: dict[str, str]) -> A
     return value
 
 
-def _json_digest(path: Path, places: dict[str, str], renamed: dict[str, str]) -> str:
+def _sized(key: Any, value: Any, files: _Files) -> Any:
+    """A fingerprint ``size:mtime_ns`` recorded for the file ``key`` with the size that file has:
+    the size written as the file's name."""
+    if isinstance(value, str) and isinstance(key, str) and key in files.sizes:
+        found = _FINGERPRINT.match(value)
+        if found and int(found.group(1)) == files.sizes[key]:
+            return "<size of the file>:<mtime>"
+    return value
+
+
+def _json_digest(path: Path, places: dict[str, str], renamed: dict[str, str], files: _Files) -> str:
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines() if path.suffix == ".jsonl" else [text]
-    body = [_normalise(json.loads(line), places, renamed) for line in lines if line.strip()]
+    body = [_normalise(json.loads(line), places, renamed, files) for line in lines if line.strip()]
     return _sha256(json.dumps(body, sort_keys=True).encode())
 
 
@@ -140,6 +187,7 @@ def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = Non
 
     renamed = renamed or {}
     places = {str(workdir): "<W>", str(extracts): "<extracts>", str(Path(riskstrat.__file__).parent): "<riskstrat>"}
+    files = _files_named({str(workdir): "<W>", str(extracts): "<extracts>"})
     out: dict[str, str] = {}
     pending = sorted(workdir.iterdir())
     while pending:
@@ -156,7 +204,7 @@ def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = Non
         elif rel == "identifiable/care_register.bin":
             out[rel] = _rows_digest(_open(path, VAULT_KEY, REGISTER_MAGIC))
         elif path.suffix in (".json", ".jsonl"):
-            out[rel] = _json_digest(path, places, renamed)
+            out[rel] = _json_digest(path, places, renamed, files)
         else:
             out[rel] = _sha256(path.read_bytes())
     return out
