@@ -16,8 +16,9 @@ The manifest names each output by its path relative to ``W`` and a SHA-256:
   :data:`VOLATILE`): wall times and memory, the day the run happened, the MLflow run id,
   files' modification times (a stage record's fingerprint ``size:mtime_ns`` keeps the size),
   the audit log's time, user and hash chain, and the temporary folders' absolute paths;
-* and, in those records, the SHA-256 of a file's bytes and the size in a file's fingerprint,
-  replaced by the name of the file they are of (:func:`_files_named`) when they are that file's:
+* and, in those records, the SHA-256 of a file's bytes and the size in a file's fingerprint (a
+  file named by its path, or a linked table by its name), replaced by the name of the file they
+  are of (:func:`_files_named`) when they are that file's:
   the file itself is compared above (Parquet by its rows), and a Parquet file's bytes depend on
   the writer's version (the library's name and version are in the file), so that a fresh
   install of newer pyarrow or DuckDB changed every record that names a checksum while no row of
@@ -53,6 +54,9 @@ Recorded history:
   records that carry checksums of Parquet files (the audit log, the score report, the
   pseudonymise stage record) while every Parquet output's rows were unchanged and no code had
   changed since it passed; recorded again with the new normalisation, nothing else changed.
+  The feature and score stages' records, which name the linked tables' sizes by table name,
+  are normalised the same way (found when a trial encoding of the pseudonym column, since
+  reverted, changed the linked tables' sizes and not their rows).
 * issue 11 (the reasons' budget, ``learner.params.max_shap_work``, and the learning rate among
   the searched parameters): the model is a different one, so its scores, reasons and bands, and
   everything made from them (practice lists and pages, commissioner outputs, the exposure log,
@@ -121,7 +125,9 @@ class _Files:
     named: dict[str, str]
 
 
-def _files_named(places: dict[str, str]) -> _Files:
+def _files_named(places: dict[str, str], linked: Path) -> _Files:
+    """The files under ``places``' folders; the feature stage's records name the linked tables
+    (``linked``, ``W/pseudonymised/linked``) by table name, so those names are keys too."""
     sizes, named = {}, {}
     for root, placeholder in places.items():
         for path in sorted(Path(root).rglob("*")):
@@ -129,6 +135,7 @@ def _files_named(places: dict[str, str]) -> _Files:
                 sizes[str(path)] = path.stat().st_size
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 named[digest] = f"<sha256 of {placeholder}/{path.relative_to(root)}>"
+    sizes |= {path.stem: path.stat().st_size for path in sorted(linked.glob("*.parquet"))}
     return _Files(sizes, named)
 
 
@@ -184,10 +191,11 @@ def manifest(workdir: Path, extracts: Path, renamed: dict[str, str] | None = Non
     (``renamed``: current path -> the recorded one, applied to paths inside the JSON records)."""
     import riskstrat
     from riskstrat.privacy.vault import REGISTER_MAGIC, _open
+    from riskstrat.workdir import WorkDir
 
     renamed = renamed or {}
     places = {str(workdir): "<W>", str(extracts): "<extracts>", str(Path(riskstrat.__file__).parent): "<riskstrat>"}
-    files = _files_named({str(workdir): "<W>", str(extracts): "<extracts>"})
+    files = _files_named({str(workdir): "<W>", str(extracts): "<extracts>"}, WorkDir(workdir).linked)
     out: dict[str, str] = {}
     pending = sorted(workdir.iterdir())
     while pending:
