@@ -166,8 +166,8 @@ def _normalise(value: Any, places: dict[str, str], renamed: dict[str, str], file
 
 
 def _sized(key: Any, value: Any, files: _Files) -> Any:
-    """A fingerprint ``size:mtime_ns`` recorded for the file ``key`` with the size that file has:
-    the size written as the file's name."""
+    """A fingerprint ``size:mtime_ns`` recorded for the file ``key`` (a path, or a linked table's
+    name) with the size that file has: the size replaced by a placeholder, the key naming the file."""
     if isinstance(value, str) and isinstance(key, str) and key in files.sizes:
         found = _FINGERPRINT.match(value)
         if found and int(found.group(1)) == files.sizes[key]:
