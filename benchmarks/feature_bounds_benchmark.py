@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import tempfile
 import time
 from pathlib import Path
 
+import monthly_batch_benchmark as monthly  # beside this script (run as a script, its folder is on the path)
 import pyarrow.parquet as pq
 
 from riskstrat import duck
@@ -164,14 +164,6 @@ def run_fused(linked: Path, as_of: dt.date, out: Path) -> dict[str, float]:
     return times
 
 
-def _monthly():
-    path = Path(__file__).resolve().parent / "monthly_batch_benchmark.py"
-    spec = importlib.util.spec_from_file_location("monthly_batch_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workdir", type=Path)
@@ -182,7 +174,6 @@ def main() -> None:
     features = wd.features(args.as_of)
     if not features.exists():
         raise SystemExit(f"{features}: no feature table at {args.as_of}: run 'riskstrat run' on {args.workdir} first")
-    monthly = _monthly()
     read = monthly.columns_read(wd.linked, args.as_of)
     with tempfile.TemporaryDirectory(dir=wd.pseudonymised) as tmp:
         rounds = []

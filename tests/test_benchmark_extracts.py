@@ -3,9 +3,7 @@ by each table's first date, as a hospital's or a GP system's monthly deliveries 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,14 +11,7 @@ import pyarrow.parquet as pq
 
 from riskstrat.schema import TABLES
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "monthly_batch_benchmark.py"
-
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("monthly_batch_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import benchmark
 
 
 def _canonical(table: pa.Table) -> list[dict]:
@@ -30,7 +21,7 @@ def _canonical(table: pa.Table) -> list[dict]:
 def test_date_ordered_extracts_hold_the_same_rows_sorted_by_date(clean_population, tmp_path):
     extracts, _ = clean_population
     out = tmp_path / "by-date"
-    _benchmark().date_ordered(extracts, out)
+    benchmark("monthly_batch_benchmark").date_ordered(extracts, out)
 
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in extracts.glob("*.parquet"))
     sorted_tables = {"gp_events": "event_date", "gp_medications": "issue_date", "sus_apc": "admission_date"}

@@ -314,18 +314,13 @@ def test_missing_keys_stop_with_one_line(clean_population, tmp_path):
 def test_extracts_in_date_order_give_the_same_tables(clean_population, tmp_path, monkeypatch):
     """Real deliveries come in date order; the synthetic extracts hold each person's rows
     together. The linked tables hold the same rows whichever the order."""
-    from riskstrat.schema import TABLES, ColumnType
     from riskstrat.stages import pseudonymise as stage
+
+    from .conftest import benchmark
 
     extracts, _ = clean_population
     by_date = tmp_path / "by_date"
-    by_date.mkdir()
-    for path in extracts.glob("*.parquet"):
-        table = pq.read_table(path)
-        dates = [c.name for c in TABLES[path.stem].columns if c.type is ColumnType.DATE] if path.stem in TABLES else []
-        if dates and "nhs_number" in table.column_names:
-            table = table.sort_by(dates[0])
-        pq.write_table(table, by_date / path.name)
+    benchmark("monthly_batch_benchmark").date_ordered(extracts, by_date)  # as the benchmark's --order date
     # batches of 1,000 rows: a few people's rows in person order, most of the population's in date order
     monkeypatch.setattr(stage, "_BATCH_ROWS", 1000)
     run_stage(extracts, tmp_path / "person", Config(), KEY, VAULT_KEY)
