@@ -2,4 +2,5 @@
 
 from riskstrat.cli import main
 
-main()
+if __name__ == "__main__":  # not when a stage's own process (riskstrat.stages.isolated) starts
+    main()

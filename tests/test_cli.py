@@ -13,6 +13,7 @@ import pytest
 from riskstrat.errors import ExitCode
 from riskstrat.workdir import WorkDir
 
+from .conftest import REGION_KEY, VAULT_KEY
 from .test_validate import write_extracts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -392,6 +393,22 @@ def test_running_out_of_memory_is_one_line_naming_the_stage_and_the_setting(pseu
     assert not list(wd.features_dir.glob(".*")) and not wd.spill.exists()
     env["RISKSTRAT_DUCKDB_MEMORY"] = "2GB"
     assert subprocess.run(command, capture_output=True, text=True, env=env).returncode == 0
+
+
+def test_running_out_of_memory_in_pseudonymisation_is_one_line_and_writes_nothing(clean_population, tmp_path):
+    """Pseudonymisation runs in a process of its own (riskstrat.stages.isolated): its failure
+    still reaches the user as one line naming the stage and the setting."""
+    extracts, _ = clean_population
+    work = tmp_path / "W"
+    env = {**_job_env(REGION_KEY, VAULT_KEY), "RISKSTRAT_DUCKDB_MEMORY": "1MB"}
+    command = [sys.executable, "-m", "riskstrat", "pseudonymise", "--extracts", str(extracts), "--workdir", str(work)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == ExitCode.RESOURCE == 6
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith("riskstrat: error: pseudonymise: out of memory (DuckDB memory limit 1MB")
+    assert not WorkDir(work).linked.exists() or not any(WorkDir(work).linked.iterdir())
+    assert not WorkDir(work).staging.exists()  # identifiable staged copies never stay
 
 
 def test_resource_errors_name_the_stage_and_what_ran_out():

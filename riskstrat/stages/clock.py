@@ -2,8 +2,10 @@
 
 The peak is the highest resident set size of this process seen while the stage ran, sampled
 every 50 ms from ``/proc/self/statm`` (Linux; elsewhere the process's lifetime peak from
-``getrusage``, which can only grow). Stages run one after another, so each stage's peak is its
-own: the process's memory returns to its base when a stage's tables are released.
+``getrusage``, which can only grow), plus that of any process :func:`attached` to it (a stage run
+in a process of its own: :mod:`riskstrat.stages.isolated`). Stages run one after another, so
+each stage's peak is its own: the process's memory returns to its base when a stage's tables
+are released.
 """
 
 from __future__ import annotations
@@ -19,19 +21,42 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["RunClock", "StageTiming", "rss_bytes"]
+__all__ = ["RunClock", "StageTiming", "attached", "rss_bytes"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_ATTACHED: set[int] = set()  # processes working for this one: their memory is counted with its own
+
+
+@contextlib.contextmanager
+def attached(pid: int | None) -> Iterator[None]:
+    """Count process ``pid``'s memory in :func:`rss_bytes` while the block runs."""
+    if pid is None:
+        yield
+        return
+    _ATTACHED.add(pid)
+    try:
+        yield
+    finally:
+        _ATTACHED.discard(pid)
+
+
+def _statm(pid: int | str) -> int:
+    with open(f"/proc/{pid}/statm", "rb") as f:
+        return int(f.read().split()[1]) * _PAGE
 
 
 def rss_bytes() -> int:
-    """This process's resident set size now (its lifetime peak where /proc is absent)."""
+    """This process's resident set size now, with that of the processes :func:`attached` to it
+    (its lifetime peak where /proc is absent)."""
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
+        own = _statm("self")
     except OSError:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+    for pid in tuple(_ATTACHED):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # ended meanwhile
+            own += _statm(pid)
+    return own
 
 
 @dataclass

@@ -51,6 +51,7 @@ from riskstrat.stages.export import export
 from riskstrat.stages.features import build_features
 from riskstrat.stages.features import stage_inputs as features_inputs
 from riskstrat.stages.features import stage_name as features_stage
+from riskstrat.stages.isolated import in_own_process
 from riskstrat.stages.lock import held
 from riskstrat.stages.monitor import monitor
 from riskstrat.stages.pseudonymise import STAGE as PSEUDONYMISE_RECORD
@@ -131,17 +132,27 @@ class Run:
         """The function that carries out stage ``name`` in this run."""
         return self.functions.get(name) or stage(name).function
 
+    def call(self, name: StageName, *args, progress=None, **kwargs) -> Any:
+        """Carry out stage ``name``: its function, in a process of its own when the stage is
+        declared so (:attr:`Stage.own_process`; a function passed in ``functions``, such as
+        Spark's, runs here, beside its session)."""
+        if name not in self.functions and stage(name).own_process:
+            return in_own_process(name.value, stage(name).function, *args, progress=progress, **kwargs)
+        return self.function(name)(*args, progress=progress, **kwargs)
+
 
 @dataclass(frozen=True)
 class Stage:
     """A stage of the pipeline: its name, its stage function, the places it reads and writes,
-    and ``step``, how a run drives it (skips, dates, conditions)."""
+    ``step``, how a run drives it (skips, dates, conditions), and whether it runs in a process
+    of its own (:mod:`riskstrat.stages.isolated`: its memory is the machine's again when it ends)."""
 
     name: StageName
     function: Callable[..., Any]
     inputs: tuple[Place, ...]
     outputs: tuple[Place, ...]
     step: Callable[[Run, str], None]
+    own_process: bool = False
 
 
 def _pseudonymise(run: Run, number: str) -> None:
@@ -152,7 +163,8 @@ def _pseudonymise(run: Run, number: str) -> None:
             run.say("      extracts, configuration and key unchanged since the last run today: kept")
             return
         with run.progress() if run.progress is not None else nullcontext(None) as progress:
-            report = run.function(StageName.PSEUDONYMISE)(
+            report = run.call(
+                StageName.PSEUDONYMISE,
                 run.extracts,
                 run.workdir,
                 run.config,
@@ -261,6 +273,7 @@ PIPELINE: tuple[Stage, ...] = (
         (Place.EXTRACTS,),
         (Place.QUARANTINE, Place.VAULT, Place.LINKED),
         _pseudonymise,
+        own_process=True,
     ),
     Stage(StageName.FEATURES, build_features, (Place.LINKED,), (Place.FEATURES,), _features),
     Stage(StageName.TRAIN, train, (Place.LINKED, Place.FEATURES, Place.EARLIER_RUNS), (Place.MODEL,), _train),
