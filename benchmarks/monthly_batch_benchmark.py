@@ -104,28 +104,20 @@ def columns_read(linked: Path, as_of: dt.date) -> dict[str, set[str]]:
 
 def date_ordered(extracts: Path, out: Path) -> float:
     """Copy ``extracts`` to ``out`` with the rows of every contract table that names people
-    sorted by the table's first date column (``registration_start``, ``event_date``,
-    ``issue_date``, ``admission_date``, ...; DuckDB, spilling under ``out``); other files are
-    linked as they are. Seconds taken (not part of the job)."""
-    from riskstrat import duck
-    from riskstrat.schema import TABLES, ColumnType
+    sorted by the table's first date column, as ``riskstrat synth --order date`` writes them
+    (:mod:`riskstrat.synth.order`); other files are linked as they are. Seconds taken (not part
+    of the job)."""
+    from riskstrat.synth.order import date_column, write_in_date_order
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    con = duck.connect(spill_dir=out / ".spill")
     for path in sorted(extracts.glob("*.parquet")):
-        table = TABLES.get(path.stem)
-        dates = [c.name for c in table.columns if c.type is ColumnType.DATE] if table else []
         target = out / path.name
         target.unlink(missing_ok=True)
-        if not dates or not any(c.name == "nhs_number" for c in table.columns):
+        if (column := date_column(path.stem)) is None:
             os.link(path, target)
-            continue
-        con.execute(
-            f"COPY (SELECT * FROM read_parquet('{path}') ORDER BY \"{dates[0]}\") TO '{target}' "
-            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)"
-        )
-    con.close()
+        else:
+            write_in_date_order(path, target, column, out / ".spill")
     shutil.rmtree(out / ".spill", ignore_errors=True)
     return time.perf_counter() - started
 

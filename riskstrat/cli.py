@@ -290,6 +290,7 @@ def run_synth(
     chunk_size: int,
     practices: int | None = None,
     structure: str = "default",
+    order: str = "person",
 ):
     from riskstrat.synth import SynthOptions, generate
 
@@ -311,6 +312,7 @@ def run_synth(
             fmt=fmt,
             progress=lambda done, total: bar.update(task, completed=done),
             structure=structure,
+            order=order,
         )
     return summary
 
@@ -369,7 +371,15 @@ def run_synth(
     "second structure (latent urgent-care propensity and evolving frailty, medicine x condition "
     "interactions, monthly steps) to judge models on more than one structure. Same tables, same truth file.",
 )
-def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure):
+@click.option(
+    "--order",
+    type=click.Choice(["person", "date"]),
+    default="person",
+    show_default=True,
+    help="Rows of the tables that name people: each person's together (as simulated), or sorted by date, "
+    "as hospitals' and GP systems' monthly deliveries come (Parquet only). The same rows either way.",
+)
+def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure, order):
     """Write a synthetic population in data contract v1 (all NHS numbers synthetic).
 
     --structure alt writes the same tables from a second, independent model of health and
@@ -377,8 +387,21 @@ def synth(out, patients, seed, truth, years, extract_date, faults, fmt, chunk_si
     if truth is not None and out.resolve() in (truth.resolve(), *truth.resolve().parents):
         raise RiskstratError("--truth must not be inside --out: true risks never go into the extracts")
     started = time.perf_counter()
+    if order == "date" and fmt != "parquet":
+        raise RiskstratError("--order date writes Parquet only: leave out --format csv")
     summary = run_synth(
-        out, patients, seed, truth, years, extract_date, faults, fmt, chunk_size, practices, structure=structure
+        out,
+        patients,
+        seed,
+        truth,
+        years,
+        extract_date,
+        faults,
+        fmt,
+        chunk_size,
+        practices,
+        structure=structure,
+        order=order,
     )
     table = RichTable(title=f"synthetic extracts in {out}")
     table.add_column("table")

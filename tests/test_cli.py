@@ -459,3 +459,11 @@ def test_stage_records_are_the_same_in_every_process():
         for seed in ("1", "2", "3")
     }
     assert len(outs) == 1 and json.loads(outs.pop()) == canonical(load_config(None))
+
+
+def test_synth_in_date_order_refuses_csv_in_one_line(tmp_path):
+    command = [sys.executable, "-m", "riskstrat", "synth", "--out", str(tmp_path / "x"), "--patients", "100"]
+    result = subprocess.run([*command, "--order", "date", "--format", "csv"], capture_output=True, text=True)
+    assert result.returncode == ExitCode.INPUT
+    assert result.stderr.strip() == "riskstrat: error: --order date writes Parquet only: leave out --format csv"
+    assert not (tmp_path / "x").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -32,11 +33,13 @@ from riskstrat.synth.generator import (
     SynthOptions,
     simulate_chunk,
 )
+from riskstrat.synth.order import Order, date_column, write_in_date_order
 
 __all__ = [
     "DEFAULT_EXTRACT_DATE",
     "FAULTS_FILE",
     "TRUTH_FILE",
+    "Order",
     "Structure",
     "SynthOptions",
     "SynthSummary",
@@ -131,6 +134,7 @@ def generate(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     structure: Structure | str = Structure.DEFAULT,
+    order: Order | str = Order.PERSON,
 ) -> SynthSummary:
     """Write a synthetic extracts directory (and the truth, if ``truth`` is given).
 
@@ -143,10 +147,15 @@ def generate(
     workers : processes (default: up to 2, one per chunk).
     progress : optional callable ``(people_done, people_total)``.
     structure : "default" or "alt", the generative model of health and risk (same tables, same truth file).
+    order : "person" (each person's rows together, as simulated) or "date" (the rows of every
+        table that names people sorted by its first date, as real deliveries come:
+        :mod:`riskstrat.synth.order`); the same rows either way. Date order is written as Parquet.
     """
-    structure = Structure(structure)
+    structure, order = Structure(structure), Order(order)
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"format must be parquet or csv, not {fmt}")
+    if order is Order.DATE and fmt != "parquet":
+        raise ValueError("extracts in date order are written as Parquet only: use --format parquet")
     if options.patients < 1:
         raise ValueError("patients must be at least 1")
     if truth is not None and truth.resolve() == out.resolve():
@@ -199,6 +208,11 @@ def generate(
             w.close()
         if truth_writer is not None:
             truth_writer.close()
+    if order is Order.DATE:
+        for name in writers:
+            if (column := date_column(name)) is not None:
+                write_in_date_order(writers[name].path, writers[name].path, column, out / ".spill")
+        shutil.rmtree(out / ".spill", ignore_errors=True)
     as_of = [str(d) for d in _as_of_dates(options)]
     summary = SynthSummary(
         str(out), str(truth) if truth else None, {k: w.rows for k, w in writers.items()}, as_of, counts.to_dict()
@@ -208,6 +222,7 @@ def generate(
         manifest = {
             "options": {**asdict(options), "extract_date": options.extract_date.isoformat()},
             **({"structure": str(structure)} if structure != Structure.DEFAULT else {}),
+            **({"order": str(order)} if order != Order.PERSON else {}),
             "format": fmt,
             "as_of_dates": as_of,
             "rows": summary.rows,
