@@ -159,3 +159,44 @@ def test_keys_travel_by_pipe_not_by_environment(monkeypatch):
 
 def _environment_and_key(key: str, progress=None) -> tuple[bool, str]:
     return any(key in v for v in os.environ.values()), key
+
+
+def _sleep_with_pid(path: str, progress=None) -> None:
+    import time
+    from pathlib import Path
+
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_the_stage_ends_with_a_killed_run(tmp_path):
+    """A run killed outright (``kill -9``, the out-of-memory killer) leaves no stage process
+    writing into the work directory that the next run takes over."""
+    import time
+
+    marker = tmp_path / "child.pid"
+    code = (
+        "from riskstrat.stages.isolated import in_own_process\n"
+        "from tests.test_isolated import _sleep_with_pid\n"
+        f"in_own_process('pseudonymise', _sleep_with_pid, {str(marker)!r})\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.1)
+    child = int(marker.read_text())
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the stage's process outlived its run"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False

@@ -29,6 +29,7 @@ The child here is a new interpreter that imports only riskstrat, on the caller's
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import signal
@@ -50,6 +51,7 @@ JEMALLOC_CONF_ENV = "JE_ARROW_MALLOC_CONF"
 #: jemalloc (inside pyarrow) keeps the memory Arrow frees, for Arrow's next buffers
 KEEP_ARROW_MEMORY = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 _POLL_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def in_own_process(stage: str, function: Callable[..., Any], *args, progress=None, **kwargs) -> Any:
@@ -63,7 +65,7 @@ def in_own_process(stage: str, function: Callable[..., Any], *args, progress=Non
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
     env.setdefault(JEMALLOC_CONF_ENV, KEEP_ARROW_MEMORY)
     child = subprocess.Popen(
-        [sys.executable, "-c", f"from riskstrat.stages.isolated import _serve; _serve({theirs.fileno()})"],
+        [sys.executable, "-c", f"from {__name__} import _serve; _serve({theirs.fileno()}, {os.getpid()})"],
         pass_fds=[theirs.fileno()],
         env=env,
     )
@@ -110,8 +112,11 @@ def _ended(code: int, stage: str) -> BaseException:
     return RuntimeError(f"{stage}: the stage's process ended without a result ({how})")
 
 
-def _serve(fd: int) -> None:
-    """The child: receive the call, make it, send back its result or its exception."""
+def _serve(fd: int, parent: int) -> None:
+    """The child: receive the call, make it, send back its result or its exception. It ends
+    with its parent: a run killed (by the out-of-memory killer, or ``kill -9``) leaves no stage
+    writing into the work directory that the next run takes over."""
+    _end_with(parent)
     conn = Connection(fd)
     function, args, kwargs, report_progress = conn.recv()
     if report_progress:
@@ -123,6 +128,15 @@ def _serve(fd: int) -> None:
     else:
         conn.send(("result", result))
     conn.close()
+
+
+def _end_with(parent: int) -> None:
+    """Ask Linux to kill this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``; the
+    thread that started it, here always the main one); end now if it already has."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the parent's ``finally`` is all
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _portable(exc: BaseException) -> BaseException:
