@@ -372,7 +372,7 @@ def run_synth(
     "interactions, monthly steps) to judge models on more than one structure. Same tables, same truth file.",
 )
 @click.option(
-    "--order",
+    "--order",  # riskstrat.synth.Order's values (not imported here: the generator is slow to import)
     type=click.Choice(["person", "date"]),
     default="person",
     show_default=True,

@@ -462,6 +462,11 @@ def test_stage_records_are_the_same_in_every_process():
 
 
 def test_synth_in_date_order_refuses_csv_in_one_line(tmp_path):
+    from riskstrat.cli import synth
+    from riskstrat.synth import Order
+
+    order = next(p for p in synth.params if p.name == "order")
+    assert list(order.type.choices) == [o.value for o in Order]  # the options are the generator's
     command = [sys.executable, "-m", "riskstrat", "synth", "--out", str(tmp_path / "x"), "--patients", "100"]
     result = subprocess.run([*command, "--order", "date", "--format", "csv"], capture_output=True, text=True)
     assert result.returncode == ExitCode.INPUT
