@@ -577,7 +577,7 @@ def print_pseudonymise(report) -> None:
 def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
     from riskstrat.privacy.keys import KeyName, load_key
     from riskstrat.stages.isolated import in_own_process
-    from riskstrat.stages.pseudonymise import STAGE, pseudonymise
+    from riskstrat.stages.pseudonymise import OWN_PROCESS, STAGE, pseudonymise
 
     config = load_config(config_path)
     pseudonym_key = load_key(KeyName.PSEUDONYM)
@@ -585,10 +585,9 @@ def run_pseudonymise(extracts: Path, workdir: Path, config_path: Path | None):
         vault_key = load_key(KeyName.VAULT)
     except RiskstratError:
         vault_key = None  # needed only when registrations carry NHS numbers; the stage says so
-    with _table_progress() as progress:  # in a process of its own, as in a run (riskstrat.stages.isolated)
-        return in_own_process(
-            STAGE,
-            pseudonymise,
+    call = (lambda *a, **k: in_own_process(STAGE, pseudonymise, *a, **k)) if OWN_PROCESS else pseudonymise
+    with _table_progress() as progress:
+        return call(
             extracts,
             workdir,
             config,

@@ -54,6 +54,7 @@ from riskstrat.stages.features import stage_name as features_stage
 from riskstrat.stages.isolated import in_own_process
 from riskstrat.stages.lock import held
 from riskstrat.stages.monitor import monitor
+from riskstrat.stages.pseudonymise import OWN_PROCESS as PSEUDONYMISE_OWN_PROCESS
 from riskstrat.stages.pseudonymise import STAGE as PSEUDONYMISE_RECORD
 from riskstrat.stages.pseudonymise import extract_checksums, pseudonymise
 from riskstrat.stages.pseudonymise import stage_inputs as pseudonymise_inputs
@@ -273,7 +274,7 @@ PIPELINE: tuple[Stage, ...] = (
         (Place.EXTRACTS,),
         (Place.QUARANTINE, Place.VAULT, Place.LINKED),
         _pseudonymise,
-        own_process=True,
+        own_process=PSEUDONYMISE_OWN_PROCESS,
     ),
     Stage(StageName.FEATURES, build_features, (Place.LINKED,), (Place.FEATURES,), _features),
     Stage(StageName.TRAIN, train, (Place.LINKED, Place.FEATURES, Place.EARLIER_RUNS), (Place.MODEL,), _train),

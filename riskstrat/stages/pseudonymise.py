@@ -46,6 +46,7 @@ from riskstrat.workdir import WorkDir, private_files
 
 __all__ = [
     "OPT_OUT_USES_TABLE",
+    "OWN_PROCESS",
     "STAGE",
     "PseudonymiseReport",
     "count_opt_outs",
@@ -100,6 +101,9 @@ class PseudonymiseReport:
 
 
 STAGE = "pseudonymise"
+#: the stage runs in a process of its own (riskstrat.stages.isolated: Arrow's freed memory kept
+#: for reuse inside it, all of it the machine's again when it ends), in a run and alone
+OWN_PROCESS = True
 
 
 def extract_checksums(extracts: Path, config: Config) -> dict[str, str]:
